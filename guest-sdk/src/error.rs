@@ -1,0 +1,51 @@
+//! Typed errors from host calls.
+
+use crate::bindings::baton::api::types::Error as WitError;
+
+/// An error returned by a host call (kv, jobs, auth).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostError {
+    /// The thing asked for does not exist.
+    NotFound,
+    /// The write conflicts with the current state.
+    Conflict,
+    /// The arguments were rejected; the message says why.
+    Invalid(String),
+    /// The caller or handler is not allowed to do this.
+    Denied(String),
+    /// The capability is not available (not configured, or not implemented yet).
+    Unavailable(String),
+    /// The host failed; the message says how.
+    Internal(String),
+    /// A stored value could not be decoded as the type asked for.
+    Decode(String),
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostError::NotFound => f.write_str("not found"),
+            HostError::Conflict => f.write_str("conflict"),
+            HostError::Invalid(m) => write!(f, "invalid: {m}"),
+            HostError::Denied(m) => write!(f, "denied: {m}"),
+            HostError::Unavailable(m) => write!(f, "unavailable: {m}"),
+            HostError::Internal(m) => write!(f, "internal: {m}"),
+            HostError::Decode(m) => write!(f, "stored value does not decode: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for HostError {}
+
+impl From<WitError> for HostError {
+    fn from(e: WitError) -> Self {
+        match e {
+            WitError::NotFound => HostError::NotFound,
+            WitError::Conflict => HostError::Conflict,
+            WitError::Invalid(m) => HostError::Invalid(m),
+            WitError::Denied(m) => HostError::Denied(m),
+            WitError::Unavailable(m) => HostError::Unavailable(m),
+            WitError::Internal(m) => HostError::Internal(m),
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Requests and responses as plain Rust values.
+
+use crate::bindings::baton::api::types as wit;
+use serde::{Serialize, de::DeserializeOwned};
+use std::collections::HashMap;
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Principal {
+    /// The user name (or certificate subject).
+    pub subject: String,
+    /// The caller's roles.
+    pub roles: Vec<String>,
+}
+
+/// One HTTP request routed to this handler.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Upper-case method, e.g. `GET`.
+    pub method: String,
+    /// The path below the mount, starting with `/`.
+    pub path: String,
+    /// The raw query string, without `?`.
+    pub query: String,
+    /// Headers with lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// The raw body.
+    pub body: Vec<u8>,
+    /// The prefix this handler is mounted at.
+    pub mount: String,
+    /// `scheme://host:port` + mount: the base for absolute links.
+    pub base_url: String,
+    /// The client's `ip:port`.
+    pub remote_addr: String,
+    /// The host's id for this request.
+    pub request_id: String,
+    /// The authenticated caller, if any.
+    pub principal: Option<Principal>,
+    /// Path parameters filled in by the [`Router`](crate::Router).
+    pub params: HashMap<String, String>,
+}
+
+/// Why a request body could not be read as the type asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyError {
+    /// One line naming the field at fault where serde can tell,
+    /// e.g. ``missing field `environment` ``.
+    pub message: String,
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+impl From<BodyError> for Response {
+    /// A 400 `{"error": "<message>"}`.
+    fn from(e: BodyError) -> Self {
+        Response::error(400, &e.message)
+    }
+}
+
+impl Request {
+    /// A request with the given method and path and nothing else; for tests.
+    pub fn new(method: &str, path: &str) -> Self {
+        Request {
+            method: method.to_ascii_uppercase(),
+            path: path.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// This request with `body` as its body; for tests.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// This request with `query` as its query string; for tests.
+    pub fn with_query(mut self, query: &str) -> Self {
+        self.query = query.to_string();
+        self
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The path parameter `name` captured by the router (`{name}` in the route).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+
+    /// The first value of query parameter `name`, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query_pairs()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Every query parameter in order, percent-decoded (`+` is a space).
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        self.query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| match pair.split_once('=') {
+                Some((k, v)) => (percent_decode(k), percent_decode(v)),
+                None => (percent_decode(pair), String::new()),
+            })
+            .collect()
+    }
+
+    /// The body decoded from JSON. On failure the error names the field at
+    /// fault and turns into a 400 with `?` in a handler returning
+    /// `Result<Response, Response>`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, BodyError> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Err(BodyError {
+                message: "request body is empty; expected a JSON document".into(),
+            });
+        }
+        serde_json::from_slice(&self.body).map_err(|e| BodyError {
+            message: describe_json_error(&e),
+        })
+    }
+}
+
+fn describe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof => format!("request body is not valid JSON: {e}"),
+        Category::Data => format!("invalid request body: {e}"),
+        Category::Io => format!("request body could not be read: {e}"),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (bytes.get(i + 1).and_then(|&b| hex(b)), bytes.get(i + 2).and_then(|&b| hex(b))) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Headers to send.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// An empty response with `status`.
+    pub fn new(status: u16) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// `value` serialised as JSON, with `content-type: application/json`.
+    pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(body) => Response::new(status)
+                .with_header("content-type", "application/json")
+                .with_body(body),
+            Err(e) => Response::error(500, &format!("response is not serialisable: {e}")),
+        }
+    }
+
+    /// `{"error": message}` with `status`: the plainest JSON error shape.
+    pub fn error(status: u16, message: &str) -> Self {
+        Response::json(status, &serde_json::json!({ "error": message }))
+    }
+
+    /// Plain text with `content-type: text/plain`.
+    pub fn text(status: u16, text: &str) -> Self {
+        Response::new(status)
+            .with_header("content-type", "text/plain; charset=utf-8")
+            .with_body(text.as_bytes().to_vec())
+    }
+
+    /// This response with an extra header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// This response with `body` as its body.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body decoded from JSON; for tests.
+    pub fn body_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Lets routes return `Result<Response, E>` for any error `E` that renders as a response.
+impl<E: Into<Response>> From<Result<Response, E>> for Response {
+    fn from(r: Result<Response, E>) -> Self {
+        r.unwrap_or_else(Into::into)
+    }
+}
+
+impl From<wit::Request> for Request {
+    fn from(r: wit::Request) -> Self {
+        Request {
+            method: r.method,
+            path: r.path,
+            query: r.query,
+            headers: r.headers,
+            body: r.body,
+            mount: r.mount,
+            base_url: r.base_url,
+            remote_addr: r.remote_addr,
+            request_id: r.request_id,
+            principal: r.principal.map(|p| Principal {
+                subject: p.subject,
+                roles: p.roles,
+            }),
+            params: HashMap::new(),
+        }
+    }
+}
+
+impl From<Response> for wit::Response {
+    fn from(r: Response) -> Self {
+        wit::Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Deploy {
+        environment: String,
+        concurrency: Option<u32>,
+    }
+
+    #[test]
+    fn json_missing_field_is_named() {
+        let err = Request::new("POST", "/")
+            .with_body(r#"{"concurrency": 2}"#)
+            .json::<Deploy>()
+            .unwrap_err();
+        assert!(err.message.contains("missing field `environment`"), "{err}");
+    }
+
+    #[test]
+    fn json_wrong_type_is_named() {
+        let err = Request::new("POST", "/")
+            .with_body(r#"{"environment": 7}"#)
+            .json::<Deploy>()
+            .unwrap_err();
+        assert!(err.message.contains("invalid type: integer `7`"), "{err}");
+    }
+
+    #[test]
+    fn json_unknown_field_is_named() {
+        let err = Request::new("POST", "/")
+            .with_body(r#"{"environment": "x", "bogus": 1}"#)
+            .json::<Deploy>()
+            .unwrap_err();
+        assert!(err.message.contains("unknown field `bogus`"), "{err}");
+    }
+
+    #[test]
+    fn json_garbage_and_empty_bodies_are_400() {
+        let garbage = Request::new("POST", "/").with_body("{not json");
+        let resp: Response = garbage.json::<Deploy>().unwrap_err().into();
+        assert_eq!(resp.status, 400);
+        assert!(resp.body_json()["error"].as_str().unwrap().contains("not valid JSON"));
+        let empty = Request::new("POST", "/").json::<Deploy>().unwrap_err();
+        assert!(empty.message.contains("empty"));
+    }
+
+    #[test]
+    fn query_params_are_decoded() {
+        let req = Request::new("GET", "/").with_query("task=package%3A%3Ainstall&x=a+b&flag&limit=5");
+        assert_eq!(req.query_param("task").as_deref(), Some("package::install"));
+        assert_eq!(req.query_param("x").as_deref(), Some("a b"));
+        assert_eq!(req.query_param("flag").as_deref(), Some(""));
+        assert_eq!(req.query_param("limit").as_deref(), Some("5"));
+        assert_eq!(req.query_param("absent"), None);
+    }
+
+    #[test]
+    fn malformed_percent_escapes_are_kept_verbatim() {
+        let req = Request::new("GET", "/").with_query("a=%zz&b=%4&c=100%&d=%a\u{e9}");
+        assert_eq!(req.query_param("a").as_deref(), Some("%zz"));
+        assert_eq!(req.query_param("b").as_deref(), Some("%4"));
+        assert_eq!(req.query_param("c").as_deref(), Some("100%"));
+        assert_eq!(req.query_param("d").as_deref(), Some("%a\u{e9}"));
+    }
+
+    #[test]
+    fn response_json_sets_content_type() {
+        let r = Response::json(201, &serde_json::json!({"a": 1}));
+        assert_eq!(r.status, 201);
+        assert_eq!(r.header("Content-Type"), Some("application/json"));
+        assert_eq!(r.body_json()["a"], 1);
+    }
+}

@@ -1,0 +1,165 @@
+//! Typed key-value storage, namespaced per handler.
+//!
+//! ```no_run
+//! use baton_sdk::kv::Bucket;
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Node { name: String }
+//!
+//! let nodes = Bucket::open("nodes");
+//! nodes.set_json("web-1", &Node { name: "web-1".into() })?;
+//! let node: Option<Node> = nodes.get_json("web-1")?;
+//! # Ok::<(), baton_sdk::HostError>(())
+//! ```
+
+use crate::HostError;
+use crate::bindings::baton::api::kv as wit;
+use serde::{Serialize, de::DeserializeOwned};
+
+/// A named bucket in this handler's namespace. Opening is free: buckets
+/// exist as soon as a key is written to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    name: String,
+}
+
+/// One write of an atomic [`apply`] batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// The bucket written to.
+    pub bucket: String,
+    /// The key written.
+    pub key: String,
+    /// The new value, or `None` to delete.
+    pub value: Option<Vec<u8>>,
+}
+
+impl Bucket {
+    /// The bucket called `name`.
+    pub fn open(name: &str) -> Self {
+        Bucket {
+            name: name.to_string(),
+        }
+    }
+
+    /// The bucket's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The raw value at `key`.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+        Ok(wit::get(&self.name, key)?)
+    }
+
+    /// Stores raw bytes at `key`.
+    pub fn set(&self, key: &str, value: &[u8]) -> Result<(), HostError> {
+        Ok(wit::set(&self.name, key, value)?)
+    }
+
+    /// Deletes `key`; returns whether it existed.
+    pub fn delete(&self, key: &str) -> Result<bool, HostError> {
+        Ok(wit::delete(&self.name, key)?)
+    }
+
+    /// The value at `key` decoded from JSON.
+    pub fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, HostError> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| HostError::Decode(format!("{}/{key}: {e}", self.name))),
+        }
+    }
+
+    /// Stores `value` as JSON at `key`.
+    pub fn set_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), HostError> {
+        self.set(key, &to_json(value)?)
+    }
+
+    /// Writes `new` only if the current value is `expected` (`None` = absent).
+    /// Returns whether the write happened.
+    pub fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, HostError> {
+        Ok(wit::compare_and_swap(&self.name, key, expected, new)?)
+    }
+
+    /// Adds `delta` to the counter at `key` (absent = 0) and returns the new value.
+    /// Handy for sequential names: `bucket.increment("next-job", 1)`.
+    pub fn increment(&self, key: &str, delta: i64) -> Result<i64, HostError> {
+        Ok(wit::increment(&self.name, key, delta)?)
+    }
+
+    /// Up to `limit` entries whose key starts with `prefix`, in key order,
+    /// strictly after `start_after` when given.
+    pub fn scan(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+        Ok(wit::scan(&self.name, prefix, start_after, limit)?)
+    }
+
+    /// Every entry whose key starts with `prefix`, decoded from JSON, paging
+    /// through the host's scan limit.
+    pub fn scan_all_json<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, T)>, HostError> {
+        const PAGE: u32 = 500;
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.scan(prefix, after.as_deref(), PAGE)?;
+            let full = page.len() as u32 == PAGE;
+            for (key, bytes) in page {
+                let value = serde_json::from_slice(&bytes)
+                    .map_err(|e| HostError::Decode(format!("{}/{key}: {e}", self.name)))?;
+                after = Some(key.clone());
+                out.push((key, value));
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// A write of `value` as JSON at `key`, for [`apply`].
+    pub fn write_json<T: Serialize>(&self, key: &str, value: &T) -> Result<Write, HostError> {
+        Ok(Write {
+            bucket: self.name.clone(),
+            key: key.to_string(),
+            value: Some(to_json(value)?),
+        })
+    }
+
+    /// A deletion of `key`, for [`apply`].
+    pub fn write_delete(&self, key: &str) -> Write {
+        Write {
+            bucket: self.name.clone(),
+            key: key.to_string(),
+            value: None,
+        }
+    }
+}
+
+/// Applies every write, across buckets, atomically: all or none.
+pub fn apply(writes: Vec<Write>) -> Result<(), HostError> {
+    let ops: Vec<wit::WriteOp> = writes
+        .into_iter()
+        .map(|w| wit::WriteOp {
+            bucket: w.bucket,
+            key: w.key,
+            value: w.value,
+        })
+        .collect();
+    Ok(wit::apply(&ops)?)
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, HostError> {
+    serde_json::to_vec(value).map_err(|e| HostError::Invalid(format!("value is not JSON: {e}")))
+}

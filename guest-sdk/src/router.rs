@@ -1,0 +1,291 @@
+//! A small router: method + path pattern → function.
+//!
+//! Patterns are matched segment by segment: `{name}` captures one segment,
+//! `{*rest}` (last only) captures the remainder. A trailing slash is ignored.
+//! A path that matches with another method gives 405 with `Allow`; no match
+//! gives 404. Both replies can be replaced to fit an API's error shape.
+
+use crate::http::{Request, Response};
+use std::collections::HashMap;
+
+type RouteFn = Box<dyn Fn(&Request) -> Response>;
+type ReplyFn = Box<dyn Fn(&Request, &[&str]) -> Response>;
+
+/// Routes requests to functions by method and path pattern.
+pub struct Router {
+    routes: Vec<Route>,
+    not_found: ReplyFn,
+    method_not_allowed: ReplyFn,
+}
+
+struct Route {
+    method: String,
+    segments: Vec<Segment>,
+    f: RouteFn,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param(String),
+    Rest(String),
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Router {
+    /// An empty router whose 404/405 replies are `{"error": "..."}`.
+    pub fn new() -> Self {
+        Router {
+            routes: Vec::new(),
+            not_found: Box::new(|req, _| {
+                Response::error(404, &format!("no route for {} {}", req.method, req.path))
+            }),
+            method_not_allowed: Box::new(|req, allowed| {
+                Response::error(
+                    405,
+                    &format!(
+                        "method {} is not allowed on {}; allowed: {}",
+                        req.method,
+                        req.path,
+                        allowed.join(", ")
+                    ),
+                )
+            }),
+        }
+    }
+
+    /// Adds a route for `method` (e.g. `"PUT"`) and `pattern`.
+    pub fn route<R: Into<Response>>(
+        mut self,
+        method: &str,
+        pattern: &str,
+        f: impl Fn(&Request) -> R + 'static,
+    ) -> Self {
+        self.routes.push(Route {
+            method: method.to_ascii_uppercase(),
+            segments: parse_pattern(pattern),
+            f: Box::new(move |req| f(req).into()),
+        });
+        self
+    }
+
+    /// Adds a `GET` route.
+    pub fn get<R: Into<Response>>(self, pattern: &str, f: impl Fn(&Request) -> R + 'static) -> Self {
+        self.route("GET", pattern, f)
+    }
+
+    /// Adds a `POST` route.
+    pub fn post<R: Into<Response>>(self, pattern: &str, f: impl Fn(&Request) -> R + 'static) -> Self {
+        self.route("POST", pattern, f)
+    }
+
+    /// Adds a `PUT` route.
+    pub fn put<R: Into<Response>>(self, pattern: &str, f: impl Fn(&Request) -> R + 'static) -> Self {
+        self.route("PUT", pattern, f)
+    }
+
+    /// Adds a `DELETE` route.
+    pub fn delete<R: Into<Response>>(
+        self,
+        pattern: &str,
+        f: impl Fn(&Request) -> R + 'static,
+    ) -> Self {
+        self.route("DELETE", pattern, f)
+    }
+
+    /// Replaces the 404 reply.
+    pub fn not_found(mut self, f: impl Fn(&Request) -> Response + 'static) -> Self {
+        self.not_found = Box::new(move |req, _| f(req));
+        self
+    }
+
+    /// Replaces the 405 reply; `f` receives the allowed methods.
+    /// An `Allow` header is added to whatever it returns.
+    pub fn method_not_allowed(mut self, f: impl Fn(&Request, &[&str]) -> Response + 'static) -> Self {
+        self.method_not_allowed = Box::new(f);
+        self
+    }
+
+    /// Routes `req` and returns the chosen function's response.
+    pub fn handle(&self, mut req: Request) -> Response {
+        let path = split_path(&req.path);
+        let mut allowed: Vec<&str> = Vec::new();
+        for route in &self.routes {
+            let Some(params) = match_segments(&route.segments, &path) else {
+                continue;
+            };
+            let method_matches =
+                route.method == req.method || (route.method == "GET" && req.method == "HEAD");
+            if method_matches {
+                req.params = params;
+                return (route.f)(&req);
+            }
+            if !allowed.contains(&route.method.as_str()) {
+                allowed.push(route.method.as_str());
+            }
+        }
+        if allowed.is_empty() {
+            (self.not_found)(&req, &allowed)
+        } else {
+            let allow = allowed.join(", ");
+            (self.method_not_allowed)(&req, &allowed).with_header("allow", &allow)
+        }
+    }
+}
+
+fn parse_pattern(pattern: &str) -> Vec<Segment> {
+    split_path(pattern)
+        .into_iter()
+        .map(|s| {
+            if let Some(name) = s.strip_prefix("{*").and_then(|r| r.strip_suffix('}')) {
+                Segment::Rest(name.to_string())
+            } else if let Some(name) = s.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+                Segment::Param(name.to_string())
+            } else {
+                Segment::Literal(s.to_string())
+            }
+        })
+        .collect()
+}
+
+fn split_path(path: &str) -> Vec<&str> {
+    path.split('/').filter(|s| !s.is_empty()).collect()
+}
+
+fn match_segments(pattern: &[Segment], path: &[&str]) -> Option<HashMap<String, String>> {
+    let mut params = HashMap::new();
+    for (i, seg) in pattern.iter().enumerate() {
+        match seg {
+            Segment::Rest(name) => {
+                params.insert(name.clone(), path.get(i..).unwrap_or(&[]).join("/"));
+                return Some(params);
+            }
+            Segment::Literal(lit) => {
+                if path.get(i) != Some(&lit.as_str()) {
+                    return None;
+                }
+            }
+            Segment::Param(name) => {
+                let value = path.get(i)?;
+                params.insert(name.clone(), decode_segment(value));
+            }
+        }
+    }
+    (pattern.len() == path.len()).then_some(params)
+}
+
+fn decode_segment(s: &str) -> String {
+    // Same rules as query decoding, except that `+` stays a plus in paths.
+    let escaped = s.replace('+', "%2B");
+    Request::new("GET", "/")
+        .with_query(&format!("v={escaped}"))
+        .query_param("v")
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router {
+        Router::new()
+            .get("/", |_| Response::text(200, "root"))
+            .get("/jobs", |_| Response::text(200, "list"))
+            .post("/jobs", |_| Response::text(202, "created"))
+            .get("/jobs/{name}", |r| Response::text(200, &format!("job {}", r.param("name").unwrap())))
+            .get("/jobs/{name}/nodes", |r| {
+                Response::text(200, &format!("nodes of {}", r.param("name").unwrap()))
+            })
+            .delete("/inventory/nodes/{name}", |r| {
+                Response::text(200, &format!("deleted {}", r.param("name").unwrap()))
+            })
+            .get("/files/{*rest}", |r| Response::text(200, r.param("rest").unwrap()))
+    }
+
+    fn body(r: &Response) -> String {
+        String::from_utf8(r.body.clone()).unwrap()
+    }
+
+    #[test]
+    fn literal_and_param_routes_match() {
+        let r = router();
+        assert_eq!(body(&r.handle(Request::new("GET", "/"))), "root");
+        assert_eq!(body(&r.handle(Request::new("GET", "/jobs"))), "list");
+        assert_eq!(body(&r.handle(Request::new("GET", "/jobs/"))), "list");
+        assert_eq!(body(&r.handle(Request::new("GET", "/jobs/81"))), "job 81");
+        assert_eq!(body(&r.handle(Request::new("GET", "/jobs/81/nodes"))), "nodes of 81");
+        assert_eq!(r.handle(Request::new("POST", "/jobs")).status, 202);
+    }
+
+    #[test]
+    fn params_are_percent_decoded_but_plus_is_kept() {
+        let r = router();
+        let resp = r.handle(Request::new("DELETE", "/inventory/nodes/web%201+a.example.com"));
+        assert_eq!(body(&resp), "deleted web 1+a.example.com");
+    }
+
+    #[test]
+    fn rest_captures_the_remainder() {
+        let r = router();
+        assert_eq!(body(&r.handle(Request::new("GET", "/files/a/b/c"))), "a/b/c");
+        assert_eq!(body(&r.handle(Request::new("GET", "/files"))), "");
+    }
+
+    #[test]
+    fn unknown_path_is_404() {
+        let r = router();
+        let resp = r.handle(Request::new("GET", "/nope"));
+        assert_eq!(resp.status, 404);
+        assert!(resp.body_json()["error"].as_str().unwrap().contains("/nope"));
+        assert_eq!(r.handle(Request::new("GET", "/jobs/81/nodes/extra")).status, 404);
+    }
+
+    #[test]
+    fn known_path_with_wrong_method_is_405_with_allow() {
+        let r = router();
+        let resp = r.handle(Request::new("DELETE", "/jobs"));
+        assert_eq!(resp.status, 405);
+        assert_eq!(resp.header("allow"), Some("GET, POST"));
+    }
+
+    #[test]
+    fn head_is_served_by_get_routes() {
+        assert_eq!(router().handle(Request::new("HEAD", "/jobs")).status, 200);
+    }
+
+    #[test]
+    fn custom_error_replies_are_used() {
+        let r = Router::new()
+            .get("/a", |_| Response::new(200))
+            .not_found(|_| Response::json(404, &serde_json::json!({"kind": "custom/not-found"})))
+            .method_not_allowed(|_, allowed| {
+                Response::json(405, &serde_json::json!({"kind": "custom/method", "allowed": allowed}))
+            });
+        assert_eq!(r.handle(Request::new("GET", "/b")).body_json()["kind"], "custom/not-found");
+        let resp = r.handle(Request::new("PUT", "/a"));
+        assert_eq!(resp.body_json()["allowed"][0], "GET");
+        assert_eq!(resp.header("allow"), Some("GET"));
+    }
+
+    #[test]
+    fn result_routes_unwrap_either_side() {
+        let r = Router::new().post("/x", |req: &Request| -> Result<Response, Response> {
+            #[derive(serde::Deserialize)]
+            #[allow(dead_code)]
+            struct Body {
+                n: u32,
+            }
+            let b: Body = req.json()?;
+            Ok(Response::json(200, &serde_json::json!({"n": b.n})))
+        });
+        assert_eq!(r.handle(Request::new("POST", "/x").with_body(r#"{"n": 3}"#)).status, 200);
+        let bad = r.handle(Request::new("POST", "/x").with_body(r#"{"n": "3"}"#));
+        assert_eq!(bad.status, 400);
+        assert!(bad.body_json()["error"].as_str().unwrap().contains("invalid type"));
+    }
+}

@@ -1,0 +1,63 @@
+//! The orchestrator's error shape:
+//! `{"kind": "puppetlabs.orchestrator/<kind>", "msg": "...", "details": {...}}`.
+
+use baton_sdk::{HostError, Response};
+use serde_json::{Value, json};
+
+/// An API error in the orchestrator's shape.
+#[derive(Debug, Clone)]
+pub struct OrchError {
+    status: u16,
+    kind: &'static str,
+    msg: String,
+    details: Value,
+}
+
+impl OrchError {
+    /// An error with `status`, `kind` (without the prefix) and a message.
+    pub fn new(status: u16, kind: &'static str, msg: impl Into<String>) -> Self {
+        OrchError {
+            status,
+            kind,
+            msg: msg.into(),
+            details: json!({}),
+        }
+    }
+
+    /// A 400 `validation-error`.
+    pub fn validation(msg: impl Into<String>) -> Self {
+        OrchError::new(400, "validation-error", msg)
+    }
+
+    /// This error with `details`.
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+impl From<OrchError> for Response {
+    fn from(e: OrchError) -> Self {
+        Response::json(
+            e.status,
+            &json!({
+                "kind": format!("puppetlabs.orchestrator/{}", e.kind),
+                "msg": e.msg,
+                "details": e.details,
+            }),
+        )
+    }
+}
+
+impl From<HostError> for OrchError {
+    fn from(e: HostError) -> Self {
+        baton_sdk::log::error(&format!("host call failed: {e}"));
+        OrchError::new(500, "internal-error", format!("storage failed: {e}"))
+    }
+}
+
+impl From<baton_sdk::http::BodyError> for OrchError {
+    fn from(e: baton_sdk::http::BodyError) -> Self {
+        OrchError::validation(e.message)
+    }
+}

@@ -1,0 +1,103 @@
+//! The orchestrator handler: a Puppet-orchestrator-style API at `/orchestrator/v1`
+//! (specs/orchestrator.md). This component serves the API metadata and the
+//! node inventory; jobs, commands and node groups build on the job engine.
+
+mod errors;
+mod inventory;
+
+use baton_sdk::{Handler, Request, Response, Router};
+use errors::OrchError;
+use serde_json::json;
+
+struct Orchestrator;
+
+impl Handler for Orchestrator {
+    fn handle(req: Request) -> Response {
+        router().handle(req)
+    }
+}
+
+baton_sdk::export!(Orchestrator);
+
+/// Every route of the API, with 404/405 in the orchestrator's error shape.
+pub fn router() -> Router {
+    Router::new()
+        .get("/", metadata)
+        .get("/inventory", inventory::list)
+        .post("/inventory", inventory::query)
+        .get("/inventory/nodes/{name}", inventory::get)
+        .put("/inventory/nodes/{name}", inventory::put)
+        .delete("/inventory/nodes/{name}", inventory::delete)
+        .get("/inventory/{name}", inventory::status)
+        .not_found(|req| {
+            OrchError::new(404, "not-found", format!("no such endpoint: {} {}", req.method, req.path))
+                .into()
+        })
+        .method_not_allowed(|req, allowed| {
+            OrchError::new(
+                405,
+                "method-not-allowed",
+                format!("{} is not allowed on {}", req.method, req.path),
+            )
+            .details(json!({ "allowed": allowed }))
+            .into()
+        })
+}
+
+/// `GET /`: what this API is and where its collections and commands live.
+fn metadata(req: &Request) -> Response {
+    let base = req.base_url.trim_end_matches('/');
+    let link = |p: &str| json!({ "id": format!("{base}{p}") });
+    Response::json(
+        200,
+        &json!({
+            "info": {
+                "title": "Baton orchestrator API",
+                "description": "Run Puppet-style deploys and tasks over the nodes in the inventory as durable jobs.",
+                "version": "v1",
+                "server": "baton",
+            },
+            "collections": {
+                "jobs": link("/jobs"),
+                "inventory": link("/inventory"),
+                "node_groups": link("/node_groups"),
+            },
+            "commands": {
+                "deploy": link("/command/deploy"),
+                "task": link("/command/task"),
+                "stop": link("/command/stop"),
+            },
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_links_are_absolute() {
+        let mut req = Request::new("GET", "/");
+        req.base_url = "https://localhost:8143/orchestrator/v1".into();
+        let body = router().handle(req).body_json();
+        assert_eq!(body["commands"]["deploy"]["id"], "https://localhost:8143/orchestrator/v1/command/deploy");
+        assert_eq!(body["info"]["version"], "v1");
+    }
+
+    #[test]
+    fn unknown_route_and_method_use_the_orchestrator_error_shape() {
+        let resp = router().handle(Request::new("GET", "/nope"));
+        assert_eq!(resp.status, 404);
+        assert_eq!(resp.body_json()["kind"], "puppetlabs.orchestrator/not-found");
+        let resp = router().handle(Request::new("PATCH", "/inventory"));
+        assert_eq!(resp.status, 405);
+        assert_eq!(resp.body_json()["details"]["allowed"][0], "GET");
+    }
+
+    #[test]
+    fn invalid_node_names_are_rejected_before_storage() {
+        let resp = router().handle(Request::new("PUT", "/inventory/nodes/bad%20name"));
+        assert_eq!(resp.status, 400);
+        assert_eq!(resp.body_json()["kind"], "puppetlabs.orchestrator/validation-error");
+    }
+}

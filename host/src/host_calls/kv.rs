@@ -1,0 +1,107 @@
+//! `baton:api/kv`: the handler's namespace in the store.
+
+use crate::runtime::bindings::{kv, types};
+use crate::runtime::state::HostState;
+use crate::store::{KvStore, StoreError, WriteOp};
+use std::sync::Arc;
+use wasmtime::component::{HasSelf, Linker};
+
+/// Per-instance kv state: the store and this handler's namespace.
+pub struct KvState {
+    store: Arc<dyn KvStore>,
+    namespace: Arc<str>,
+    /// Whether this instance wrote anything (so the host flushes before replying).
+    pub wrote: bool,
+}
+
+impl KvState {
+    /// State for an instance of the handler whose namespace is `namespace`.
+    pub fn new(store: Arc<dyn KvStore>, namespace: Arc<str>) -> Self {
+        KvState {
+            store,
+            namespace,
+            wrote: false,
+        }
+    }
+}
+
+/// Registers `baton:api/kv`.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    kv::add_to_linker::<HostState, HasSelf<KvState>>(linker, |s| &mut s.kv)
+}
+
+type Res<T> = wasmtime::Result<Result<T, types::Error>>;
+
+fn wit_error(e: StoreError) -> types::Error {
+    match e {
+        StoreError::Invalid(m) => types::Error::Invalid(m),
+        StoreError::Backend(m) => {
+            tracing::error!("kv backend failure: {m}");
+            types::Error::Internal(m)
+        }
+    }
+}
+
+impl kv::Host for KvState {
+    async fn get(&mut self, bucket: String, key: String) -> Res<Option<Vec<u8>>> {
+        Ok(self.store.get(&self.namespace, &bucket, &key).map_err(wit_error))
+    }
+
+    async fn set(&mut self, bucket: String, key: String, value: Vec<u8>) -> Res<()> {
+        self.wrote = true;
+        Ok(self.store.set(&self.namespace, &bucket, &key, &value).map_err(wit_error))
+    }
+
+    async fn delete(&mut self, bucket: String, key: String) -> Res<bool> {
+        self.wrote = true;
+        Ok(self.store.delete(&self.namespace, &bucket, &key).map_err(wit_error))
+    }
+
+    async fn compare_and_swap(
+        &mut self,
+        bucket: String,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+    ) -> Res<bool> {
+        self.wrote = true;
+        Ok(self
+            .store
+            .compare_and_swap(&self.namespace, &bucket, &key, expected.as_deref(), new.as_deref())
+            .map_err(wit_error))
+    }
+
+    async fn scan(
+        &mut self,
+        bucket: String,
+        prefix: String,
+        start_after: Option<String>,
+        limit: u32,
+    ) -> Res<Vec<(String, Vec<u8>)>> {
+        Ok(self
+            .store
+            .scan(&self.namespace, &bucket, &prefix, start_after.as_deref(), limit as usize)
+            .map_err(wit_error))
+    }
+
+    async fn increment(&mut self, bucket: String, key: String, delta: i64) -> Res<i64> {
+        self.wrote = true;
+        Ok(self
+            .store
+            .increment(&self.namespace, &bucket, &key, delta)
+            .map_err(wit_error))
+    }
+
+    async fn apply(&mut self, ops: Vec<kv::WriteOp>) -> Res<()> {
+        self.wrote = true;
+        let ops: Vec<WriteOp> = ops
+            .into_iter()
+            .map(|o| WriteOp {
+                bucket: o.bucket,
+                key: o.key,
+                value: o.value,
+            })
+            .collect();
+        Ok(self.store.apply(&self.namespace, &ops).map_err(wit_error))
+    }
+}

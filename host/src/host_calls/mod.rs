@@ -1,0 +1,32 @@
+//! The host side of each WIT interface, one file per interface. Each file owns
+//! its per-instance state type, its `Host` trait impl and its linker
+//! registration; [`add_to_linker`] registers them all.
+
+pub mod auth;
+pub mod config;
+pub mod jobs;
+pub mod kv;
+pub mod log;
+
+use crate::runtime::bindings::types;
+use crate::runtime::state::HostState;
+use wasmtime::component::{HasSelf, Linker};
+
+/// Registers WASI (no files, sockets or environment) and every Baton interface.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    types::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    kv::add_to_linker(linker)?;
+    config::add_to_linker(linker)?;
+    log::add_to_linker(linker)?;
+    jobs::add_to_linker(linker)?;
+    auth::add_to_linker(linker)?;
+    Ok(())
+}
+
+impl types::Host for HostState {}
+
+/// An error for a capability that is declared in the WIT but not provided yet.
+pub(crate) fn unavailable(what: &str) -> types::Error {
+    types::Error::Unavailable(format!("{what} is not available in this Baton build yet"))
+}

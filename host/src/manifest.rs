@@ -1,0 +1,387 @@
+//! `baton.toml`: listeners, storage, limits and handlers.
+//!
+//! Every field has a default and the binary embeds [`DEFAULT_MANIFEST`], so
+//! `baton serve` with no flags works anywhere. A bad manifest is reported with
+//! the file, the key and what was expected.
+
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The manifest compiled into the binary, used when no `--manifest` is given.
+pub const DEFAULT_MANIFEST: &str = include_str!("../baton.toml");
+
+/// The name shown for the embedded manifest in error messages.
+pub const DEFAULT_MANIFEST_NAME: &str = "<embedded baton.toml>";
+
+/// A manifest that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("{file}: cannot read the manifest: {source}")]
+    Read {
+        /// The manifest path.
+        file: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or a field has the wrong type or an unknown name.
+    #[error("{file}: {message}")]
+    Parse {
+        /// The manifest path.
+        file: String,
+        /// toml's message, which names the key, line and column.
+        message: String,
+    },
+    /// The TOML is well-formed but a value is unusable.
+    #[error("{file}: `{key}`: {message}")]
+    Invalid {
+        /// The manifest path.
+        file: String,
+        /// The dotted key at fault, e.g. `handler[0].mount`.
+        key: String,
+        /// What was expected.
+        message: String,
+    },
+}
+
+/// The whole manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Where data lives.
+    #[serde(default)]
+    pub storage: Storage,
+    /// Default limits for every handler.
+    #[serde(default)]
+    pub limits: Limits,
+    /// The sockets the server listens on.
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<Listener>,
+    /// The mounted handlers.
+    #[serde(default, rename = "handler")]
+    pub handlers: Vec<HandlerSpec>,
+    /// Where the manifest came from, for messages and relative paths.
+    #[serde(skip)]
+    pub source: String,
+    /// The folder relative `wasm` paths are resolved against.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// The data directory; `--data` overrides it; default `./baton-data`.
+    pub data: Option<PathBuf>,
+}
+
+/// `[limits]` and `[handler.limits]`: per-handler resource limits.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Linear-memory cap per instance, in MiB.
+    pub memory_mib: u32,
+    /// Wall-clock deadline for one request, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Wall-clock deadline for one job attempt, in milliseconds.
+    pub job_timeout_ms: u64,
+    /// Instances of this handler running at once; further requests wait
+    /// until the request deadline, then get 503.
+    pub max_concurrent: u32,
+    /// Largest accepted request body, in bytes (larger → 413).
+    pub max_body_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mib: 64,
+            request_timeout_ms: 10_000,
+            job_timeout_ms: 600_000,
+            max_concurrent: 64,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Largest per-instance memory a manifest may grant.
+pub const MAX_MEMORY_MIB: u32 = 4096;
+
+/// Partial limits in `[handler.limits]`; unset fields fall back to `[limits]`.
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    /// See [`Limits::memory_mib`].
+    pub memory_mib: Option<u32>,
+    /// See [`Limits::request_timeout_ms`].
+    pub request_timeout_ms: Option<u64>,
+    /// See [`Limits::job_timeout_ms`].
+    pub job_timeout_ms: Option<u64>,
+    /// See [`Limits::max_concurrent`].
+    pub max_concurrent: Option<u32>,
+    /// See [`Limits::max_body_bytes`].
+    pub max_body_bytes: Option<u64>,
+}
+
+impl LimitOverrides {
+    /// These overrides applied on top of `base`.
+    pub fn over(&self, base: Limits) -> Limits {
+        Limits {
+            memory_mib: self.memory_mib.unwrap_or(base.memory_mib),
+            request_timeout_ms: self.request_timeout_ms.unwrap_or(base.request_timeout_ms),
+            job_timeout_ms: self.job_timeout_ms.unwrap_or(base.job_timeout_ms),
+            max_concurrent: self.max_concurrent.unwrap_or(base.max_concurrent),
+            max_body_bytes: self.max_body_bytes.unwrap_or(base.max_body_bytes),
+        }
+    }
+}
+
+/// `[[listener]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// `ip:port`, e.g. `127.0.0.1:8143`.
+    pub address: String,
+    /// Names of the handlers served here; absent = every handler.
+    pub mounts: Option<Vec<String>>,
+}
+
+/// The JSON shape of errors the host itself produces for a handler's mount
+/// (413, 500, 504…), so that clients see their API's own error format.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorStyle {
+    /// `{"error": {"kind", "message", "request_id"}}`.
+    #[default]
+    Baton,
+    /// `{"kind": "puppetlabs.orchestrator/<kind>", "msg", "details"}`.
+    Puppet,
+    /// `{"error": "<message>"}`.
+    Commissaire,
+    /// `{"success": false, "data": null, "error": "<message>"}`.
+    Envelope,
+    /// `{"Status": {"Code": "error", "Msg": "<message>"}}`.
+    Pgo,
+}
+
+/// `[[handler]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerSpec {
+    /// Unique name; also the kv namespace.
+    pub name: String,
+    /// A path to a `.wasm` component, or `builtin:<name>`.
+    pub wasm: String,
+    /// The path prefix served, e.g. `/orchestrator/v1`, or `/`.
+    pub mount: String,
+    /// The shape of host-generated errors on this mount.
+    #[serde(default)]
+    pub errors: ErrorStyle,
+    /// Overrides of `[limits]`.
+    #[serde(default)]
+    pub limits: LimitOverrides,
+    /// Strings the handler reads with `config.get`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    /// Parses and validates manifest text; `source` names it in errors and
+    /// `base_dir` anchors relative paths.
+    pub fn parse(text: &str, source: &str, base_dir: &Path) -> Result<Manifest, ManifestError> {
+        let mut manifest: Manifest = toml::from_str(text).map_err(|e| ManifestError::Parse {
+            file: source.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        manifest.source = source.to_string();
+        manifest.base_dir = base_dir.to_path_buf();
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Reads and validates the manifest at `path`.
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        Manifest::parse(&text, &file, &base)
+    }
+
+    /// The embedded default manifest.
+    pub fn embedded() -> Manifest {
+        Manifest::parse(DEFAULT_MANIFEST, DEFAULT_MANIFEST_NAME, Path::new("."))
+            .expect("the embedded manifest is valid (checked by tests)")
+    }
+
+    /// The effective limits of `handler`.
+    pub fn limits_for(&self, handler: &HandlerSpec) -> Limits {
+        handler.limits.over(self.limits)
+    }
+
+    fn invalid(&self, key: impl Into<String>, message: impl Into<String>) -> ManifestError {
+        ManifestError::Invalid {
+            file: self.source.clone(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ManifestError> {
+        self.validate_limits("limits", &self.limits)?;
+        if self.listeners.is_empty() {
+            return Err(self.invalid("listener", "at least one [[listener]] is required"));
+        }
+        let mut names = HashSet::new();
+        let mut mounts = HashSet::new();
+        for (i, h) in self.handlers.iter().enumerate() {
+            let key = |field: &str| format!("handler[{i}].{field}");
+            if h.name.is_empty()
+                || !h
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(self.invalid(
+                    key("name"),
+                    format!("`{}` must be non-empty ASCII letters, digits, `-` or `_`", h.name),
+                ));
+            }
+            if !names.insert(h.name.as_str()) {
+                return Err(self.invalid(key("name"), format!("`{}` is used twice", h.name)));
+            }
+            validate_mount(&h.mount).map_err(|m| self.invalid(key("mount"), m))?;
+            if !mounts.insert(h.mount.as_str()) {
+                return Err(self.invalid(key("mount"), format!("`{}` is mounted twice", h.mount)));
+            }
+            if h.wasm.is_empty() {
+                return Err(self.invalid(key("wasm"), "expected a path or `builtin:<name>`"));
+            }
+            self.validate_limits(&key("limits"), &self.limits_for(h))?;
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            if l.address.parse::<SocketAddr>().is_err() {
+                return Err(self.invalid(
+                    format!("listener[{i}].address"),
+                    format!("`{}` is not an `ip:port` address", l.address),
+                ));
+            }
+            for m in l.mounts.iter().flatten() {
+                if !names.contains(m.as_str()) {
+                    return Err(self.invalid(
+                        format!("listener[{i}].mounts"),
+                        format!("no [[handler]] is named `{m}`"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_limits(&self, key: &str, l: &Limits) -> Result<(), ManifestError> {
+        if l.memory_mib == 0 || l.memory_mib > MAX_MEMORY_MIB {
+            return Err(self.invalid(
+                format!("{key}.memory_mib"),
+                format!("{} is out of range 1..={MAX_MEMORY_MIB}", l.memory_mib),
+            ));
+        }
+        if l.request_timeout_ms == 0 || l.job_timeout_ms == 0 {
+            return Err(self.invalid(key, "timeouts must be at least 1 ms"));
+        }
+        if l.max_concurrent == 0 {
+            return Err(self.invalid(format!("{key}.max_concurrent"), "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+fn validate_mount(mount: &str) -> Result<(), String> {
+    if mount == "/" {
+        return Ok(());
+    }
+    if !mount.starts_with('/') || mount.ends_with('/') || mount.contains("//") {
+        return Err(format!(
+            "`{mount}` must start with `/` and not end with `/` (or be exactly `/`)"
+        ));
+    }
+    if mount.contains(['?', '#', '{', '}', ' ']) {
+        return Err(format!("`{mount}` must be a plain path"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, "test.toml", Path::new("."))
+    }
+
+    const LISTENER: &str = "[[listener]]\naddress = \"127.0.0.1:0\"\n";
+
+    #[test]
+    fn embedded_manifest_is_valid() {
+        let m = Manifest::embedded();
+        assert!(m.handlers.iter().any(|h| h.name == "orchestrator"));
+    }
+
+    #[test]
+    fn defaults_fill_every_limit() {
+        let m = parse(&format!(
+            "{LISTENER}[[handler]]\nname = \"a\"\nwasm = \"a.wasm\"\nmount = \"/a\"\n[handler.limits]\nmemory_mib = 8\n"
+        ))
+        .unwrap();
+        let l = m.limits_for(&m.handlers[0]);
+        assert_eq!(l.memory_mib, 8);
+        assert_eq!(l.request_timeout_ms, Limits::default().request_timeout_ms);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse(&format!("{LISTENER}[storage]\ndatadir = \"x\"\n")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("test.toml:"), "{msg}");
+        assert!(msg.contains("datadir"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = parse(&format!("{LISTENER}[limits]\nmemory_mib = \"lots\"\n")).unwrap_err();
+        assert!(err.to_string().contains("memory_mib"), "{err}");
+    }
+
+    #[test]
+    fn bad_mount_and_duplicates_are_refused() {
+        let h = |name: &str, mount: &str| {
+            format!("[[handler]]\nname = \"{name}\"\nwasm = \"x.wasm\"\nmount = \"{mount}\"\n")
+        };
+        let err = parse(&format!("{LISTENER}{}", h("a", "nope"))).unwrap_err();
+        assert!(err.to_string().contains("handler[0].mount"), "{err}");
+        let err = parse(&format!("{LISTENER}{}{}", h("a", "/x"), h("a", "/y"))).unwrap_err();
+        assert!(err.to_string().contains("handler[1].name"), "{err}");
+        let err = parse(&format!("{LISTENER}{}{}", h("a", "/x"), h("b", "/x"))).unwrap_err();
+        assert!(err.to_string().contains("mounted twice"), "{err}");
+    }
+
+    #[test]
+    fn listener_must_name_known_handlers_and_parse() {
+        let err = parse("[[listener]]\naddress = \"localhost\"\n").unwrap_err();
+        assert!(err.to_string().contains("listener[0].address"), "{err}");
+        let err =
+            parse("[[listener]]\naddress = \"127.0.0.1:1\"\nmounts = [\"ghost\"]\n").unwrap_err();
+        assert!(err.to_string().contains("ghost"), "{err}");
+        assert!(parse("").unwrap_err().to_string().contains("listener"));
+    }
+
+    #[test]
+    fn memory_out_of_range_is_refused() {
+        let err = parse(&format!("{LISTENER}[limits]\nmemory_mib = 0\n")).unwrap_err();
+        assert!(err.to_string().contains("limits.memory_mib"), "{err}");
+    }
+}

@@ -1,0 +1,267 @@
+//! The wasmtime side: one engine with the pooling allocator, one linker with
+//! every host call, handler versions compiled once (`HandlerPre`), and a fresh
+//! sandboxed instance for every request.
+
+pub mod bindings;
+pub mod guest_output;
+pub mod registry;
+pub mod state;
+
+use crate::host_calls::{self, auth::AuthState, config::ConfigState, jobs::JobsState, kv::KvState, log::LogState};
+use crate::store::KvStore;
+use bindings::{HandlerPre, types};
+use guest_output::{GuestOutput, Stream};
+use registry::{HandlerSlot, HandlerVersion};
+use sha2::{Digest, Sha256};
+use state::{HostState, MemoryLimiter};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+
+/// How often the epoch advances; the granularity of wall-clock deadlines and
+/// of yields from long-running guests back to the async executor.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Engine-wide sizing, taken from the manifest.
+#[derive(Debug, Clone, Copy)]
+pub struct RuntimeConfig {
+    /// Instances alive at once across all handlers (pool slots).
+    pub max_instances: u32,
+    /// The largest per-handler memory cap, in bytes (pool slot size).
+    pub max_memory_bytes: usize,
+}
+
+/// Why a component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The bytes are not a WebAssembly component at all.
+    #[error("not a WebAssembly component: {0}")]
+    NotAComponent(String),
+    /// The component does not compile.
+    #[error("does not compile: {0}")]
+    Compile(String),
+    /// The component's imports or exports do not match the `baton:api/handler` world.
+    #[error("does not satisfy the baton:api/handler world: {0}")]
+    World(String),
+}
+
+/// Why a request (or job) could not produce a response.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The guest trapped (a panic, `unreachable`, an out-of-bounds access…).
+    #[error("the handler trapped: {0}")]
+    Trap(String),
+    /// The guest ran past its wall-clock deadline.
+    #[error("the handler ran past its {0} ms deadline")]
+    Timeout(u64),
+    /// The guest tried to grow its memory past the cap.
+    #[error("the handler exceeded its {0} MiB memory limit")]
+    MemoryExhausted(u32),
+    /// No instance slot was free before the deadline.
+    #[error("the handler is at its concurrency limit")]
+    Overloaded,
+    /// The host failed to set up the instance.
+    #[error("could not instantiate the handler: {0}")]
+    Instantiate(String),
+}
+
+/// The result of one `handle` call.
+pub struct Outcome {
+    /// What the guest answered.
+    pub response: types::Response,
+    /// Whether the guest wrote to kv (and the store must be flushed before replying).
+    pub wrote: bool,
+}
+
+/// The engine, the linker and what every instance needs.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    store: Arc<dyn KvStore>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The sha256 of `bytes` as lower-case hex: a handler version's identity.
+pub fn version_of(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Runtime {
+    /// Builds the engine (pooling allocator, copy-on-write images, epoch
+    /// interruption) and the linker, and starts the epoch ticker.
+    pub fn new(config: RuntimeConfig, store: Arc<dyn KvStore>) -> anyhow::Result<Runtime> {
+        let n = config.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(n)
+            .total_core_instances(n * 8)
+            .total_memories(n * 2)
+            .total_tables(n * 8)
+            .total_stacks(n)
+            .max_memory_size(config.max_memory_bytes);
+        let mut cfg = Config::new();
+        cfg.wasm_component_model(true)
+            .epoch_interruption(true)
+            .memory_init_cow(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&cfg)?;
+        let mut linker = Linker::new(&engine);
+        host_calls::add_to_linker(&mut linker)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (weak_engine, stop) = (engine.weak(), ticker_stop.clone());
+        std::thread::Builder::new()
+            .name("baton-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak_engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => return,
+                    }
+                }
+            })?;
+        Ok(Runtime {
+            engine,
+            linker,
+            store,
+            ticker_stop,
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles `bytes` and checks them against the world. CPU-heavy: call it
+    /// off the async executor (`spawn_blocking`).
+    pub fn load(&self, bytes: &[u8]) -> Result<HandlerVersion, LoadError> {
+        let component = Component::new(&self.engine, bytes).map_err(|e| {
+            let msg = format!("{e:#}");
+            if bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
+                LoadError::NotAComponent(
+                    "this is a core WebAssembly module; build for wasm32-wasip2 to get a component"
+                        .into(),
+                )
+            } else if !bytes.starts_with(b"\0asm") {
+                LoadError::NotAComponent(format!("the file does not start with the wasm magic bytes ({msg})"))
+            } else {
+                LoadError::Compile(msg)
+            }
+        })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::World(format!("{e:#}")))?;
+        let pre = HandlerPre::new(pre).map_err(|e| LoadError::World(format!("{e:#}")))?;
+        Ok(HandlerVersion {
+            sha256: version_of(bytes),
+            size: bytes.len(),
+            pre,
+            loaded_at: SystemTime::now(),
+        })
+    }
+
+    fn new_store(&self, slot: &HandlerSlot, request_id: &str) -> Store<HostState> {
+        let handler: Arc<str> = slot.name.clone();
+        let request_id: Arc<str> = Arc::from(request_id);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(GuestOutput::new(Stream::Stdout, handler.clone(), request_id.clone()))
+            .stderr(GuestOutput::new(Stream::Stderr, handler.clone(), request_id.clone()))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        let timeout = Duration::from_millis(slot.limits.request_timeout_ms);
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                max_bytes: slot.limits.memory_mib as usize * 1024 * 1024,
+                refused: false,
+            },
+            deadline: Instant::now() + timeout,
+            kv: KvState::new(self.store.clone(), handler.clone()),
+            config: ConfigState::new(slot.config.clone()),
+            log: LogState::new(handler, request_id),
+            jobs: JobsState::default(),
+            auth: AuthState::default(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// Runs `req` through a fresh instance of `version`, within the slot's
+    /// memory cap and deadline.
+    pub async fn handle(
+        &self,
+        slot: &HandlerSlot,
+        version: &HandlerVersion,
+        req: &types::Request,
+    ) -> Result<Outcome, InvokeError> {
+        let timeout_ms = slot.limits.request_timeout_ms;
+        let _permit = tokio::time::timeout(
+            Duration::from_millis(timeout_ms),
+            slot.permits.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| InvokeError::Overloaded)?
+        .map_err(|_| InvokeError::Overloaded)?;
+
+        let mut store = self.new_store(slot, &req.request_id);
+        let result = async {
+            let instance = version
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| ("instantiate", e))?;
+            instance
+                .call_handle(&mut store, req)
+                .await
+                .map_err(|e| ("handle", e))
+        }
+        .await;
+        match result {
+            Ok(response) => Ok(Outcome {
+                response,
+                wrote: store.data().kv.wrote,
+            }),
+            Err((phase, e)) => Err(classify(&store, phase, e, timeout_ms, slot.limits.memory_mib)),
+        }
+    }
+}
+
+fn classify(
+    store: &Store<HostState>,
+    phase: &str,
+    e: wasmtime::Error,
+    timeout_ms: u64,
+    memory_mib: u32,
+) -> InvokeError {
+    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        InvokeError::Timeout(timeout_ms)
+    } else if store.data().limiter.refused {
+        InvokeError::MemoryExhausted(memory_mib)
+    } else if phase == "instantiate" && e.downcast_ref::<Trap>().is_none() {
+        InvokeError::Instantiate(format!("{e:#}"))
+    } else {
+        InvokeError::Trap(format!("{e:?}"))
+    }
+}

@@ -1,0 +1,153 @@
+//! Mounted handlers: which slot serves a path, and which version a slot
+//! currently runs. Versions are swapped atomically (`ArcSwap`): a request
+//! keeps the version it started with.
+
+use super::bindings::HandlerPre;
+use super::state::HostState;
+use crate::manifest::{ErrorStyle, Limits};
+use arc_swap::ArcSwap;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::sync::Semaphore;
+
+/// One compiled, type-checked version of a handler component.
+pub struct HandlerVersion {
+    /// sha256 of the component bytes, lower-case hex.
+    pub sha256: String,
+    /// Size of the component in bytes.
+    pub size: usize,
+    /// Imports resolved once; instantiating from it is cheap.
+    pub pre: HandlerPre<HostState>,
+    /// When this version was loaded.
+    pub loaded_at: SystemTime,
+}
+
+/// A mounted handler: its settings and its current version.
+pub struct HandlerSlot {
+    /// The handler's name (also its kv namespace).
+    pub name: Arc<str>,
+    /// The path prefix it serves.
+    pub mount: String,
+    /// Its effective limits.
+    pub limits: Limits,
+    /// The shape of host-generated errors on its mount.
+    pub errors: ErrorStyle,
+    /// Its `config` table.
+    pub config: Arc<BTreeMap<String, String>>,
+    /// Bounds the instances running at once.
+    pub permits: Arc<Semaphore>,
+    current: ArcSwap<HandlerVersion>,
+}
+
+impl HandlerSlot {
+    /// A slot running `version`.
+    pub fn new(
+        name: &str,
+        mount: &str,
+        limits: Limits,
+        errors: ErrorStyle,
+        config: BTreeMap<String, String>,
+        version: HandlerVersion,
+    ) -> Self {
+        HandlerSlot {
+            name: Arc::from(name),
+            mount: mount.to_string(),
+            limits,
+            errors,
+            config: Arc::new(config),
+            permits: Arc::new(Semaphore::new(limits.max_concurrent as usize)),
+            current: ArcSwap::from_pointee(version),
+        }
+    }
+
+    /// The version new requests run.
+    pub fn current(&self) -> Arc<HandlerVersion> {
+        self.current.load_full()
+    }
+
+    /// Makes `version` the one new requests run; in-flight requests finish on theirs.
+    pub fn swap(&self, version: HandlerVersion) -> Arc<HandlerVersion> {
+        self.current.swap(Arc::new(version))
+    }
+
+    /// If `path` is under this slot's mount, the rest of it (starting with `/`).
+    pub fn strip_mount<'p>(&self, path: &'p str) -> Option<&'p str> {
+        strip_mount(&self.mount, path)
+    }
+}
+
+/// If `path` is `mount` or below it (on a segment boundary), the rest of it,
+/// starting with `/`.
+pub fn strip_mount<'p>(mount: &str, path: &'p str) -> Option<&'p str> {
+    if mount == "/" {
+        return Some(path);
+    }
+    let rest = path.strip_prefix(mount)?;
+    if rest.is_empty() {
+        Some("/")
+    } else if rest.starts_with('/') {
+        Some(rest)
+    } else {
+        None
+    }
+}
+
+/// Every mounted handler, longest mount first.
+#[derive(Default)]
+pub struct Registry {
+    slots: ArcSwap<Vec<Arc<HandlerSlot>>>,
+}
+
+impl Registry {
+    /// Adds (or replaces, by name) a slot.
+    pub fn insert(&self, slot: HandlerSlot) {
+        let slot = Arc::new(slot);
+        self.slots.rcu(|slots| {
+            let mut next: Vec<Arc<HandlerSlot>> =
+                slots.iter().filter(|s| s.name != slot.name).cloned().collect();
+            next.push(slot.clone());
+            next.sort_by(|a, b| b.mount.len().cmp(&a.mount.len()));
+            next
+        });
+    }
+
+    /// The slot named `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<HandlerSlot>> {
+        self.slots.load().iter().find(|s| &*s.name == name).cloned()
+    }
+
+    /// Every slot, longest mount first.
+    pub fn all(&self) -> Vec<Arc<HandlerSlot>> {
+        self.slots.load().as_ref().clone()
+    }
+
+    /// The slot whose mount is the longest prefix of `path` (on a segment
+    /// boundary) among those `allowed` (all when `None`), and the path below it.
+    pub fn route(
+        &self,
+        path: &str,
+        allowed: Option<&[String]>,
+    ) -> Option<(Arc<HandlerSlot>, String)> {
+        let slots = self.slots.load();
+        slots
+            .iter()
+            .filter(|s| allowed.is_none_or(|names| names.iter().any(|n| *n == *s.name)))
+            .find_map(|s| s.strip_mount(path).map(|rest| (s.clone(), rest.to_string())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_mount;
+
+    #[test]
+    fn mounts_match_on_segment_boundaries() {
+        assert_eq!(strip_mount("/orchestrator/v1", "/orchestrator/v1"), Some("/"));
+        assert_eq!(strip_mount("/orchestrator/v1", "/orchestrator/v1/"), Some("/"));
+        assert_eq!(strip_mount("/orchestrator/v1", "/orchestrator/v1/jobs/8"), Some("/jobs/8"));
+        assert_eq!(strip_mount("/orchestrator/v1", "/orchestrator/v10"), None);
+        assert_eq!(strip_mount("/orchestrator/v1", "/other"), None);
+        assert_eq!(strip_mount("/", "/health"), Some("/health"));
+    }
+}

@@ -1,0 +1,73 @@
+//! What one wasmtime `Store` holds: one field per capability, plus WASI and
+//! the memory limiter.
+
+use crate::host_calls::{auth::AuthState, config::ConfigState, jobs::JobsState, kv::KvState, log::LogState};
+use std::time::Instant;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Per-instance state: lives exactly as long as one request or job attempt.
+pub struct HostState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    /// Enforces the handler's memory cap and remembers a refusal.
+    pub limiter: MemoryLimiter,
+    /// When the epoch callback traps the guest.
+    pub deadline: Instant,
+    /// `kv` host calls.
+    pub kv: KvState,
+    /// `config` host calls.
+    pub config: ConfigState,
+    /// `log` host calls.
+    pub log: LogState,
+    /// `jobs` host calls.
+    pub jobs: JobsState,
+    /// `auth` host calls.
+    pub auth: AuthState,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory per instance and records whether a growth was refused,
+/// so that the resulting trap can be reported as memory exhaustion.
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    /// The cap in bytes.
+    pub max_bytes: usize,
+    /// Set once a `memory.grow` beyond the cap was refused.
+    pub refused: bool,
+}
+
+/// Most table elements an instance may have.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.refused = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}

@@ -1,0 +1,195 @@
+//! The request path: route by longest mount, enforce the body limit, run the
+//! handler in a fresh instance, make its writes durable, and turn every
+//! failure into a JSON error carrying the request id.
+
+use super::ListenerCtx;
+use super::errors::HostError;
+use crate::manifest::ErrorStyle;
+use crate::runtime::InvokeError;
+use crate::runtime::bindings::types;
+use crate::store::KvStore;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// Response headers the host owns; a guest's values for them are ignored.
+const HOST_OWNED_HEADERS: &[&str] = &["content-length", "transfer-encoding", "connection", "x-request-id"];
+
+/// The single axum handler behind every listener.
+pub async fn dispatch(
+    State(ctx): State<Arc<ListenerCtx>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    req: axum::extract::Request,
+) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!(
+        "request", id = %request_id, method = %req.method(), path = %req.uri().path()
+    );
+    let started = Instant::now();
+    let resp = serve(&ctx, remote, req, &request_id).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = resp.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "served"
+        )
+    });
+    resp
+}
+
+async fn serve(
+    ctx: &ListenerCtx,
+    remote: SocketAddr,
+    req: axum::extract::Request,
+    request_id: &str,
+) -> Response {
+    let path = req.uri().path().to_string();
+    let Some((slot, rel_path)) = ctx.app.registry.route(&path, ctx.mounts.as_deref()) else {
+        return HostError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no handler is mounted at {path}"),
+        )
+        .into_response(ErrorStyle::Baton, request_id);
+    };
+    let style = slot.errors;
+    let fail = |e: HostError| e.into_response(style, request_id);
+
+    let (parts, body) = req.into_parts();
+    let limit = slot.limits.max_body_bytes;
+    let body = match read_body(&parts.headers, body, limit).await {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| ctx.local_addr.to_string());
+    let mount_suffix = if slot.mount == "/" { "" } else { slot.mount.as_str() };
+    let wit_req = types::Request {
+        method: parts.method.as_str().to_string(),
+        path: rel_path,
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        body,
+        mount: slot.mount.clone(),
+        base_url: format!("{}://{}{}", ctx.scheme, host, mount_suffix),
+        remote_addr: remote.to_string(),
+        request_id: request_id.to_string(),
+        principal: None,
+    };
+
+    let version = slot.current();
+    let outcome = match ctx.app.runtime.handle(&slot, &version, &wit_req).await {
+        Ok(o) => o,
+        Err(e) => return fail(invoke_error(&slot.name, e)),
+    };
+    if outcome.wrote {
+        let store = ctx.app.store.clone();
+        let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+        if !matches!(flushed, Ok(Ok(()))) {
+            tracing::error!("flushing the store failed: {flushed:?}");
+            return fail(HostError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage-error",
+                "the handler's writes could not be made durable",
+            ));
+        }
+    }
+    to_http(outcome.response, request_id).unwrap_or_else(fail)
+}
+
+async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<Vec<u8>, HostError> {
+    let too_large = || {
+        HostError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            format!("the request body is larger than this endpoint's limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit as usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes().to_vec()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(HostError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            format!("the request body could not be read: {e}"),
+        )),
+    }
+}
+
+fn invoke_error(handler: &str, e: InvokeError) -> HostError {
+    match &e {
+        InvokeError::Timeout(_) => {
+            tracing::warn!(handler, "{e}");
+            HostError::new(StatusCode::GATEWAY_TIMEOUT, "handler-timeout", e.to_string())
+        }
+        InvokeError::Overloaded => {
+            tracing::warn!(handler, "{e}");
+            HostError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string())
+        }
+        InvokeError::MemoryExhausted(_) => {
+            tracing::error!(handler, "{e}");
+            HostError::new(StatusCode::INTERNAL_SERVER_ERROR, "handler-memory", e.to_string())
+        }
+        InvokeError::Trap(detail) | InvokeError::Instantiate(detail) => {
+            tracing::error!(handler, "handler failed: {detail}");
+            HostError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "handler-error",
+                format!("the `{handler}` handler failed while serving this request; the server log has the details under this request id"),
+            )
+        }
+    }
+}
+
+fn to_http(r: types::Response, request_id: &str) -> Result<Response, HostError> {
+    let status = StatusCode::from_u16(r.status)
+        .ok()
+        .filter(|s| (200..=599).contains(&s.as_u16()))
+        .ok_or_else(|| {
+            tracing::error!(status = r.status, "handler returned an invalid HTTP status");
+            HostError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "handler-error",
+                format!("the handler returned an invalid HTTP status {}", r.status),
+            )
+        })?;
+    let mut resp = Response::new(Body::from(r.body));
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    for (name, value) in r.headers {
+        if HOST_OWNED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            continue;
+        }
+        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+            (Ok(n), Ok(v)) => {
+                headers.append(n, v);
+            }
+            _ => tracing::warn!(header = %name, "handler returned an invalid header; dropped"),
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", v);
+    }
+    Ok(resp)
+}

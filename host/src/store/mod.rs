@@ -1,0 +1,99 @@
+//! Storage behind a trait, so that a networked backend can replace sled.
+//!
+//! Keys live in namespaces (one per handler) and buckets inside them.
+
+mod sled_store;
+
+pub use sled_store::SledStore;
+
+/// Longest bucket name, in bytes.
+pub const MAX_BUCKET_LEN: usize = 128;
+/// Longest key, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+/// Largest value, in bytes.
+pub const MAX_VALUE_LEN: usize = 8 * 1024 * 1024;
+/// Most entries one scan returns.
+pub const MAX_SCAN: usize = 1000;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The caller's arguments are unusable; the message says why.
+    #[error("{0}")]
+    Invalid(String),
+    /// The backend failed.
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+/// One write of an atomic batch; `value = None` deletes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOp {
+    /// The bucket written.
+    pub bucket: String,
+    /// The key written.
+    pub key: String,
+    /// The new value, or `None` to delete.
+    pub value: Option<Vec<u8>>,
+}
+
+/// Namespaced key-value storage. Every method is atomic on its own.
+pub trait KvStore: Send + Sync + 'static {
+    /// The value at `key`.
+    fn get(&self, ns: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores `value` at `key`.
+    fn set(&self, ns: &str, bucket: &str, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Deletes `key`; returns whether it existed.
+    fn delete(&self, ns: &str, bucket: &str, key: &str) -> Result<bool, StoreError>;
+    /// Writes `new` (deletes on `None`) only if the value is `expected`
+    /// (`None` = absent); returns whether it did.
+    fn compare_and_swap(
+        &self,
+        ns: &str,
+        bucket: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, StoreError>;
+    /// Up to `limit` (capped at [`MAX_SCAN`]) entries whose key starts with
+    /// `prefix`, in byte order, strictly after `start_after` when given.
+    fn scan(
+        &self,
+        ns: &str,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Adds `delta` to the decimal counter at `key` (absent = 0); returns the new value.
+    fn increment(&self, ns: &str, bucket: &str, key: &str, delta: i64) -> Result<i64, StoreError>;
+    /// Applies every write or none.
+    fn apply(&self, ns: &str, ops: &[WriteOp]) -> Result<(), StoreError>;
+    /// Makes every write so far durable (survives `kill -9` and power loss).
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// Checks a bucket name, key and optional value against the limits.
+pub fn check_entry(bucket: &str, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
+    if bucket.is_empty() || bucket.len() > MAX_BUCKET_LEN || bucket.contains('\0') {
+        return Err(StoreError::Invalid(format!(
+            "bucket name must be 1..={MAX_BUCKET_LEN} bytes without NUL (got {} bytes)",
+            bucket.len()
+        )));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(StoreError::Invalid(format!(
+            "key is {} bytes; the limit is {MAX_KEY_LEN}",
+            key.len()
+        )));
+    }
+    if let Some(v) = value
+        && v.len() > MAX_VALUE_LEN
+    {
+        return Err(StoreError::Invalid(format!(
+            "value is {} bytes; the limit is {MAX_VALUE_LEN}",
+            v.len()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! The embedded sled backend.
+//!
+//! All handler key-value data lives in one tree, `kv`, under keys
+//! `namespace \0 bucket \0 key`, so that a multi-bucket `apply` is one atomic
+//! sled batch and a bucket scan is a prefix scan.
+
+use super::{KvStore, MAX_SCAN, StoreError, WriteOp, check_entry};
+use std::path::Path;
+
+/// A sled database on disk.
+#[derive(Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    kv: sled::Tree,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").finish_non_exhaustive()
+    }
+}
+
+fn backend(e: sled::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn check_ns(ns: &str) -> Result<(), StoreError> {
+    if ns.is_empty() || ns.contains('\0') {
+        return Err(StoreError::Invalid(format!("bad namespace `{ns}`")));
+    }
+    Ok(())
+}
+
+fn bucket_prefix(ns: &str, bucket: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(ns.len() + bucket.len() + 2);
+    k.extend_from_slice(ns.as_bytes());
+    k.push(0);
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    k
+}
+
+fn full_key(ns: &str, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+    check_ns(ns)?;
+    check_entry(bucket, key, None)?;
+    let mut k = bucket_prefix(ns, bucket);
+    k.extend_from_slice(key.as_bytes());
+    Ok(k)
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .open()
+            .map_err(|e| StoreError::Backend(format!("opening {}: {e}", dir.display())))?;
+        let kv = db.open_tree("kv").map_err(backend)?;
+        Ok(SledStore { db, kv })
+    }
+
+    /// The underlying database, for other concerns' trees.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+}
+
+impl KvStore for SledStore {
+    fn get(&self, ns: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let k = full_key(ns, bucket, key)?;
+        Ok(self.kv.get(k).map_err(backend)?.map(|v| v.to_vec()))
+    }
+
+    fn set(&self, ns: &str, bucket: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        check_entry(bucket, key, Some(value))?;
+        let k = full_key(ns, bucket, key)?;
+        self.kv.insert(k, value).map_err(backend)?;
+        Ok(())
+    }
+
+    fn delete(&self, ns: &str, bucket: &str, key: &str) -> Result<bool, StoreError> {
+        let k = full_key(ns, bucket, key)?;
+        Ok(self.kv.remove(k).map_err(backend)?.is_some())
+    }
+
+    fn compare_and_swap(
+        &self,
+        ns: &str,
+        bucket: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
+        check_entry(bucket, key, new)?;
+        let k = full_key(ns, bucket, key)?;
+        Ok(self
+            .kv
+            .compare_and_swap(k, expected, new)
+            .map_err(backend)?
+            .is_ok())
+    }
+
+    fn scan(
+        &self,
+        ns: &str,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        check_ns(ns)?;
+        check_entry(bucket, prefix, None)?;
+        let base = bucket_prefix(ns, bucket);
+        let mut scan_prefix = base.clone();
+        scan_prefix.extend_from_slice(prefix.as_bytes());
+        let limit = limit.min(MAX_SCAN);
+        let iter = match start_after {
+            Some(after) => {
+                let mut from = base.clone();
+                from.extend_from_slice(after.as_bytes());
+                // The smallest key strictly greater than `from`.
+                from.push(0);
+                let lower = if from > scan_prefix { from } else { scan_prefix.clone() };
+                self.kv.range(lower..)
+            }
+            None => self.kv.range(scan_prefix.clone()..),
+        };
+        let mut out = Vec::new();
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(backend)?;
+            if !k.starts_with(&scan_prefix) {
+                break;
+            }
+            let key = String::from_utf8_lossy(&k[base.len()..]).into_owned();
+            out.push((key, v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn increment(&self, ns: &str, bucket: &str, key: &str, delta: i64) -> Result<i64, StoreError> {
+        let k = full_key(ns, bucket, key)?;
+        loop {
+            let current = self.kv.get(&k).map_err(backend)?;
+            let value = match &current {
+                None => 0,
+                Some(bytes) => std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .ok_or_else(|| {
+                        StoreError::Invalid(format!(
+                            "`{bucket}/{key}` does not hold a decimal counter"
+                        ))
+                    })?,
+            };
+            let next = value.checked_add(delta).ok_or_else(|| {
+                StoreError::Invalid(format!("`{bucket}/{key}` would overflow a 64-bit counter"))
+            })?;
+            let swapped = self
+                .kv
+                .compare_and_swap(&k, current.as_deref(), Some(next.to_string().as_bytes()))
+                .map_err(backend)?;
+            if swapped.is_ok() {
+                return Ok(next);
+            }
+        }
+    }
+
+    fn apply(&self, ns: &str, ops: &[WriteOp]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for op in ops {
+            check_entry(&op.bucket, &op.key, op.value.as_deref())?;
+            let k = full_key(ns, &op.bucket, &op.key)?;
+            match &op.value {
+                Some(v) => batch.insert(k, v.as_slice()),
+                None => batch.remove(k),
+            }
+        }
+        self.kv.apply_batch(batch).map_err(backend)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, SledStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn namespaces_and_buckets_are_isolated() {
+        let (_d, s) = store();
+        s.set("a", "b", "k", b"1").unwrap();
+        assert_eq!(s.get("a", "b", "k").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(s.get("a", "c", "k").unwrap(), None);
+        assert_eq!(s.get("z", "b", "k").unwrap(), None);
+        // A bucket whose name is a prefix of another's does not leak into it.
+        s.set("a", "bb", "k", b"2").unwrap();
+        assert_eq!(s.scan("a", "b", "", None, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn scan_pages_with_start_after_and_prefix() {
+        let (_d, s) = store();
+        for k in ["n1", "n2", "n3", "m1"] {
+            s.set("ns", "b", k, k.as_bytes()).unwrap();
+        }
+        let keys = |v: Vec<(String, Vec<u8>)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(keys(s.scan("ns", "b", "n", None, 2).unwrap()), ["n1", "n2"]);
+        assert_eq!(keys(s.scan("ns", "b", "n", Some("n2"), 2).unwrap()), ["n3"]);
+        assert_eq!(keys(s.scan("ns", "b", "n", Some("a"), 5).unwrap()), ["n1", "n2", "n3"]);
+        assert_eq!(keys(s.scan("ns", "b", "", Some("n3"), 5).unwrap()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn compare_and_swap_honours_expected() {
+        let (_d, s) = store();
+        assert!(s.compare_and_swap("n", "b", "k", None, Some(b"1")).unwrap());
+        assert!(!s.compare_and_swap("n", "b", "k", None, Some(b"2")).unwrap());
+        assert!(s.compare_and_swap("n", "b", "k", Some(b"1"), Some(b"2")).unwrap());
+        assert!(s.compare_and_swap("n", "b", "k", Some(b"2"), None).unwrap());
+        assert_eq!(s.get("n", "b", "k").unwrap(), None);
+    }
+
+    #[test]
+    fn increment_counts_and_refuses_non_counters() {
+        let (_d, s) = store();
+        assert_eq!(s.increment("n", "seq", "job", 1).unwrap(), 1);
+        assert_eq!(s.increment("n", "seq", "job", 1).unwrap(), 2);
+        assert_eq!(s.increment("n", "seq", "job", -5).unwrap(), -3);
+        s.set("n", "seq", "text", b"hello").unwrap();
+        assert!(matches!(s.increment("n", "seq", "text", 1), Err(StoreError::Invalid(_))));
+        s.set("n", "seq", "max", i64::MAX.to_string().as_bytes()).unwrap();
+        assert!(matches!(s.increment("n", "seq", "max", 1), Err(StoreError::Invalid(_))));
+    }
+
+    #[test]
+    fn apply_is_all_or_nothing() {
+        let (_d, s) = store();
+        let op = |b: &str, k: &str, v: Option<&[u8]>| WriteOp {
+            bucket: b.into(),
+            key: k.into(),
+            value: v.map(<[u8]>::to_vec),
+        };
+        s.set("n", "a", "gone", b"x").unwrap();
+        s.apply("n", &[op("a", "k", Some(b"1")), op("b", "k", Some(b"2")), op("a", "gone", None)])
+            .unwrap();
+        assert_eq!(s.get("n", "b", "k").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(s.get("n", "a", "gone").unwrap(), None);
+        // An invalid op anywhere means nothing is written.
+        let err = s.apply("n", &[op("a", "new", Some(b"1")), op("", "k", Some(b"2"))]);
+        assert!(err.is_err());
+        assert_eq!(s.get("n", "a", "new").unwrap(), None);
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let (_d, s) = store();
+        assert!(s.set("n", "", "k", b"v").is_err());
+        assert!(s.set("n", "b", &"k".repeat(2000), b"v").is_err());
+        assert!(s.set("n", "b", "k", &vec![0u8; super::super::MAX_VALUE_LEN + 1]).is_err());
+    }
+
+    #[test]
+    fn data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            s.set("n", "b", "k", b"kept").unwrap();
+            s.flush().unwrap();
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.get("n", "b", "k").unwrap().as_deref(), Some(&b"kept"[..]));
+    }
+}
