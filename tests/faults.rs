@@ -1,1 +1,98 @@
+//! A misbehaving guest ends its own request only: traps, endless loops and
+//! memory bombs become JSON errors with the request id, and the server (and
+//! other handlers) keep serving.
 
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+fn faulty_manifest() -> String {
+    let wasm = test_components().join("faulty.wasm");
+    manifest(&format!(
+        "{ORCHESTRATOR}\n[[handler]]\nname = \"faulty\"\nwasm = \"{}\"\nmount = \"/faulty\"\n\
+         [handler.limits]\nrequest_timeout_ms = 1500\nmemory_mib = 16\n[handler.config]\ngreeting = \"hi\"\n",
+        wasm.display()
+    ))
+}
+
+#[test]
+fn a_trap_is_a_500_with_the_request_id_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &faulty_manifest());
+    let resp = client().get(server.url("/faulty/trap")).send().unwrap();
+    assert_eq!(resp.status(), 500);
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["error"]["kind"], "handler-error");
+    assert_eq!(body["error"]["request_id"], id.as_str());
+    // The guest's panic message reaches the log under the request id.
+    let log = server.wait_log("deliberate trap for the test");
+    assert!(log.lines().any(|l| l.contains("deliberate trap") && l.contains(&id)), "{log}");
+    assert_eq!(client().get(server.url("/faulty/ok")).send().unwrap().status(), 200);
+}
+
+#[test]
+fn an_endless_loop_is_a_504_and_other_handlers_keep_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &faulty_manifest());
+    let looping = {
+        let url = server.url("/faulty/loop");
+        std::thread::spawn(move || client().get(url).send().unwrap())
+    };
+    // While the loop spins, other requests are served.
+    for _ in 0..5 {
+        let resp = client().get(server.url("/orchestrator/v1/")).send().unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let resp = looping.join().unwrap();
+    assert_eq!(resp.status(), 504);
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["error"]["kind"], "handler-timeout");
+    assert_eq!(client().get(server.url("/faulty/ok")).send().unwrap().status(), 200);
+}
+
+#[test]
+fn growing_memory_past_the_cap_is_a_500() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &faulty_manifest());
+    let resp = client().get(server.url("/faulty/grow")).send().unwrap();
+    assert_eq!(resp.status(), 500);
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["error"]["kind"], "handler-memory");
+    assert!(body["error"]["message"].as_str().unwrap().contains("16 MiB"));
+    assert_eq!(client().get(server.url("/faulty/ok")).send().unwrap().status(), 200);
+}
+
+#[test]
+fn guest_output_config_and_unimplemented_capabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &faulty_manifest());
+    let resp = client().get(server.url("/faulty/print")).send().unwrap();
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let log = server.wait_log(&format!("guest says hello to {id}"));
+    assert!(log.lines().any(|l| l.contains("guest warns on stderr") && l.contains(&id)), "{log}");
+
+    let body: Value = client().get(server.url("/faulty/config/greeting")).send().unwrap().json().unwrap();
+    assert_eq!(body["value"], "hi");
+    let body: Value = client().get(server.url("/faulty/config/absent")).send().unwrap().json().unwrap();
+    assert_eq!(body["value"], Value::Null);
+
+    // Jobs are declared but not built yet: a clear `unavailable`, not a trap.
+    let resp = client().get(server.url("/faulty/jobs")).send().unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().unwrap();
+    assert!(body["error"].as_str().unwrap().contains("not available"), "{body}");
+}
+
+#[test]
+fn handlers_have_separate_kv_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &faulty_manifest());
+    let c = client();
+    assert_eq!(c.put(server.url("/faulty/kv/web-1")).body("mine").send().unwrap().status(), 204);
+    assert_eq!(c.get(server.url("/faulty/kv/web-1")).send().unwrap().text().unwrap(), "mine");
+    // The orchestrator's `nodes` bucket does not see the faulty handler's keys.
+    let resp = c.get(server.url("/orchestrator/v1/inventory/nodes/web-1")).send().unwrap();
+    assert_eq!(resp.status(), 404);
+}
