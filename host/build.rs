@@ -15,7 +15,12 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let handlers = root.join("handlers");
 
-    for p in ["handlers/Cargo.toml", "handlers/Cargo.lock", "guest-sdk", "wit"] {
+    for p in [
+        "handlers/Cargo.toml",
+        "handlers/Cargo.lock",
+        "guest-sdk",
+        "wit",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }
     let names = handler_names(&handlers);
@@ -42,9 +47,15 @@ fn main() {
             .join(format!("{}.wasm", n.replace('-', "_")));
         let copy = out_dir.join(format!("{n}.wasm"));
         std::fs::copy(&artifact, &copy).unwrap_or_else(|e| {
-            panic!("the handler `{n}` was built but {} is missing: {e}", artifact.display())
+            panic!(
+                "the handler `{n}` was built but {} is missing: {e}",
+                artifact.display()
+            )
         });
-        generated.push_str(&format!("    ({n:?}, include_bytes!({:?})),\n", copy.display().to_string()));
+        generated.push_str(&format!(
+            "    ({n:?}, include_bytes!({:?})),\n",
+            copy.display().to_string()
+        ));
     }
     generated.push_str("];\n");
     std::fs::write(out_dir.join("builtin_handlers.rs"), generated).unwrap();
@@ -95,10 +106,17 @@ fn ensure_target() {
 fn build_workspace(manifest: &Path, target_dir: &Path) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--release", "--locked", "--target", TARGET, "--manifest-path"])
-        .arg(manifest)
-        .arg("--target-dir")
-        .arg(target_dir);
+    cmd.args([
+        "build",
+        "--release",
+        "--locked",
+        "--target",
+        TARGET,
+        "--manifest-path",
+    ])
+    .arg(manifest)
+    .arg("--target-dir")
+    .arg(target_dir);
     // A clean environment: nothing of the outer (host) build may leak in.
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();

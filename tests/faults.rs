@@ -28,8 +28,19 @@ fn a_trap_is_a_500_with_the_request_id_and_the_server_keeps_serving() {
     assert_eq!(body["error"]["request_id"], id.as_str());
     // The guest's panic message reaches the log under the request id.
     let log = server.wait_log("deliberate trap for the test");
-    assert!(log.lines().any(|l| l.contains("deliberate trap") && l.contains(&id)), "{log}");
-    assert_eq!(client().get(server.url("/faulty/ok")).send().unwrap().status(), 200);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("deliberate trap") && l.contains(&id)),
+        "{log}"
+    );
+    assert_eq!(
+        client()
+            .get(server.url("/faulty/ok"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[test]
@@ -42,14 +53,24 @@ fn an_endless_loop_is_a_504_and_other_handlers_keep_answering() {
     };
     // While the loop spins, other requests are served.
     for _ in 0..5 {
-        let resp = client().get(server.url("/orchestrator/v1/")).send().unwrap();
+        let resp = client()
+            .get(server.url("/orchestrator/v1/"))
+            .send()
+            .unwrap();
         assert_eq!(resp.status(), 200);
     }
     let resp = looping.join().unwrap();
     assert_eq!(resp.status(), 504);
     let body: Value = resp.json().unwrap();
     assert_eq!(body["error"]["kind"], "handler-timeout");
-    assert_eq!(client().get(server.url("/faulty/ok")).send().unwrap().status(), 200);
+    assert_eq!(
+        client()
+            .get(server.url("/faulty/ok"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[test]
@@ -60,8 +81,20 @@ fn growing_memory_past_the_cap_is_a_500() {
     assert_eq!(resp.status(), 500);
     let body: Value = resp.json().unwrap();
     assert_eq!(body["error"]["kind"], "handler-memory");
-    assert!(body["error"]["message"].as_str().unwrap().contains("16 MiB"));
-    assert_eq!(client().get(server.url("/faulty/ok")).send().unwrap().status(), 200);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("16 MiB")
+    );
+    assert_eq!(
+        client()
+            .get(server.url("/faulty/ok"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[test]
@@ -71,18 +104,35 @@ fn guest_output_config_and_unimplemented_capabilities() {
     let resp = client().get(server.url("/faulty/print")).send().unwrap();
     let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
     let log = server.wait_log(&format!("guest says hello to {id}"));
-    assert!(log.lines().any(|l| l.contains("guest warns on stderr") && l.contains(&id)), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("guest warns on stderr") && l.contains(&id)),
+        "{log}"
+    );
 
-    let body: Value = client().get(server.url("/faulty/config/greeting")).send().unwrap().json().unwrap();
+    let body: Value = client()
+        .get(server.url("/faulty/config/greeting"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(body["value"], "hi");
-    let body: Value = client().get(server.url("/faulty/config/absent")).send().unwrap().json().unwrap();
+    let body: Value = client()
+        .get(server.url("/faulty/config/absent"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(body["value"], Value::Null);
 
     // Jobs are declared but not built yet: a clear `unavailable`, not a trap.
     let resp = client().get(server.url("/faulty/jobs")).send().unwrap();
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().unwrap();
-    assert!(body["error"].as_str().unwrap().contains("not available"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("not available"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -90,9 +140,26 @@ fn handlers_have_separate_kv_namespaces() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &faulty_manifest());
     let c = client();
-    assert_eq!(c.put(server.url("/faulty/kv/web-1")).body("mine").send().unwrap().status(), 204);
-    assert_eq!(c.get(server.url("/faulty/kv/web-1")).send().unwrap().text().unwrap(), "mine");
+    assert_eq!(
+        c.put(server.url("/faulty/kv/web-1"))
+            .body("mine")
+            .send()
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        c.get(server.url("/faulty/kv/web-1"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+        "mine"
+    );
     // The orchestrator's `nodes` bucket does not see the faulty handler's keys.
-    let resp = c.get(server.url("/orchestrator/v1/inventory/nodes/web-1")).send().unwrap();
+    let resp = c
+        .get(server.url("/orchestrator/v1/inventory/nodes/web-1"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 404);
 }

@@ -11,7 +11,11 @@ fn inventory_round_trip() {
     let server = Server::start(dir.path(), &manifest(ORCHESTRATOR));
     let c = client();
     let node = server.url("/orchestrator/v1/inventory/nodes/web-1.example.com");
-    let resp = c.put(&node).json(&json!({"facts": {"os": "debian"}})).send().unwrap();
+    let resp = c
+        .put(&node)
+        .json(&json!({"facts": {"os": "debian"}}))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 201);
     let resp = c.put(&node).send().unwrap();
     assert_eq!(resp.status(), 200, "replacing an existing node is 200");
@@ -27,7 +31,10 @@ fn inventory_round_trip() {
         .json()
         .unwrap();
     assert_eq!(body["items"][0]["connected"], true);
-    assert_eq!(body["items"][1], json!({"name": "ghost", "connected": false}));
+    assert_eq!(
+        body["items"][1],
+        json!({"name": "ghost", "connected": false})
+    );
 
     assert_eq!(c.delete(&node).send().unwrap().status(), 204);
     let resp = c.get(&node).send().unwrap();
@@ -43,11 +50,18 @@ fn bad_input_gets_orchestrator_errors() {
     let server = Server::start(dir.path(), &manifest(ORCHESTRATOR));
     let c = client();
     // Malformed JSON → 400 from the handler, naming the problem.
-    let resp = c.post(server.url("/orchestrator/v1/inventory")).body("{nope").send().unwrap();
+    let resp = c
+        .post(server.url("/orchestrator/v1/inventory"))
+        .body("{nope")
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().unwrap();
     assert_eq!(body["kind"], "puppetlabs.orchestrator/validation-error");
-    assert!(body["msg"].as_str().unwrap().contains("not valid JSON"), "{body}");
+    assert!(
+        body["msg"].as_str().unwrap().contains("not valid JSON"),
+        "{body}"
+    );
     // Wrong type and unknown fields are named.
     let body: Value = c
         .post(server.url("/orchestrator/v1/inventory"))
@@ -56,7 +70,10 @@ fn bad_input_gets_orchestrator_errors() {
         .unwrap()
         .json()
         .unwrap();
-    assert!(body["msg"].as_str().unwrap().contains("invalid type"), "{body}");
+    assert!(
+        body["msg"].as_str().unwrap().contains("invalid type"),
+        "{body}"
+    );
     let body: Value = c
         .put(server.url("/orchestrator/v1/inventory/nodes/a"))
         .json(&json!({"fact": {}}))
@@ -64,11 +81,23 @@ fn bad_input_gets_orchestrator_errors() {
         .unwrap()
         .json()
         .unwrap();
-    assert!(body["msg"].as_str().unwrap().contains("unknown field `fact`"), "{body}");
+    assert!(
+        body["msg"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `fact`"),
+        "{body}"
+    );
     // Invalid node names and wrong methods.
-    let resp = c.put(server.url("/orchestrator/v1/inventory/nodes/UPPER%20case")).send().unwrap();
+    let resp = c
+        .put(server.url("/orchestrator/v1/inventory/nodes/UPPER%20case"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 400);
-    let resp = c.patch(server.url("/orchestrator/v1/inventory")).send().unwrap();
+    let resp = c
+        .patch(server.url("/orchestrator/v1/inventory"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 405);
     assert!(resp.headers()["allow"].to_str().unwrap().contains("GET"));
 }

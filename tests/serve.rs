@@ -13,7 +13,10 @@ fn serve_with_no_arguments_uses_the_embedded_manifest_and_cwd_data() {
     cmd.current_dir(dir.path());
     let server = Server::spawn(cmd);
     assert_eq!(server.base, "http://127.0.0.1:8143");
-    let resp = client().get(server.url("/orchestrator/v1/")).send().unwrap();
+    let resp = client()
+        .get(server.url("/orchestrator/v1/"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().unwrap();
     assert_eq!(
@@ -34,14 +37,19 @@ fn unknown_path_is_404_json_with_request_id() {
     assert_eq!(body["error"]["kind"], "not-found");
     assert_eq!(body["error"]["request_id"], id.as_str());
     // A mount is matched on segment boundaries only.
-    let resp = client().get(server.url("/orchestrator/v10")).send().unwrap();
+    let resp = client()
+        .get(server.url("/orchestrator/v10"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 404);
 }
 
 #[test]
 fn body_over_the_limit_is_413_in_the_apis_error_shape() {
     let dir = tempfile::tempdir().unwrap();
-    let m = manifest(&format!("{ORCHESTRATOR}[handler.limits]\nmax_body_bytes = 1024\n"));
+    let m = manifest(&format!(
+        "{ORCHESTRATOR}[handler.limits]\nmax_body_bytes = 1024\n"
+    ));
     let server = Server::start(dir.path(), &m);
     let big = format!("{{\"facts\": {{\"blob\": \"{}\"}}}}", "x".repeat(4096));
     let resp = client()
@@ -53,7 +61,10 @@ fn body_over_the_limit_is_413_in_the_apis_error_shape() {
     let body: Value = resp.json().unwrap();
     assert_eq!(body["kind"], "puppetlabs.orchestrator/payload-too-large");
     // Nothing was stored.
-    let resp = client().get(server.url("/orchestrator/v1/inventory/nodes/web-1")).send().unwrap();
+    let resp = client()
+        .get(server.url("/orchestrator/v1/inventory/nodes/web-1"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 404);
 }
 
@@ -72,13 +83,26 @@ fn kv_data_survives_restart_and_kill_9() {
     // Acknowledged writes are durable: kill -9 right after the replies.
     server.kill9();
     let server = Server::start(dir.path(), &m);
-    let body: Value = client().get(server.url("/orchestrator/v1/inventory")).send().unwrap().json().unwrap();
-    let names: Vec<&str> = body["items"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+    let body: Value = client()
+        .get(server.url("/orchestrator/v1/inventory"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let names: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["db-1", "web-1", "web-2"]);
     drop(server);
     // And a clean restart keeps them too.
     let server = Server::start(dir.path(), &m);
-    let resp = client().get(server.url("/orchestrator/v1/inventory/nodes/db-1")).send().unwrap();
+    let resp = client()
+        .get(server.url("/orchestrator/v1/inventory/nodes/db-1"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200);
 }
 
@@ -86,23 +110,40 @@ fn kv_data_survives_restart_and_kill_9() {
 fn a_file_that_is_not_a_component_stops_startup_naming_the_handler() {
     let dir = tempfile::tempdir().unwrap();
     let handler = |file: &str| {
-        manifest(&format!("[[handler]]\nname = \"broken\"\nwasm = \"{file}\"\nmount = \"/b\"\n"))
+        manifest(&format!(
+            "[[handler]]\nname = \"broken\"\nwasm = \"{file}\"\nmount = \"/b\"\n"
+        ))
     };
     std::fs::write(dir.path().join("garbage.wasm"), b"this is not wasm").unwrap();
     std::fs::write(dir.path().join("m1.toml"), handler("garbage.wasm")).unwrap();
-    let err = serve_fails(&["--manifest", dir.path().join("m1.toml").to_str().unwrap(), "--data", dir.path().join("d").to_str().unwrap()]);
+    let err = serve_fails(&[
+        "--manifest",
+        dir.path().join("m1.toml").to_str().unwrap(),
+        "--data",
+        dir.path().join("d").to_str().unwrap(),
+    ]);
     assert!(err.contains("handler `broken`"), "{err}");
     assert!(err.contains("not a WebAssembly component"), "{err}");
 
     // A core module (what wasm32-wasip1 builds) is refused with advice.
     std::fs::write(dir.path().join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(dir.path().join("m2.toml"), handler("core.wasm")).unwrap();
-    let err = serve_fails(&["--manifest", dir.path().join("m2.toml").to_str().unwrap(), "--data", dir.path().join("d").to_str().unwrap()]);
+    let err = serve_fails(&[
+        "--manifest",
+        dir.path().join("m2.toml").to_str().unwrap(),
+        "--data",
+        dir.path().join("d").to_str().unwrap(),
+    ]);
     assert!(err.contains("core WebAssembly module"), "{err}");
 
     // A missing file is named.
     std::fs::write(dir.path().join("m3.toml"), handler("absent.wasm")).unwrap();
-    let err = serve_fails(&["--manifest", dir.path().join("m3.toml").to_str().unwrap(), "--data", dir.path().join("d").to_str().unwrap()]);
+    let err = serve_fails(&[
+        "--manifest",
+        dir.path().join("m3.toml").to_str().unwrap(),
+        "--data",
+        dir.path().join("d").to_str().unwrap(),
+    ]);
     assert!(err.contains("absent.wasm"), "{err}");
 }
 
@@ -116,16 +157,28 @@ fn a_component_that_does_not_satisfy_the_world_stops_startup() {
         manifest("[[handler]]\nname = \"hollow\"\nwasm = \"empty.wasm\"\nmount = \"/h\"\n"),
     )
     .unwrap();
-    let err = serve_fails(&["--manifest", dir.path().join("m.toml").to_str().unwrap(), "--data", dir.path().join("d").to_str().unwrap()]);
+    let err = serve_fails(&[
+        "--manifest",
+        dir.path().join("m.toml").to_str().unwrap(),
+        "--data",
+        dir.path().join("d").to_str().unwrap(),
+    ]);
     assert!(err.contains("handler `hollow`"), "{err}");
-    assert!(err.contains("does not satisfy the baton:api/handler world"), "{err}");
+    assert!(
+        err.contains("does not satisfy the baton:api/handler world"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_bad_manifest_is_refused_naming_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "[[listener]]\naddress = \"127.0.0.1:0\"\n[limits]\nmemory_mib = \"lots\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "[[listener]]\naddress = \"127.0.0.1:0\"\n[limits]\nmemory_mib = \"lots\"\n",
+    )
+    .unwrap();
     let err = serve_fails(&["--manifest", path.to_str().unwrap()]);
     assert!(err.contains("bad.toml"), "{err}");
     assert!(err.contains("memory_mib"), "{err}");

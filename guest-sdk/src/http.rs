@@ -152,7 +152,10 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' => match (bytes.get(i + 1).and_then(|&b| hex(b)), bytes.get(i + 2).and_then(|&b| hex(b))) {
+            b'%' => match (
+                bytes.get(i + 1).and_then(|&b| hex(b)),
+                bytes.get(i + 2).and_then(|&b| hex(b)),
+            ) {
                 (Some(hi), Some(lo)) => {
                     out.push(hi << 4 | lo);
                     i += 2;
@@ -317,14 +320,20 @@ mod tests {
         let garbage = Request::new("POST", "/").with_body("{not json");
         let resp: Response = garbage.json::<Deploy>().unwrap_err().into();
         assert_eq!(resp.status, 400);
-        assert!(resp.body_json()["error"].as_str().unwrap().contains("not valid JSON"));
+        assert!(
+            resp.body_json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("not valid JSON")
+        );
         let empty = Request::new("POST", "/").json::<Deploy>().unwrap_err();
         assert!(empty.message.contains("empty"));
     }
 
     #[test]
     fn query_params_are_decoded() {
-        let req = Request::new("GET", "/").with_query("task=package%3A%3Ainstall&x=a+b&flag&limit=5");
+        let req =
+            Request::new("GET", "/").with_query("task=package%3A%3Ainstall&x=a+b&flag&limit=5");
         assert_eq!(req.query_param("task").as_deref(), Some("package::install"));
         assert_eq!(req.query_param("x").as_deref(), Some("a b"));
         assert_eq!(req.query_param("flag").as_deref(), Some(""));

@@ -33,7 +33,11 @@ pub fn spawn_graph(
     parallel_limit: u32,
     rollback_on_failure: bool,
 ) -> Result<Vec<String>, HostError> {
-    Ok(wit::spawn_graph(specs, parallel_limit, rollback_on_failure)?)
+    Ok(wit::spawn_graph(
+        specs,
+        parallel_limit,
+        rollback_on_failure,
+    )?)
 }
 
 /// One job of this handler.

@@ -42,6 +42,7 @@ pub use router::Router;
 
 /// The generated WIT bindings. Handler code should not need them directly.
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
@@ -77,7 +78,10 @@ pub trait Handler {
     /// Runs (or, when `job.rollback` is set, undoes) a job this handler spawned.
     /// The default refuses: a handler that spawns no jobs needs nothing here.
     fn run_job(job: Job) -> Result<Vec<u8>, String> {
-        Err(format!("this handler does not run jobs (kind `{}`)", job.kind))
+        Err(format!(
+            "this handler does not run jobs (kind `{}`)",
+            job.kind
+        ))
     }
 }
 

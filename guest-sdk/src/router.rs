@@ -75,17 +75,29 @@ impl Router {
     }
 
     /// Adds a `GET` route.
-    pub fn get<R: Into<Response>>(self, pattern: &str, f: impl Fn(&Request) -> R + 'static) -> Self {
+    pub fn get<R: Into<Response>>(
+        self,
+        pattern: &str,
+        f: impl Fn(&Request) -> R + 'static,
+    ) -> Self {
         self.route("GET", pattern, f)
     }
 
     /// Adds a `POST` route.
-    pub fn post<R: Into<Response>>(self, pattern: &str, f: impl Fn(&Request) -> R + 'static) -> Self {
+    pub fn post<R: Into<Response>>(
+        self,
+        pattern: &str,
+        f: impl Fn(&Request) -> R + 'static,
+    ) -> Self {
         self.route("POST", pattern, f)
     }
 
     /// Adds a `PUT` route.
-    pub fn put<R: Into<Response>>(self, pattern: &str, f: impl Fn(&Request) -> R + 'static) -> Self {
+    pub fn put<R: Into<Response>>(
+        self,
+        pattern: &str,
+        f: impl Fn(&Request) -> R + 'static,
+    ) -> Self {
         self.route("PUT", pattern, f)
     }
 
@@ -106,7 +118,10 @@ impl Router {
 
     /// Replaces the 405 reply; `f` receives the allowed methods.
     /// An `Allow` header is added to whatever it returns.
-    pub fn method_not_allowed(mut self, f: impl Fn(&Request, &[&str]) -> Response + 'static) -> Self {
+    pub fn method_not_allowed(
+        mut self,
+        f: impl Fn(&Request, &[&str]) -> Response + 'static,
+    ) -> Self {
         self.method_not_allowed = Box::new(f);
         self
     }
@@ -197,14 +212,18 @@ mod tests {
             .get("/", |_| Response::text(200, "root"))
             .get("/jobs", |_| Response::text(200, "list"))
             .post("/jobs", |_| Response::text(202, "created"))
-            .get("/jobs/{name}", |r| Response::text(200, &format!("job {}", r.param("name").unwrap())))
+            .get("/jobs/{name}", |r| {
+                Response::text(200, &format!("job {}", r.param("name").unwrap()))
+            })
             .get("/jobs/{name}/nodes", |r| {
                 Response::text(200, &format!("nodes of {}", r.param("name").unwrap()))
             })
             .delete("/inventory/nodes/{name}", |r| {
                 Response::text(200, &format!("deleted {}", r.param("name").unwrap()))
             })
-            .get("/files/{*rest}", |r| Response::text(200, r.param("rest").unwrap()))
+            .get("/files/{*rest}", |r| {
+                Response::text(200, r.param("rest").unwrap())
+            })
     }
 
     fn body(r: &Response) -> String {
@@ -218,21 +237,30 @@ mod tests {
         assert_eq!(body(&r.handle(Request::new("GET", "/jobs"))), "list");
         assert_eq!(body(&r.handle(Request::new("GET", "/jobs/"))), "list");
         assert_eq!(body(&r.handle(Request::new("GET", "/jobs/81"))), "job 81");
-        assert_eq!(body(&r.handle(Request::new("GET", "/jobs/81/nodes"))), "nodes of 81");
+        assert_eq!(
+            body(&r.handle(Request::new("GET", "/jobs/81/nodes"))),
+            "nodes of 81"
+        );
         assert_eq!(r.handle(Request::new("POST", "/jobs")).status, 202);
     }
 
     #[test]
     fn params_are_percent_decoded_but_plus_is_kept() {
         let r = router();
-        let resp = r.handle(Request::new("DELETE", "/inventory/nodes/web%201+a.example.com"));
+        let resp = r.handle(Request::new(
+            "DELETE",
+            "/inventory/nodes/web%201+a.example.com",
+        ));
         assert_eq!(body(&resp), "deleted web 1+a.example.com");
     }
 
     #[test]
     fn rest_captures_the_remainder() {
         let r = router();
-        assert_eq!(body(&r.handle(Request::new("GET", "/files/a/b/c"))), "a/b/c");
+        assert_eq!(
+            body(&r.handle(Request::new("GET", "/files/a/b/c"))),
+            "a/b/c"
+        );
         assert_eq!(body(&r.handle(Request::new("GET", "/files"))), "");
     }
 
@@ -241,8 +269,16 @@ mod tests {
         let r = router();
         let resp = r.handle(Request::new("GET", "/nope"));
         assert_eq!(resp.status, 404);
-        assert!(resp.body_json()["error"].as_str().unwrap().contains("/nope"));
-        assert_eq!(r.handle(Request::new("GET", "/jobs/81/nodes/extra")).status, 404);
+        assert!(
+            resp.body_json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("/nope")
+        );
+        assert_eq!(
+            r.handle(Request::new("GET", "/jobs/81/nodes/extra")).status,
+            404
+        );
     }
 
     #[test]
@@ -264,9 +300,15 @@ mod tests {
             .get("/a", |_| Response::new(200))
             .not_found(|_| Response::json(404, &serde_json::json!({"kind": "custom/not-found"})))
             .method_not_allowed(|_, allowed| {
-                Response::json(405, &serde_json::json!({"kind": "custom/method", "allowed": allowed}))
+                Response::json(
+                    405,
+                    &serde_json::json!({"kind": "custom/method", "allowed": allowed}),
+                )
             });
-        assert_eq!(r.handle(Request::new("GET", "/b")).body_json()["kind"], "custom/not-found");
+        assert_eq!(
+            r.handle(Request::new("GET", "/b")).body_json()["kind"],
+            "custom/not-found"
+        );
         let resp = r.handle(Request::new("PUT", "/a"));
         assert_eq!(resp.body_json()["allowed"][0], "GET");
         assert_eq!(resp.header("allow"), Some("GET"));
@@ -283,9 +325,18 @@ mod tests {
             let b: Body = req.json()?;
             Ok(Response::json(200, &serde_json::json!({"n": b.n})))
         });
-        assert_eq!(r.handle(Request::new("POST", "/x").with_body(r#"{"n": 3}"#)).status, 200);
+        assert_eq!(
+            r.handle(Request::new("POST", "/x").with_body(r#"{"n": 3}"#))
+                .status,
+            200
+        );
         let bad = r.handle(Request::new("POST", "/x").with_body(r#"{"n": "3"}"#));
         assert_eq!(bad.status, 400);
-        assert!(bad.body_json()["error"].as_str().unwrap().contains("invalid type"));
+        assert!(
+            bad.body_json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("invalid type")
+        );
     }
 }

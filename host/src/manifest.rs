@@ -249,7 +249,10 @@ impl Manifest {
             {
                 return Err(self.invalid(
                     key("name"),
-                    format!("`{}` must be non-empty ASCII letters, digits, `-` or `_`", h.name),
+                    format!(
+                        "`{}` must be non-empty ASCII letters, digits, `-` or `_`",
+                        h.name
+                    ),
                 ));
             }
             if !names.insert(h.name.as_str()) {

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Builds tests/components once per test binary; returns the folder holding the `.wasm` files.
@@ -19,13 +22,22 @@ pub fn test_components() -> PathBuf {
     DIR.get_or_init(|| {
         let target = root().join("target/test-components");
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-            .arg(root().join("tests/components/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target);
+        cmd.args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(root().join("tests/components/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy();
-            if (k.starts_with("CARGO_") && k != "CARGO_HOME") || k.starts_with("RUSTC") || k == "RUSTFLAGS" {
+            if (k.starts_with("CARGO_") && k != "CARGO_HOME")
+                || k.starts_with("RUSTC")
+                || k == "RUSTFLAGS"
+            {
                 cmd.env_remove(k.as_ref());
             }
         }
@@ -58,13 +70,21 @@ impl Server {
         let path = dir.join("baton.toml");
         std::fs::write(&path, manifest).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
-        cmd.arg("serve").arg("--manifest").arg(&path).arg("--data").arg(dir.join("data"));
+        cmd.arg("serve")
+            .arg("--manifest")
+            .arg(&path)
+            .arg("--data")
+            .arg(dir.join("data"));
         Server::spawn(cmd)
     }
 
     /// Spawns `cmd` (a `baton serve …`) and waits for its `listening on` line.
+    // The child moves into `Server`, whose `Drop` kills and waits for it.
+    #[allow(clippy::zombie_processes)]
     pub fn spawn(mut cmd: Command) -> Server {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).env("BATON_LOG", "info");
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("BATON_LOG", "info");
         let mut child = cmd.spawn().expect("spawning baton");
         let stderr = Arc::new(Mutex::new(String::new()));
         let err_pipe = child.stderr.take().unwrap();
@@ -82,12 +102,19 @@ impl Server {
             line.clear();
             if out.read_line(&mut line).unwrap_or(0) == 0 {
                 let _ = child.wait();
-                panic!("baton exited before listening; stderr:\n{}", stderr.lock().unwrap());
+                panic!(
+                    "baton exited before listening; stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
             }
             if let Some(url) = line.trim().strip_prefix("listening on ") {
                 let base = url.to_string();
                 std::thread::spawn(move || for _ in out.lines() {});
-                return Server { child, base, stderr };
+                return Server {
+                    child,
+                    base,
+                    stderr,
+                };
             }
         }
     }
@@ -136,7 +163,10 @@ pub fn serve_fails(args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(!out.status.success(), "baton serve {args:?} should have failed");
+    assert!(
+        !out.status.success(),
+        "baton serve {args:?} should have failed"
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 

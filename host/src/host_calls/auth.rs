@@ -22,7 +22,12 @@ impl auth::Host for AuthState {
     async fn check(&mut self, _permission: String) -> wasmtime::Result<bool> {
         Ok(false)
     }
-    async fn verify_password(&mut self, _: String, _: String, _: Option<String>) -> Res<types::Principal> {
+    async fn verify_password(
+        &mut self,
+        _: String,
+        _: String,
+        _: Option<String>,
+    ) -> Res<types::Principal> {
         Ok(Err(unavailable("password verification")))
     }
     async fn issue_token(&mut self, _: types::Principal, _: u32) -> Res<String> {

@@ -36,7 +36,12 @@ impl jobs::Host for JobsState {
     async fn events(&mut self, _id: String, _after: u64, _limit: u32) -> Res<Vec<jobs::JobEvent>> {
         Ok(Err(unavailable("the job engine")))
     }
-    async fn progress(&mut self, _message: String, _done: u32, _total: u32) -> wasmtime::Result<()> {
+    async fn progress(
+        &mut self,
+        _message: String,
+        _done: u32,
+        _total: u32,
+    ) -> wasmtime::Result<()> {
         Ok(())
     }
     async fn exec(&mut self, _cmd: jobs::Command) -> Res<jobs::CommandOutput> {

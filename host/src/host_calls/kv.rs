@@ -44,17 +44,26 @@ fn wit_error(e: StoreError) -> types::Error {
 
 impl kv::Host for KvState {
     async fn get(&mut self, bucket: String, key: String) -> Res<Option<Vec<u8>>> {
-        Ok(self.store.get(&self.namespace, &bucket, &key).map_err(wit_error))
+        Ok(self
+            .store
+            .get(&self.namespace, &bucket, &key)
+            .map_err(wit_error))
     }
 
     async fn set(&mut self, bucket: String, key: String, value: Vec<u8>) -> Res<()> {
         self.wrote = true;
-        Ok(self.store.set(&self.namespace, &bucket, &key, &value).map_err(wit_error))
+        Ok(self
+            .store
+            .set(&self.namespace, &bucket, &key, &value)
+            .map_err(wit_error))
     }
 
     async fn delete(&mut self, bucket: String, key: String) -> Res<bool> {
         self.wrote = true;
-        Ok(self.store.delete(&self.namespace, &bucket, &key).map_err(wit_error))
+        Ok(self
+            .store
+            .delete(&self.namespace, &bucket, &key)
+            .map_err(wit_error))
     }
 
     async fn compare_and_swap(
@@ -67,7 +76,13 @@ impl kv::Host for KvState {
         self.wrote = true;
         Ok(self
             .store
-            .compare_and_swap(&self.namespace, &bucket, &key, expected.as_deref(), new.as_deref())
+            .compare_and_swap(
+                &self.namespace,
+                &bucket,
+                &key,
+                expected.as_deref(),
+                new.as_deref(),
+            )
             .map_err(wit_error))
     }
 
@@ -80,7 +95,13 @@ impl kv::Host for KvState {
     ) -> Res<Vec<(String, Vec<u8>)>> {
         Ok(self
             .store
-            .scan(&self.namespace, &bucket, &prefix, start_after.as_deref(), limit as usize)
+            .scan(
+                &self.namespace,
+                &bucket,
+                &prefix,
+                start_after.as_deref(),
+                limit as usize,
+            )
             .map_err(wit_error))
     }
 

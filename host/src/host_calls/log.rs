@@ -38,11 +38,21 @@ impl log::Host for LogState {
         let m = &message[..end];
         let (h, r) = (&*self.handler, &*self.request_id);
         match level {
-            Level::Trace => tracing::trace!(target: "baton::guest", handler = h, request_id = r, "{m}"),
-            Level::Debug => tracing::debug!(target: "baton::guest", handler = h, request_id = r, "{m}"),
-            Level::Info => tracing::info!(target: "baton::guest", handler = h, request_id = r, "{m}"),
-            Level::Warn => tracing::warn!(target: "baton::guest", handler = h, request_id = r, "{m}"),
-            Level::Error => tracing::error!(target: "baton::guest", handler = h, request_id = r, "{m}"),
+            Level::Trace => {
+                tracing::trace!(target: "baton::guest", handler = h, request_id = r, "{m}")
+            }
+            Level::Debug => {
+                tracing::debug!(target: "baton::guest", handler = h, request_id = r, "{m}")
+            }
+            Level::Info => {
+                tracing::info!(target: "baton::guest", handler = h, request_id = r, "{m}")
+            }
+            Level::Warn => {
+                tracing::warn!(target: "baton::guest", handler = h, request_id = r, "{m}")
+            }
+            Level::Error => {
+                tracing::error!(target: "baton::guest", handler = h, request_id = r, "{m}")
+            }
         }
         Ok(())
     }

@@ -107,7 +107,10 @@ impl Pollable for GuestOutput {
 
 impl OutputStream for GuestOutput {
     fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).write(&bytes);
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write(&bytes);
         Ok(())
     }
     fn flush(&mut self) -> Result<(), StreamError> {
@@ -125,7 +128,10 @@ impl tokio::io::AsyncWrite for GuestOutput {
         _cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).write(buf);
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write(buf);
         std::task::Poll::Ready(Ok(buf.len()))
     }
     fn poll_flush(

@@ -7,7 +7,9 @@ pub mod guest_output;
 pub mod registry;
 pub mod state;
 
-use crate::host_calls::{self, auth::AuthState, config::ConfigState, jobs::JobsState, kv::KvState, log::LogState};
+use crate::host_calls::{
+    self, auth::AuthState, config::ConfigState, jobs::JobsState, kv::KvState, log::LogState,
+};
 use crate::store::KvStore;
 use bindings::{HandlerPre, types};
 use guest_output::{GuestOutput, Stream};
@@ -18,7 +20,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
 use wasmtime_wasi::WasiCtxBuilder;
 
 /// How often the epoch advances; the granularity of wall-clock deadlines and
@@ -153,7 +158,9 @@ impl Runtime {
                         .into(),
                 )
             } else if !bytes.starts_with(b"\0asm") {
-                LoadError::NotAComponent(format!("the file does not start with the wasm magic bytes ({msg})"))
+                LoadError::NotAComponent(format!(
+                    "the file does not start with the wasm magic bytes ({msg})"
+                ))
             } else {
                 LoadError::Compile(msg)
             }
@@ -175,11 +182,19 @@ impl Runtime {
         let handler: Arc<str> = slot.name.clone();
         let request_id: Arc<str> = Arc::from(request_id);
         let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(GuestOutput::new(Stream::Stdout, handler.clone(), request_id.clone()))
-            .stderr(GuestOutput::new(Stream::Stderr, handler.clone(), request_id.clone()))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
+        wasi.stdout(GuestOutput::new(
+            Stream::Stdout,
+            handler.clone(),
+            request_id.clone(),
+        ))
+        .stderr(GuestOutput::new(
+            Stream::Stderr,
+            handler.clone(),
+            request_id.clone(),
+        ))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
         let timeout = Duration::from_millis(slot.limits.request_timeout_ms);
         let state = HostState {
             wasi: wasi.build(),
@@ -243,7 +258,13 @@ impl Runtime {
                 response,
                 wrote: store.data().kv.wrote,
             }),
-            Err((phase, e)) => Err(classify(&store, phase, e, timeout_ms, slot.limits.memory_mib)),
+            Err((phase, e)) => Err(classify(
+                &store,
+                phase,
+                e,
+                timeout_ms,
+                slot.limits.memory_mib,
+            )),
         }
     }
 }

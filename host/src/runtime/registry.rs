@@ -104,10 +104,13 @@ impl Registry {
     pub fn insert(&self, slot: HandlerSlot) {
         let slot = Arc::new(slot);
         self.slots.rcu(|slots| {
-            let mut next: Vec<Arc<HandlerSlot>> =
-                slots.iter().filter(|s| s.name != slot.name).cloned().collect();
+            let mut next: Vec<Arc<HandlerSlot>> = slots
+                .iter()
+                .filter(|s| s.name != slot.name)
+                .cloned()
+                .collect();
             next.push(slot.clone());
-            next.sort_by(|a, b| b.mount.len().cmp(&a.mount.len()));
+            next.sort_by_key(|s| std::cmp::Reverse(s.mount.len()));
             next
         });
     }
@@ -133,7 +136,10 @@ impl Registry {
         slots
             .iter()
             .filter(|s| allowed.is_none_or(|names| names.iter().any(|n| *n == *s.name)))
-            .find_map(|s| s.strip_mount(path).map(|rest| (s.clone(), rest.to_string())))
+            .find_map(|s| {
+                s.strip_mount(path)
+                    .map(|rest| (s.clone(), rest.to_string()))
+            })
     }
 }
 
@@ -143,9 +149,18 @@ mod tests {
 
     #[test]
     fn mounts_match_on_segment_boundaries() {
-        assert_eq!(strip_mount("/orchestrator/v1", "/orchestrator/v1"), Some("/"));
-        assert_eq!(strip_mount("/orchestrator/v1", "/orchestrator/v1/"), Some("/"));
-        assert_eq!(strip_mount("/orchestrator/v1", "/orchestrator/v1/jobs/8"), Some("/jobs/8"));
+        assert_eq!(
+            strip_mount("/orchestrator/v1", "/orchestrator/v1"),
+            Some("/")
+        );
+        assert_eq!(
+            strip_mount("/orchestrator/v1", "/orchestrator/v1/"),
+            Some("/")
+        );
+        assert_eq!(
+            strip_mount("/orchestrator/v1", "/orchestrator/v1/jobs/8"),
+            Some("/jobs/8")
+        );
         assert_eq!(strip_mount("/orchestrator/v1", "/orchestrator/v10"), None);
         assert_eq!(strip_mount("/orchestrator/v1", "/other"), None);
         assert_eq!(strip_mount("/", "/health"), Some("/health"));

@@ -1,7 +1,9 @@
 //! What one wasmtime `Store` holds: one field per capability, plus WASI and
 //! the memory limiter.
 
-use crate::host_calls::{auth::AuthState, config::ConfigState, jobs::JobsState, kv::KvState, log::LogState};
+use crate::host_calls::{
+    auth::AuthState, config::ConfigState, jobs::JobsState, kv::KvState, log::LogState,
+};
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};

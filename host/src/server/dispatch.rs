@@ -19,7 +19,12 @@ use std::time::Instant;
 use tracing::Instrument;
 
 /// Response headers the host owns; a guest's values for them are ignored.
-const HOST_OWNED_HEADERS: &[&str] = &["content-length", "transfer-encoding", "connection", "x-request-id"];
+const HOST_OWNED_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "x-request-id",
+];
 
 /// The single axum handler behind every listener.
 pub async fn dispatch(
@@ -32,7 +37,9 @@ pub async fn dispatch(
         "request", id = %request_id, method = %req.method(), path = %req.uri().path()
     );
     let started = Instant::now();
-    let resp = serve(&ctx, remote, req, &request_id).instrument(span.clone()).await;
+    let resp = serve(&ctx, remote, req, &request_id)
+        .instrument(span.clone())
+        .await;
     span.in_scope(|| {
         tracing::info!(
             status = resp.status().as_u16(),
@@ -73,7 +80,11 @@ async fn serve(
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| ctx.local_addr.to_string());
-    let mount_suffix = if slot.mount == "/" { "" } else { slot.mount.as_str() };
+    let mount_suffix = if slot.mount == "/" {
+        ""
+    } else {
+        slot.mount.as_str()
+    };
     let wit_req = types::Request {
         method: parts.method.as_str().to_string(),
         path: rel_path,
@@ -81,7 +92,12 @@ async fn serve(
         headers: parts
             .headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         body,
         mount: slot.mount.clone(),
@@ -141,7 +157,11 @@ fn invoke_error(handler: &str, e: InvokeError) -> HostError {
     match &e {
         InvokeError::Timeout(_) => {
             tracing::warn!(handler, "{e}");
-            HostError::new(StatusCode::GATEWAY_TIMEOUT, "handler-timeout", e.to_string())
+            HostError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "handler-timeout",
+                e.to_string(),
+            )
         }
         InvokeError::Overloaded => {
             tracing::warn!(handler, "{e}");
@@ -149,14 +169,20 @@ fn invoke_error(handler: &str, e: InvokeError) -> HostError {
         }
         InvokeError::MemoryExhausted(_) => {
             tracing::error!(handler, "{e}");
-            HostError::new(StatusCode::INTERNAL_SERVER_ERROR, "handler-memory", e.to_string())
+            HostError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "handler-memory",
+                e.to_string(),
+            )
         }
         InvokeError::Trap(detail) | InvokeError::Instantiate(detail) => {
             tracing::error!(handler, "handler failed: {detail}");
             HostError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "handler-error",
-                format!("the `{handler}` handler failed while serving this request; the server log has the details under this request id"),
+                format!(
+                    "the `{handler}` handler failed while serving this request; the server log has the details under this request id"
+                ),
             )
         }
     }
@@ -181,7 +207,10 @@ fn to_http(r: types::Response, request_id: &str) -> Result<Response, HostError> 
         if HOST_OWNED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
             continue;
         }
-        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
             (Ok(n), Ok(v)) => {
                 headers.append(n, v);
             }

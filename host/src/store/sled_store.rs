@@ -120,7 +120,11 @@ impl KvStore for SledStore {
                 from.extend_from_slice(after.as_bytes());
                 // The smallest key strictly greater than `from`.
                 from.push(0);
-                let lower = if from > scan_prefix { from } else { scan_prefix.clone() };
+                let lower = if from > scan_prefix {
+                    from
+                } else {
+                    scan_prefix.clone()
+                };
                 self.kv.range(lower..)
             }
             None => self.kv.range(scan_prefix.clone()..),
@@ -218,8 +222,14 @@ mod tests {
         let keys = |v: Vec<(String, Vec<u8>)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
         assert_eq!(keys(s.scan("ns", "b", "n", None, 2).unwrap()), ["n1", "n2"]);
         assert_eq!(keys(s.scan("ns", "b", "n", Some("n2"), 2).unwrap()), ["n3"]);
-        assert_eq!(keys(s.scan("ns", "b", "n", Some("a"), 5).unwrap()), ["n1", "n2", "n3"]);
-        assert_eq!(keys(s.scan("ns", "b", "", Some("n3"), 5).unwrap()), Vec::<String>::new());
+        assert_eq!(
+            keys(s.scan("ns", "b", "n", Some("a"), 5).unwrap()),
+            ["n1", "n2", "n3"]
+        );
+        assert_eq!(
+            keys(s.scan("ns", "b", "", Some("n3"), 5).unwrap()),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -227,7 +237,10 @@ mod tests {
         let (_d, s) = store();
         assert!(s.compare_and_swap("n", "b", "k", None, Some(b"1")).unwrap());
         assert!(!s.compare_and_swap("n", "b", "k", None, Some(b"2")).unwrap());
-        assert!(s.compare_and_swap("n", "b", "k", Some(b"1"), Some(b"2")).unwrap());
+        assert!(
+            s.compare_and_swap("n", "b", "k", Some(b"1"), Some(b"2"))
+                .unwrap()
+        );
         assert!(s.compare_and_swap("n", "b", "k", Some(b"2"), None).unwrap());
         assert_eq!(s.get("n", "b", "k").unwrap(), None);
     }
@@ -239,9 +252,16 @@ mod tests {
         assert_eq!(s.increment("n", "seq", "job", 1).unwrap(), 2);
         assert_eq!(s.increment("n", "seq", "job", -5).unwrap(), -3);
         s.set("n", "seq", "text", b"hello").unwrap();
-        assert!(matches!(s.increment("n", "seq", "text", 1), Err(StoreError::Invalid(_))));
-        s.set("n", "seq", "max", i64::MAX.to_string().as_bytes()).unwrap();
-        assert!(matches!(s.increment("n", "seq", "max", 1), Err(StoreError::Invalid(_))));
+        assert!(matches!(
+            s.increment("n", "seq", "text", 1),
+            Err(StoreError::Invalid(_))
+        ));
+        s.set("n", "seq", "max", i64::MAX.to_string().as_bytes())
+            .unwrap();
+        assert!(matches!(
+            s.increment("n", "seq", "max", 1),
+            Err(StoreError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -253,8 +273,15 @@ mod tests {
             value: v.map(<[u8]>::to_vec),
         };
         s.set("n", "a", "gone", b"x").unwrap();
-        s.apply("n", &[op("a", "k", Some(b"1")), op("b", "k", Some(b"2")), op("a", "gone", None)])
-            .unwrap();
+        s.apply(
+            "n",
+            &[
+                op("a", "k", Some(b"1")),
+                op("b", "k", Some(b"2")),
+                op("a", "gone", None),
+            ],
+        )
+        .unwrap();
         assert_eq!(s.get("n", "b", "k").unwrap().as_deref(), Some(&b"2"[..]));
         assert_eq!(s.get("n", "a", "gone").unwrap(), None);
         // An invalid op anywhere means nothing is written.
@@ -268,7 +295,10 @@ mod tests {
         let (_d, s) = store();
         assert!(s.set("n", "", "k", b"v").is_err());
         assert!(s.set("n", "b", &"k".repeat(2000), b"v").is_err());
-        assert!(s.set("n", "b", "k", &vec![0u8; super::super::MAX_VALUE_LEN + 1]).is_err());
+        assert!(
+            s.set("n", "b", "k", &vec![0u8; super::super::MAX_VALUE_LEN + 1])
+                .is_err()
+        );
     }
 
     #[test]
