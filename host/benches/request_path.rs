@@ -1,0 +1,84 @@
+//! Per-request cost of a fresh Wasm instance + `handle` for a trivial
+//! component, next to a native axum handler measured in the same run.
+//!
+//! `cargo bench -p baton --bench request_path`
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use axum::body::Body;
+use baton::app::App;
+use baton::manifest::Manifest;
+use baton::runtime::bindings::types;
+use criterion::{Criterion, criterion_group, criterion_main};
+use tower::ServiceExt;
+
+fn request(path: &str) -> types::Request {
+    types::Request {
+        method: "GET".into(),
+        path: path.into(),
+        query: String::new(),
+        headers: vec![("accept".into(), "application/json".into())],
+        body: Vec::new(),
+        mount: "/faulty".into(),
+        base_url: "http://127.0.0.1/faulty".into(),
+        remote_addr: "127.0.0.1:1".into(),
+        request_id: "bench".into(),
+        principal: None,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = support::test_components().join("faulty.wasm");
+    let text = support::manifest(&format!(
+        "[[handler]]\nname = \"faulty\"\nwasm = \"{}\"\nmount = \"/faulty\"\n",
+        wasm.display()
+    ));
+    let manifest = Manifest::parse(&text, "bench.toml", dir.path()).unwrap();
+    let app = rt
+        .block_on(App::start(manifest, dir.path().join("data")))
+        .unwrap();
+    let slot = app.registry.get("faulty").unwrap();
+    let version = slot.current();
+
+    let mut group = c.benchmark_group("request_path");
+    let req = request("/ok");
+    group.bench_function("wasm_fresh_instance_handle", |b| {
+        b.to_async(&rt).iter(|| async {
+            let out = app.runtime.handle(&slot, &version, &req).await.unwrap();
+            assert_eq!(out.response.status, 200);
+        })
+    });
+    let kv_req = request("/kv/bench");
+    rt.block_on(async {
+        let mut put = request("/kv/bench");
+        put.method = "PUT".into();
+        put.body = b"value".to_vec();
+        app.runtime.handle(&slot, &version, &put).await.unwrap();
+    });
+    group.bench_function("wasm_fresh_instance_kv_get", |b| {
+        b.to_async(&rt).iter(|| async {
+            let out = app.runtime.handle(&slot, &version, &kv_req).await.unwrap();
+            assert_eq!(out.response.status, 200);
+        })
+    });
+    let native = axum::Router::new().route("/faulty/ok", axum::routing::get(|| async { "ok" }));
+    group.bench_function("native_axum_handler", |b| {
+        b.to_async(&rt).iter(|| async {
+            let req = axum::http::Request::get("/faulty/ok")
+                .body(Body::empty())
+                .unwrap();
+            let resp = native.clone().oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), 200);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
