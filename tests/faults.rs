@@ -33,14 +33,7 @@ fn a_trap_is_a_500_with_the_request_id_and_the_server_keeps_serving() {
             .any(|l| l.contains("deliberate trap") && l.contains(&id)),
         "{log}"
     );
-    assert_eq!(
-        client()
-            .get(server.url("/faulty/ok"))
-            .send()
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(server.get_status("/faulty/ok"), 200);
 }
 
 #[test]
@@ -63,14 +56,7 @@ fn an_endless_loop_is_a_504_and_other_handlers_keep_answering() {
     assert_eq!(resp.status(), 504);
     let body: Value = resp.json().unwrap();
     assert_eq!(body["error"]["kind"], "handler-timeout");
-    assert_eq!(
-        client()
-            .get(server.url("/faulty/ok"))
-            .send()
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(server.get_status("/faulty/ok"), 200);
 }
 
 #[test]
@@ -87,14 +73,7 @@ fn growing_memory_past_the_cap_is_a_500() {
             .unwrap()
             .contains("16 MiB")
     );
-    assert_eq!(
-        client()
-            .get(server.url("/faulty/ok"))
-            .send()
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(server.get_status("/faulty/ok"), 200);
 }
 
 #[test]
@@ -110,19 +89,9 @@ fn guest_output_config_and_unimplemented_capabilities() {
         "{log}"
     );
 
-    let body: Value = client()
-        .get(server.url("/faulty/config/greeting"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let body = server.get_json("/faulty/config/greeting");
     assert_eq!(body["value"], "hi");
-    let body: Value = client()
-        .get(server.url("/faulty/config/absent"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let body = server.get_json("/faulty/config/absent");
     assert_eq!(body["value"], Value::Null);
 
     // Jobs are declared but not built yet: a clear `unavailable`, not a trap.

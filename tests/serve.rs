@@ -116,34 +116,19 @@ fn a_file_that_is_not_a_component_stops_startup_naming_the_handler() {
     };
     std::fs::write(dir.path().join("garbage.wasm"), b"this is not wasm").unwrap();
     std::fs::write(dir.path().join("m1.toml"), handler("garbage.wasm")).unwrap();
-    let err = serve_fails(&[
-        "--manifest",
-        dir.path().join("m1.toml").to_str().unwrap(),
-        "--data",
-        dir.path().join("d").to_str().unwrap(),
-    ]);
+    let err = serve_manifest_fails(dir.path(), "m1.toml");
     assert!(err.contains("handler `broken`"), "{err}");
     assert!(err.contains("not a WebAssembly component"), "{err}");
 
     // A core module (what wasm32-wasip1 builds) is refused with advice.
     std::fs::write(dir.path().join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(dir.path().join("m2.toml"), handler("core.wasm")).unwrap();
-    let err = serve_fails(&[
-        "--manifest",
-        dir.path().join("m2.toml").to_str().unwrap(),
-        "--data",
-        dir.path().join("d").to_str().unwrap(),
-    ]);
+    let err = serve_manifest_fails(dir.path(), "m2.toml");
     assert!(err.contains("core WebAssembly module"), "{err}");
 
     // A missing file is named.
     std::fs::write(dir.path().join("m3.toml"), handler("absent.wasm")).unwrap();
-    let err = serve_fails(&[
-        "--manifest",
-        dir.path().join("m3.toml").to_str().unwrap(),
-        "--data",
-        dir.path().join("d").to_str().unwrap(),
-    ]);
+    let err = serve_manifest_fails(dir.path(), "m3.toml");
     assert!(err.contains("absent.wasm"), "{err}");
 }
 
@@ -157,12 +142,7 @@ fn a_component_that_does_not_satisfy_the_world_stops_startup() {
         manifest("[[handler]]\nname = \"hollow\"\nwasm = \"empty.wasm\"\nmount = \"/h\"\n"),
     )
     .unwrap();
-    let err = serve_fails(&[
-        "--manifest",
-        dir.path().join("m.toml").to_str().unwrap(),
-        "--data",
-        dir.path().join("d").to_str().unwrap(),
-    ]);
+    let err = serve_manifest_fails(dir.path(), "m.toml");
     assert!(err.contains("handler `hollow`"), "{err}");
     assert!(
         err.contains("does not satisfy the baton:api/handler world"),

@@ -147,6 +147,21 @@ impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+
+    /// The status of `GET path`.
+    pub fn get_status(&self, path: &str) -> u16 {
+        client()
+            .get(self.url(path))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// The JSON body of `GET path`.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        client().get(self.url(path)).send().unwrap().json().unwrap()
+    }
 }
 
 impl Drop for Server {
@@ -168,6 +183,19 @@ pub fn serve_fails(args: &[&str]) -> String {
         "baton serve {args:?} should have failed"
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `baton serve` on the manifest file `name` in `dir` (data in `dir/d`),
+/// expecting it to fail; returns its stderr.
+pub fn serve_manifest_fails(dir: &Path, name: &str) -> String {
+    let manifest = dir.join(name);
+    let data = dir.join("d");
+    serve_fails(&[
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ])
 }
 
 /// A blocking HTTP client with a generous timeout.
