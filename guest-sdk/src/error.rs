@@ -17,6 +17,8 @@ pub enum HostError {
     Unavailable(String),
     /// The host failed; the message says how.
     Internal(String),
+    /// Too many attempts; retry after this many seconds.
+    RateLimited(u32),
     /// A stored value could not be decoded as the type asked for.
     Decode(String),
 }
@@ -30,6 +32,7 @@ impl std::fmt::Display for HostError {
             HostError::Denied(m) => write!(f, "denied: {m}"),
             HostError::Unavailable(m) => write!(f, "unavailable: {m}"),
             HostError::Internal(m) => write!(f, "internal: {m}"),
+            HostError::RateLimited(s) => write!(f, "too many attempts; retry in {s} s"),
             HostError::Decode(m) => write!(f, "stored value does not decode: {m}"),
         }
     }
@@ -46,6 +49,7 @@ impl From<WitError> for HostError {
             WitError::Denied(m) => HostError::Denied(m),
             WitError::Unavailable(m) => HostError::Unavailable(m),
             WitError::Internal(m) => HostError::Internal(m),
+            WitError::RateLimited(s) => HostError::RateLimited(s),
         }
     }
 }

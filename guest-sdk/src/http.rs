@@ -11,6 +11,35 @@ pub struct Principal {
     pub subject: String,
     /// The caller's roles.
     pub roles: Vec<String>,
+    /// The namespaces the caller may act in; `*` means all.
+    pub namespaces: Vec<String>,
+}
+
+impl Principal {
+    /// Whether the caller may act in `namespace`.
+    pub fn in_namespace(&self, namespace: &str) -> bool {
+        self.namespaces.iter().any(|n| n == "*" || n == namespace)
+    }
+}
+
+impl From<wit::Principal> for Principal {
+    fn from(p: wit::Principal) -> Self {
+        Principal {
+            subject: p.subject,
+            roles: p.roles,
+            namespaces: p.namespaces,
+        }
+    }
+}
+
+impl From<&Principal> for wit::Principal {
+    fn from(p: &Principal) -> Self {
+        wit::Principal {
+            subject: p.subject.clone(),
+            roles: p.roles.clone(),
+            namespaces: p.namespaces.clone(),
+        }
+    }
 }
 
 /// One HTTP request routed to this handler.
@@ -257,10 +286,7 @@ impl From<wit::Request> for Request {
             base_url: r.base_url,
             remote_addr: r.remote_addr,
             request_id: r.request_id,
-            principal: r.principal.map(|p| Principal {
-                subject: p.subject,
-                roles: p.roles,
-            }),
+            principal: r.principal.map(Principal::from),
             params: HashMap::new(),
         }
     }

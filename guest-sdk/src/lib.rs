@@ -24,9 +24,10 @@
 //! ```
 //!
 //! Everything in [`http`] and [`router`] is plain Rust and can be unit-tested
-//! natively; [`kv`], [`config`], [`log`] and [`jobs`] call the host and only
+//! natively; [`kv`], [`auth`], [`config`], [`log`] and [`jobs`] call the host and only
 //! work inside a running component.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -1,5 +1,6 @@
 //! Wiring: the store, the runtime and the registry built from a manifest.
 
+use crate::auth::Auth;
 use crate::builtin;
 use crate::manifest::Manifest;
 use crate::runtime::registry::{HandlerSlot, Registry};
@@ -20,6 +21,8 @@ pub struct App {
     pub data_dir: PathBuf,
     /// The sled database.
     pub store: Arc<SledStore>,
+    /// Users, tokens, permissions.
+    pub auth: Arc<Auth>,
     /// wasmtime and the host calls.
     pub runtime: Runtime,
     /// The mounted handlers.
@@ -36,6 +39,7 @@ impl App {
             SledStore::open(&data_dir.join("db"))
                 .with_context(|| format!("opening the database in {}", data_dir.display()))?,
         );
+        let auth = Arc::new(Auth::open(&manifest, &data_dir, store.db())?);
         let max_memory_mib = manifest
             .handlers
             .iter()
@@ -49,11 +53,13 @@ impl App {
                 max_memory_bytes: max_memory_mib as usize * 1024 * 1024,
             },
             store.clone(),
+            auth.clone(),
         )?;
         let app = Arc::new(App {
             manifest,
             data_dir,
             store,
+            auth,
             runtime,
             registry: Registry::default(),
         });
@@ -68,14 +74,8 @@ impl App {
                 handler = %h.name, mount = %h.mount, version = %&version.sha256[..12],
                 bytes = version.size, "handler loaded"
             );
-            app.registry.insert(HandlerSlot::new(
-                &h.name,
-                &h.mount,
-                app.manifest.limits_for(h),
-                h.errors,
-                h.config.clone(),
-                version,
-            ));
+            app.registry
+                .insert(HandlerSlot::new(h, app.manifest.limits_for(h), version));
         }
         Ok(app)
     }

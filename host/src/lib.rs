@@ -7,6 +7,7 @@
 //! [`server`] (axum, routing, errors) and [`app`] (wiring them together).
 
 pub mod app;
+pub mod auth;
 pub mod builtin;
 pub mod cli;
 pub mod host_calls;

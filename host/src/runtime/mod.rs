@@ -7,6 +7,7 @@ pub mod guest_output;
 pub mod registry;
 pub mod state;
 
+use crate::auth::Auth;
 use crate::host_calls::{
     self, auth::AuthState, config::ConfigState, jobs::JobsState, kv::KvState, log::LogState,
 };
@@ -86,6 +87,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     store: Arc<dyn KvStore>,
+    auth: Arc<Auth>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -103,7 +105,11 @@ pub fn version_of(bytes: &[u8]) -> String {
 impl Runtime {
     /// Builds the engine (pooling allocator, copy-on-write images, epoch
     /// interruption) and the linker, and starts the epoch ticker.
-    pub fn new(config: RuntimeConfig, store: Arc<dyn KvStore>) -> anyhow::Result<Runtime> {
+    pub fn new(
+        config: RuntimeConfig,
+        store: Arc<dyn KvStore>,
+        auth: Arc<Auth>,
+    ) -> anyhow::Result<Runtime> {
         let n = config.max_instances.max(1);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(n)
@@ -138,6 +144,7 @@ impl Runtime {
             engine,
             linker,
             store,
+            auth,
             ticker_stop,
         })
     }
@@ -178,9 +185,9 @@ impl Runtime {
         })
     }
 
-    fn new_store(&self, slot: &HandlerSlot, request_id: &str) -> Store<HostState> {
+    fn new_store(&self, slot: &HandlerSlot, req: &types::Request) -> Store<HostState> {
         let handler: Arc<str> = slot.name.clone();
-        let request_id: Arc<str> = Arc::from(request_id);
+        let request_id: Arc<str> = Arc::from(req.request_id.as_str());
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(GuestOutput::new(
             Stream::Stdout,
@@ -208,7 +215,12 @@ impl Runtime {
             config: ConfigState::new(slot.config.clone()),
             log: LogState::new(handler, request_id),
             jobs: JobsState::default(),
-            auth: AuthState::default(),
+            auth: AuthState::new(
+                self.auth.clone(),
+                req.principal.as_ref(),
+                &req.remote_addr,
+                slot.capabilities.issue_tokens,
+            ),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -240,7 +252,7 @@ impl Runtime {
         .map_err(|_| InvokeError::Overloaded)?
         .map_err(|_| InvokeError::Overloaded)?;
 
-        let mut store = self.new_store(slot, &req.request_id);
+        let mut store = self.new_store(slot, req);
         let result = async {
             let instance = version
                 .pre

@@ -4,7 +4,7 @@
 
 use super::bindings::HandlerPre;
 use super::state::HostState;
-use crate::manifest::{ErrorStyle, Limits};
+use crate::manifest::{AccessRules, Capabilities, ErrorStyle, HandlerSpec, Limits};
 use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,27 +35,26 @@ pub struct HandlerSlot {
     pub errors: ErrorStyle,
     /// Its `config` table.
     pub config: Arc<BTreeMap<String, String>>,
+    /// Who may call which route.
+    pub access: AccessRules,
+    /// What it may do beyond its own storage.
+    pub capabilities: Capabilities,
     /// Bounds the instances running at once.
     pub permits: Arc<Semaphore>,
     current: ArcSwap<HandlerVersion>,
 }
 
 impl HandlerSlot {
-    /// A slot running `version`.
-    pub fn new(
-        name: &str,
-        mount: &str,
-        limits: Limits,
-        errors: ErrorStyle,
-        config: BTreeMap<String, String>,
-        version: HandlerVersion,
-    ) -> Self {
+    /// A slot for `spec` with effective `limits`, running `version`.
+    pub fn new(spec: &HandlerSpec, limits: Limits, version: HandlerVersion) -> Self {
         HandlerSlot {
-            name: Arc::from(name),
-            mount: mount.to_string(),
+            name: Arc::from(spec.name.as_str()),
+            mount: spec.mount.clone(),
             limits,
-            errors,
-            config: Arc::new(config),
+            errors: spec.errors,
+            config: Arc::new(spec.config.clone()),
+            access: spec.access(),
+            capabilities: spec.capabilities.clone(),
             permits: Arc::new(Semaphore::new(limits.max_concurrent as usize)),
             current: ArcSwap::from_pointee(version),
         }

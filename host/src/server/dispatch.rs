@@ -3,17 +3,18 @@
 //! failure into a JSON error carrying the request id.
 
 use super::ListenerCtx;
+use super::authn;
 use super::errors::HostError;
+use super::listen::ConnInfo;
 use crate::manifest::ErrorStyle;
 use crate::runtime::InvokeError;
 use crate::runtime::bindings::types;
 use crate::store::KvStore;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -29,7 +30,6 @@ const HOST_OWNED_HEADERS: &[&str] = &[
 /// The single axum handler behind every listener.
 pub async fn dispatch(
     State(ctx): State<Arc<ListenerCtx>>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     req: axum::extract::Request,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -37,9 +37,7 @@ pub async fn dispatch(
         "request", id = %request_id, method = %req.method(), path = %req.uri().path()
     );
     let started = Instant::now();
-    let resp = serve(&ctx, remote, req, &request_id)
-        .instrument(span.clone())
-        .await;
+    let resp = serve(&ctx, req, &request_id).instrument(span.clone()).await;
     span.in_scope(|| {
         tracing::info!(
             status = resp.status().as_u16(),
@@ -50,12 +48,7 @@ pub async fn dispatch(
     resp
 }
 
-async fn serve(
-    ctx: &ListenerCtx,
-    remote: SocketAddr,
-    req: axum::extract::Request,
-    request_id: &str,
-) -> Response {
+async fn serve(ctx: &ListenerCtx, req: axum::extract::Request, request_id: &str) -> Response {
     let path = req.uri().path().to_string();
     let Some((slot, rel_path)) = ctx.app.registry.route(&path, ctx.mounts.as_deref()) else {
         return HostError::new(
@@ -69,6 +62,19 @@ async fn serve(
     let fail = |e: HostError| e.into_response(style, request_id);
 
     let (parts, body) = req.into_parts();
+    let Some(conn) = parts.extensions.get::<ConnInfo>().cloned() else {
+        return fail(HostError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the connection has no ConnInfo (served outside server::listen)",
+        ));
+    };
+    let policy = slot.access.policy_for(parts.method.as_str(), &rel_path);
+    let principal =
+        match authn::authorize(&ctx.app.auth, &parts.headers, &conn, policy, style).await {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        };
     let limit = slot.limits.max_body_bytes;
     let body = match read_body(&parts.headers, body, limit).await {
         Ok(b) => b,
@@ -89,22 +95,15 @@ async fn serve(
         method: parts.method.as_str().to_string(),
         path: rel_path,
         query: parts.uri.query().unwrap_or("").to_string(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+        headers: authn::guest_headers(&parts.headers),
         body,
         mount: slot.mount.clone(),
         base_url: format!("{}://{}{}", ctx.scheme, host, mount_suffix),
-        remote_addr: remote.to_string(),
+        remote_addr: conn.remote.to_string(),
         request_id: request_id.to_string(),
-        principal: None,
+        principal: principal
+            .as_ref()
+            .map(crate::host_calls::auth::to_wit_principal),
     };
 
     let version = slot.current();

@@ -2,7 +2,7 @@
 //! request was for (see [`ErrorStyle`]), always with the request id.
 
 use crate::manifest::ErrorStyle;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -15,6 +15,8 @@ pub struct HostError {
     pub kind: &'static str,
     /// One human sentence: what happened and, where useful, what to do.
     pub message: String,
+    /// Extra response headers, e.g. `WWW-Authenticate` or `Retry-After`.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl HostError {
@@ -24,7 +26,14 @@ impl HostError {
             status,
             kind,
             message: message.into(),
+            headers: Vec::new(),
         }
+    }
+
+    /// The same error with an extra response header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     /// The body for `style`.
@@ -52,6 +61,9 @@ impl HostError {
     pub fn into_response(self, style: ErrorStyle, request_id: &str) -> Response {
         let body = self.body(style, request_id);
         let mut resp = (self.status, axum::Json(body)).into_response();
+        for (name, value) in self.headers {
+            resp.headers_mut().insert(name, value);
+        }
         if let Ok(v) = HeaderValue::from_str(request_id) {
             resp.headers_mut().insert("x-request-id", v);
         }

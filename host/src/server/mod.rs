@@ -1,10 +1,15 @@
 //! The HTTP side: one axum router per listener, all requests going through
 //! [`dispatch::dispatch`], which routes to the mounted handler.
 
+pub mod admin;
+pub mod authn;
 pub mod dispatch;
 pub mod errors;
+pub mod listen;
+pub mod tls;
 
 use crate::app::App;
+use crate::manifest::{ADMIN_MOUNT, ADMIN_MOUNT_NAME};
 use crate::store::KvStore;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -35,28 +40,36 @@ pub async fn run(
             .await
             .with_context(|| format!("binding listener {}", l.address))?;
         let local_addr = listener.local_addr()?;
+        let tls = match &l.tls {
+            Some(spec) => Some(
+                tls::server_config(spec, &app.manifest, &app.data_dir, local_addr)
+                    .with_context(|| format!("TLS for listener {}", l.address))?,
+            ),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let ctx = Arc::new(ListenerCtx {
             app: app.clone(),
             mounts: l.mounts.clone(),
-            scheme: "http",
+            scheme,
             local_addr,
         });
-        let router = axum::Router::new()
-            .fallback(dispatch::dispatch)
-            .with_state(ctx);
-        println!("listening on http://{local_addr}");
-        tracing::info!(%local_addr, "listening");
+        let mut router = axum::Router::new();
+        if l.serves(ADMIN_MOUNT_NAME) {
+            router = router.nest(ADMIN_MOUNT, admin::router());
+        }
+        let router = router.fallback(dispatch::dispatch).with_state(ctx);
+        println!("listening on {scheme}://{local_addr}");
+        tracing::info!(%local_addr, scheme, mutual_tls = l.tls.as_ref().is_some_and(|t| t.client_ca.is_some()), "listening");
         let mut rx = tx.subscribe();
-        tasks.push(tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
+        tasks.push(tokio::spawn(listen::serve(
+            listener,
+            tls,
+            router,
+            async move {
                 let _ = rx.recv().await;
-            })
-            .await
-        }));
+            },
+        )));
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -64,7 +77,7 @@ pub async fn run(
     tracing::info!("shutting down");
     let _ = tx.send(());
     for t in tasks {
-        t.await??;
+        t.await?;
     }
     app.store.flush()?;
     Ok(())

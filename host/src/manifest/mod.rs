@@ -1,8 +1,15 @@
-//! `baton.toml`: listeners, storage, limits and handlers.
+//! `baton.toml`: listeners (and their TLS), storage, auth, limits and
+//! handlers (with their route policies and capabilities).
 //!
 //! Every field has a default and the binary embeds [`DEFAULT_MANIFEST`], so
 //! `baton serve` with no flags works anywhere. A bad manifest is reported with
 //! the file, the key and what was expected.
+
+pub mod access;
+pub mod security;
+
+pub use access::{AccessRules, Capabilities, Policy, RouteRule};
+pub use security::{AuthConfig, JwtAlgorithm, TlsSource, TlsSpec};
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
@@ -10,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The manifest compiled into the binary, used when no `--manifest` is given.
-pub const DEFAULT_MANIFEST: &str = include_str!("../baton.toml");
+pub const DEFAULT_MANIFEST: &str = include_str!("../../baton.toml");
 
 /// The name shown for the embedded manifest in error messages.
 pub const DEFAULT_MANIFEST_NAME: &str = "<embedded baton.toml>";
@@ -56,6 +63,9 @@ pub struct Manifest {
     /// Default limits for every handler.
     #[serde(default)]
     pub limits: Limits,
+    /// Tokens, roles and login limits.
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// The sockets the server listens on.
     #[serde(default, rename = "listener")]
     pub listeners: Vec<Listener>,
@@ -145,8 +155,26 @@ impl LimitOverrides {
 pub struct Listener {
     /// `ip:port`, e.g. `127.0.0.1:8143`.
     pub address: String,
-    /// Names of the handlers served here; absent = every handler.
+    /// Names of the handlers served here (and `admin` for the admin API);
+    /// absent = every handler and the admin API.
     pub mounts: Option<Vec<String>>,
+    /// Absent: plain HTTP. `"self-signed"` or `{ cert, key, client_ca? }`: HTTPS.
+    pub tls: Option<TlsSpec>,
+}
+
+/// The name under which a listener's `mounts` lists the admin API.
+pub const ADMIN_MOUNT_NAME: &str = "admin";
+
+/// Where the admin API is served.
+pub const ADMIN_MOUNT: &str = "/admin/v1";
+
+impl Listener {
+    /// Whether this listener serves the mount named `name`.
+    pub fn serves(&self, name: &str) -> bool {
+        self.mounts
+            .as_ref()
+            .is_none_or(|ms| ms.iter().any(|m| m == name))
+    }
 }
 
 /// The JSON shape of errors the host itself produces for a handler's mount
@@ -186,6 +214,29 @@ pub struct HandlerSpec {
     /// Strings the handler reads with `config.get`.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// The policy of requests no `[[handler.route]]` matches.
+    #[serde(default = "default_policy")]
+    pub policy: Policy,
+    /// Per-route policies, first match wins.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteRule>,
+    /// What the handler may do beyond its own storage.
+    #[serde(default)]
+    pub capabilities: Capabilities,
+}
+
+fn default_policy() -> Policy {
+    Policy::Authenticated
+}
+
+impl HandlerSpec {
+    /// The handler's access rules.
+    pub fn access(&self) -> AccessRules {
+        AccessRules {
+            policy: self.policy.clone(),
+            routes: self.routes.clone(),
+        }
+    }
 }
 
 impl Manifest {
@@ -232,8 +283,16 @@ impl Manifest {
         }
     }
 
+    /// `path` as given in the manifest, relative to the manifest's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.base_dir.join(path)
+    }
+
     fn validate(&self) -> Result<(), ManifestError> {
         self.validate_limits("limits", &self.limits)?;
+        self.auth
+            .check()
+            .map_err(|(key, msg)| self.invalid(key, msg))?;
         if self.listeners.is_empty() {
             return Err(self.invalid("listener", "at least one [[listener]] is required"));
         }
@@ -255,6 +314,22 @@ impl Manifest {
                     ),
                 ));
             }
+            if h.name == ADMIN_MOUNT_NAME {
+                return Err(self.invalid(
+                    key("name"),
+                    "`admin` is reserved for the admin API; choose another name",
+                ));
+            }
+            if h.mount == ADMIN_MOUNT || strip_mount_prefix(ADMIN_MOUNT, &h.mount) {
+                return Err(self.invalid(
+                    key("mount"),
+                    format!("`{}` is inside the admin API's {ADMIN_MOUNT}", h.mount),
+                ));
+            }
+            for (j, r) in h.routes.iter().enumerate() {
+                r.check()
+                    .map_err(|m| self.invalid(format!("handler[{i}].route[{j}].path"), m))?;
+            }
             if !names.insert(h.name.as_str()) {
                 return Err(self.invalid(key("name"), format!("`{}` is used twice", h.name)));
             }
@@ -275,7 +350,7 @@ impl Manifest {
                 ));
             }
             for m in l.mounts.iter().flatten() {
-                if !names.contains(m.as_str()) {
+                if m != ADMIN_MOUNT_NAME && !names.contains(m.as_str()) {
                     return Err(self.invalid(
                         format!("listener[{i}].mounts"),
                         format!("no [[handler]] is named `{m}`"),
@@ -301,6 +376,12 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// Whether `path` lies below `prefix` on a segment boundary.
+fn strip_mount_prefix(prefix: &str, path: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|r| r.starts_with('/'))
 }
 
 fn validate_mount(mount: &str) -> Result<(), String> {
@@ -386,5 +467,65 @@ mod tests {
     fn memory_out_of_range_is_refused() {
         let err = parse(&format!("{LISTENER}[limits]\nmemory_mib = 0\n")).unwrap_err();
         assert!(err.to_string().contains("limits.memory_mib"), "{err}");
+    }
+
+    #[test]
+    fn tls_accepts_self_signed_or_files_and_explains_the_rest() {
+        let m = parse("[[listener]]\naddress = \"127.0.0.1:0\"\ntls = \"self-signed\"\n").unwrap();
+        assert_eq!(
+            m.listeners[0].tls.as_ref().unwrap().source,
+            TlsSource::SelfSigned
+        );
+        let m = parse(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\ntls = { cert = \"c.pem\", key = \"k.pem\", client_ca = \"ca.pem\" }\n",
+        )
+        .unwrap();
+        let tls = m.listeners[0].tls.as_ref().unwrap();
+        assert!(matches!(tls.source, TlsSource::Files { .. }));
+        assert!(tls.client_ca.is_some());
+        let err = parse("[[listener]]\naddress = \"127.0.0.1:0\"\ntls = \"yes\"\n").unwrap_err();
+        assert!(err.to_string().contains("self-signed"), "{err}");
+        let err = parse("[[listener]]\naddress = \"127.0.0.1:0\"\ntls = { cert = \"c.pem\" }\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("both `cert` and `key`"), "{err}");
+    }
+
+    #[test]
+    fn routes_policies_and_auth_are_checked() {
+        let h = "[[handler]]\nname = \"a\"\nwasm = \"a.wasm\"\nmount = \"/a\"\n";
+        let m = parse(&format!(
+            "{LISTENER}{h}policy = \"public\"\n[[handler.route]]\npath = \"/x/*\"\nmethods = [\"POST\"]\npolicy = \"jobs:write\"\n"
+        ))
+        .unwrap();
+        let rules = m.handlers[0].access();
+        assert_eq!(rules.policy_for("GET", "/x/1"), &Policy::Public);
+        assert_eq!(
+            rules.policy_for("POST", "/x/1"),
+            &Policy::Permission("jobs:write".into())
+        );
+        let err = parse(&format!("{LISTENER}{h}policy = \"Everyone\"\n")).unwrap_err();
+        assert!(err.to_string().contains("not a policy"), "{err}");
+        let err = parse(&format!(
+            "{LISTENER}{h}[[handler.route]]\npath = \"/a/*/b\"\npolicy = \"public\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("handler[0].route[0].path"),
+            "{err}"
+        );
+        let err = parse(&format!("{LISTENER}[auth]\nalgorithm = \"RS256\"\n")).unwrap_err();
+        assert!(err.to_string().contains("private_key"), "{err}");
+        let err = parse(&format!("{LISTENER}[auth]\nalgorithm = \"none\"\n")).unwrap_err();
+        assert!(err.to_string().contains("algorithm"), "{err}");
+        let err = parse(&format!(
+            "{LISTENER}[[handler]]\nname = \"admin\"\nwasm = \"a.wasm\"\nmount = \"/z\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("reserved"), "{err}");
+        let err = parse(&format!(
+            "{LISTENER}[[handler]]\nname = \"z\"\nwasm = \"a.wasm\"\nmount = \"/admin/v1/x\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("admin API"), "{err}");
     }
 }

@@ -1,0 +1,436 @@
+//! Authentication and authorisation, done by the host before any Wasm runs:
+//! users (argon2id) in sled, JWTs, HTTP Basic, client certificates, roles and
+//! permissions, token revocation and login rate limits.
+//!
+//! [`Auth`] is the one service the request path, the admin API, the `auth`
+//! host calls and the CLI talk to.
+
+pub mod admin_ops;
+pub mod limiter;
+pub mod roles;
+pub mod tokens;
+pub mod totp;
+pub mod users;
+
+use crate::manifest::{AuthConfig, Manifest};
+use limiter::LoginLimiter;
+use roles::RoleTable;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokens::{Claims, TokenError, TokenKeys, TokenKind};
+use users::{User, UserStore};
+
+/// The file the generated bootstrap password is written to.
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+
+/// How long a verified Basic credential is remembered (argon2 is slow on purpose).
+const BASIC_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Most remembered Basic credentials.
+const BASIC_CACHE_MAX: usize = 10_000;
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user name, or a client certificate's common name.
+    pub subject: String,
+    /// Roles held now.
+    pub roles: Vec<String>,
+    /// Namespaces the caller may act in; `*` = all.
+    pub namespaces: Vec<String>,
+}
+
+impl Principal {
+    fn of(user: &User) -> Self {
+        Principal {
+            subject: user.name.clone(),
+            roles: user.roles.clone(),
+            namespaces: user.namespaces.clone(),
+        }
+    }
+}
+
+/// A credential taken from a request.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A JWT from `X-Authentication` or `Authorization: Bearer`.
+    Token(String),
+    /// `Authorization: Basic`.
+    Basic {
+        /// User name.
+        user: String,
+        /// Password.
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Token(_) => f.write_str("Token(..)"),
+            Credential::Basic { user, .. } => write!(f, "Basic({user}, ..)"),
+        }
+    }
+}
+
+/// Why a caller was not authenticated or a token not issued. Messages never
+/// contain secrets and are safe to return.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// Wrong or unusable credentials (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Too many failed logins (429); retry after this many seconds.
+    #[error("too many failed logins; try again in {0} s")]
+    RateLimited(u64),
+    /// A request the caller may not make (e.g. a token for a missing user).
+    #[error("{0}")]
+    Invalid(String),
+    /// Storage failed (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<TokenError> for AuthError {
+    fn from(e: TokenError) -> Self {
+        AuthError::Unauthenticated(e.to_string())
+    }
+}
+
+impl From<users::UserError> for AuthError {
+    fn from(e: users::UserError) -> Self {
+        AuthError::Internal(e.to_string())
+    }
+}
+
+impl From<sled::Error> for AuthError {
+    fn from(e: sled::Error) -> Self {
+        AuthError::Internal(format!("the token store failed: {e}"))
+    }
+}
+
+/// The auth service of a running server.
+pub struct Auth {
+    config: AuthConfig,
+    roles: RoleTable,
+    users: UserStore,
+    keys: TokenKeys,
+    revoked: sled::Tree,
+    limiter: LoginLimiter,
+    basic_cache: Mutex<HashMap<[u8; 32], Instant>>,
+    /// Verified against when the user does not exist, so that unknown and
+    /// known users take the same time.
+    dummy_hash: String,
+}
+
+impl Auth {
+    /// Loads keys (generating the HS256 secret on first start), opens the
+    /// user and revocation trees, and creates the bootstrap admin when there
+    /// is no user at all.
+    pub fn open(manifest: &Manifest, data_dir: &Path, db: &sled::Db) -> anyhow::Result<Auth> {
+        let config = manifest.auth.clone();
+        let auth = Auth {
+            roles: RoleTable::new(config.role_table()),
+            users: UserStore::open(db)?,
+            keys: TokenKeys::load(manifest, data_dir, true)?,
+            revoked: db.open_tree("revoked-tokens")?,
+            limiter: LoginLimiter::new(
+                config.login_max_failures,
+                config.login_max_failures_per_address,
+                Duration::from_secs(config.login_window_secs.into()),
+            ),
+            basic_cache: Mutex::new(HashMap::new()),
+            dummy_hash: users::hash_password("dummy password for timing")?,
+            config,
+        };
+        auth.prune_revoked()?;
+        auth.bootstrap_admin(data_dir)?;
+        Ok(auth)
+    }
+
+    /// The `[auth]` settings.
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    /// The user store.
+    pub fn users(&self) -> &UserStore {
+        &self.users
+    }
+
+    /// The role table.
+    pub fn roles(&self) -> &RoleTable {
+        &self.roles
+    }
+
+    fn bootstrap_admin(&self, data_dir: &Path) -> anyhow::Result<()> {
+        if !self.users.is_empty() {
+            return Ok(());
+        }
+        let name = &self.config.admin_user;
+        let (password, from_env) = match std::env::var("BATON_ADMIN_PASSWORD") {
+            Ok(p) if !p.is_empty() => (p, true),
+            _ => (random_password(), false),
+        };
+        let now = now_rfc3339();
+        self.users.put(&User {
+            name: name.clone(),
+            password_hash: users::hash_password(&password)
+                .map_err(|e| anyhow::anyhow!("BATON_ADMIN_PASSWORD: {e}"))?,
+            roles: vec!["admin".into()],
+            namespaces: vec!["*".into()],
+            totp_secret: None,
+            created_at: now.clone(),
+            updated_at: now,
+        })?;
+        if from_env {
+            tracing::info!(user = %name, "created the admin user with the password from BATON_ADMIN_PASSWORD");
+        } else {
+            let path = data_dir.join(ADMIN_PASSWORD_FILE);
+            write_private_file(&path, format!("{password}\n").as_bytes())?;
+            tracing::warn!(
+                user = %name, file = %path.display(),
+                "created the admin user with a random password; it is in this file (mode 0600)"
+            );
+        }
+        Ok(())
+    }
+
+    /// Authenticates a credential from a request coming from `addr`.
+    pub async fn authenticate(
+        &self,
+        credential: &Credential,
+        addr: IpAddr,
+    ) -> Result<Principal, AuthError> {
+        match credential {
+            Credential::Token(t) => self.principal_for_token(t),
+            Credential::Basic { user, password } => {
+                if let Some(u) = self.basic_cache_hit(user, password)? {
+                    return Ok(Principal::of(&u));
+                }
+                let p = self.verify_password(user, password, None, addr).await?;
+                self.remember_basic(user, password)?;
+                Ok(p)
+            }
+        }
+    }
+
+    /// The principal a valid access token stands for: signature, expiry,
+    /// revocation and the user's existence are checked; roles are current.
+    pub fn principal_for_token(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims = self.keys.decode(token, TokenKind::Access)?;
+        self.check_not_revoked(&claims)?;
+        self.current_user(&claims.sub).map(|u| Principal::of(&u))
+    }
+
+    /// The principal of a client certificate with common name `cn`: the
+    /// user of that name if there is one, else a principal with no roles.
+    pub fn principal_for_certificate(&self, cn: &str) -> Result<Principal, AuthError> {
+        Ok(match self.users.get(cn)? {
+            Some(u) => Principal::of(&u),
+            None => Principal {
+                subject: cn.to_string(),
+                roles: vec![],
+                namespaces: vec![],
+            },
+        })
+    }
+
+    fn current_user(&self, name: &str) -> Result<User, AuthError> {
+        self.users.get(name)?.ok_or_else(|| {
+            AuthError::Unauthenticated(format!("the user `{name}` of this token no longer exists"))
+        })
+    }
+
+    fn check_not_revoked(&self, claims: &Claims) -> Result<(), AuthError> {
+        if self.revoked.contains_key(claims.jti.as_bytes())? {
+            return Err(AuthError::Unauthenticated(
+                "the token has been revoked".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks `user`'s password (and TOTP code when enrolled), rate-limited
+    /// per user and per `addr`. Unknown users cost as much as known ones.
+    pub async fn verify_password(
+        &self,
+        user: &str,
+        password: &str,
+        otp: Option<&str>,
+        addr: IpAddr,
+    ) -> Result<Principal, AuthError> {
+        self.limiter
+            .check(user, addr)
+            .map_err(AuthError::RateLimited)?;
+        let record = self.users.get(user)?;
+        let hash = record
+            .as_ref()
+            .map_or(self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let pw = password.to_string();
+        let password_ok =
+            tokio::task::spawn_blocking(move || users::verify_password_hash(&hash, &pw))
+                .await
+                .unwrap_or(false);
+        let wrong = || AuthError::Unauthenticated("wrong user name or password".into());
+        let Some(record) = record.filter(|_| password_ok) else {
+            self.limiter.fail(user, addr);
+            return Err(wrong());
+        };
+        if let Some(secret) = &record.totp_secret {
+            match otp {
+                Some(code) if totp::check(secret, code) => {}
+                Some(_) => {
+                    self.limiter.fail(user, addr);
+                    return Err(AuthError::Unauthenticated("wrong one-time code".into()));
+                }
+                None => {
+                    return Err(AuthError::Unauthenticated(
+                        "this user has a second factor: a one-time code is required (log in for a token)"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        self.limiter.succeed(user);
+        Ok(Principal::of(&record))
+    }
+
+    fn basic_key(user: &str, password: &str, hash: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for part in [user, password, hash] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        h.finalize().into()
+    }
+
+    fn basic_cache_hit(&self, user: &str, password: &str) -> Result<Option<User>, AuthError> {
+        let Some(u) = self.users.get(user)? else {
+            return Ok(None);
+        };
+        if u.totp_secret.is_some() {
+            return Ok(None);
+        }
+        let key = Self::basic_key(user, password, &u.password_hash);
+        let cache = self.basic_cache.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(cache
+            .get(&key)
+            .filter(|at| at.elapsed() < BASIC_CACHE_TTL)
+            .map(|_| u))
+    }
+
+    fn remember_basic(&self, user: &str, password: &str) -> Result<(), AuthError> {
+        let Some(u) = self.users.get(user)? else {
+            return Ok(());
+        };
+        let key = Self::basic_key(user, password, &u.password_hash);
+        let mut cache = self.basic_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= BASIC_CACHE_MAX {
+            cache.retain(|_, at| at.elapsed() < BASIC_CACHE_TTL);
+            if cache.len() >= BASIC_CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(key, Instant::now());
+        Ok(())
+    }
+
+    /// Whether `principal` holds `permission`.
+    pub fn grants(&self, principal: &Principal, permission: &str) -> bool {
+        self.roles.grants(&principal.roles, permission)
+    }
+
+    /// Issues a token of `kind` for the existing user `subject`;
+    /// `ttl_secs = 0` means the default lifetime for that kind.
+    pub fn issue(
+        &self,
+        subject: &str,
+        kind: TokenKind,
+        ttl_secs: u64,
+    ) -> Result<String, AuthError> {
+        self.current_user(subject)
+            .map_err(|_| AuthError::Invalid(format!("there is no user `{subject}`")))?;
+        let ttl = match (kind, ttl_secs) {
+            (TokenKind::Access, 0) => self.config.token_lifetime_secs.into(),
+            (TokenKind::Access, t) => t.min(self.config.max_token_lifetime_secs.into()),
+            (TokenKind::Refresh, _) => self.config.refresh_lifetime_secs.into(),
+        };
+        self.keys
+            .issue(subject, kind, ttl)
+            .map(|(t, _)| t)
+            .map_err(|e| AuthError::Internal(format!("signing the token failed: {e}")))
+    }
+
+    /// Exchanges a valid, unrevoked refresh token for a new access token.
+    pub fn refresh(&self, refresh_token: &str, ttl_secs: u64) -> Result<String, AuthError> {
+        let claims = self.keys.decode(refresh_token, TokenKind::Refresh)?;
+        self.check_not_revoked(&claims)?;
+        self.current_user(&claims.sub)?;
+        self.issue(&claims.sub, TokenKind::Access, ttl_secs)
+    }
+
+    /// Revokes `token` (access or refresh) until it would have expired anyway.
+    pub fn revoke(&self, token: &str) -> Result<(), AuthError> {
+        let claims = match self.keys.decode(token, TokenKind::Access) {
+            Err(TokenError::WrongKind(_)) => self.keys.decode(token, TokenKind::Refresh)?,
+            other => other?,
+        };
+        self.revoked
+            .insert(claims.jti.as_bytes(), &claims.exp.to_be_bytes())?;
+        self.revoked.flush()?;
+        tracing::info!(user = %claims.sub, jti = %claims.jti, "token revoked");
+        Ok(())
+    }
+
+    /// Drops revocation entries of tokens that have expired anyway.
+    fn prune_revoked(&self) -> Result<(), sled::Error> {
+        let horizon = tokens::now_secs().saturating_sub(self.config.clock_skew_secs.into());
+        for entry in self.revoked.iter() {
+            let (jti, exp) = entry?;
+            let exp = <[u8; 8]>::try_from(exp.as_ref())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if exp < horizon {
+                self.revoked.remove(jti)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A random 24-character password of letters and digits.
+pub fn random_password() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 24)
+}
+
+/// Now as RFC 3339 UTC with seconds.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Creates `path` readable only by its owner (0600) and writes `bytes`.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}

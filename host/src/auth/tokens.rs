@@ -1,0 +1,230 @@
+//! JWT issue and verification with `jsonwebtoken`: one algorithm per server
+//! (HS256 with a generated secret by default, RS256/ES256 with PEM keys),
+//! issuer, audience, expiry and a unique `jti` on every token. Revocation is
+//! the caller's business (see [`super::Auth`]); this module never touches sled,
+//! so `baton token` can sign while a server holds the database.
+
+use crate::manifest::{AuthConfig, JwtAlgorithm, Manifest};
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The HS256 secret's file name inside the data directory.
+pub const SECRET_FILE: &str = "jwt-secret";
+
+/// What a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// Authenticates requests.
+    Access,
+    /// Only exchanged for a new access token.
+    Refresh,
+}
+
+/// The claims Baton writes and requires.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// The user name.
+    pub sub: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Issued at, seconds since the epoch.
+    pub iat: u64,
+    /// Unique token id, the key of the revocation list.
+    pub jti: String,
+    /// Access or refresh.
+    pub typ: TokenKind,
+}
+
+/// Why a token was refused. Messages are safe to show to the caller.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// Past `exp`.
+    #[error("the token has expired")]
+    Expired,
+    /// Bad signature, wrong algorithm, wrong issuer/audience, or not a JWT.
+    #[error("the token is not valid: {0}")]
+    Invalid(String),
+    /// A refresh token used as an access token, or the reverse.
+    #[error("a {0:?} token cannot be used here")]
+    WrongKind(TokenKind),
+}
+
+/// Signing and verification keys plus the validation rules of a server.
+pub struct TokenKeys {
+    algorithm: Algorithm,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl TokenKeys {
+    /// Loads the keys `[auth]` names; for HS256 reads `<data>/jwt-secret`,
+    /// generating it (mode 0600) when `create` is set and it is missing.
+    pub fn load(manifest: &Manifest, data_dir: &Path, create: bool) -> anyhow::Result<TokenKeys> {
+        let cfg = &manifest.auth;
+        let read = |p: &PathBuf| -> anyhow::Result<Vec<u8>> {
+            let path = manifest.resolve(p);
+            std::fs::read(&path).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: reading the JWT key {}: {e}",
+                    manifest.source,
+                    path.display()
+                )
+            })
+        };
+        let bad_key = |what: &str, e: jsonwebtoken::errors::Error| {
+            anyhow::anyhow!(
+                "{}: `auth.{what}` is not a usable {:?} PEM key: {e}",
+                manifest.source,
+                cfg.algorithm
+            )
+        };
+        let (algorithm, encoding, decoding) = match cfg.algorithm {
+            JwtAlgorithm::HS256 => {
+                let secret = load_secret(data_dir, create)?;
+                (
+                    Algorithm::HS256,
+                    EncodingKey::from_secret(&secret),
+                    DecodingKey::from_secret(&secret),
+                )
+            }
+            JwtAlgorithm::RS256 => {
+                let (private, public) = key_paths(cfg);
+                (
+                    Algorithm::RS256,
+                    EncodingKey::from_rsa_pem(&read(private)?)
+                        .map_err(|e| bad_key("private_key", e))?,
+                    DecodingKey::from_rsa_pem(&read(public)?)
+                        .map_err(|e| bad_key("public_key", e))?,
+                )
+            }
+            JwtAlgorithm::ES256 => {
+                let (private, public) = key_paths(cfg);
+                (
+                    Algorithm::ES256,
+                    EncodingKey::from_ec_pem(&read(private)?)
+                        .map_err(|e| bad_key("private_key", e))?,
+                    DecodingKey::from_ec_pem(&read(public)?)
+                        .map_err(|e| bad_key("public_key", e))?,
+                )
+            }
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.set_issuer(&[&cfg.issuer]);
+        validation.set_audience(&[&cfg.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = cfg.clock_skew_secs.into();
+        validation.validate_exp = true;
+        let keys = TokenKeys {
+            algorithm,
+            encoding,
+            decoding,
+            validation,
+            issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+        };
+        // A key pair that does not match would fail every request; find out now.
+        let (probe, _) = keys.issue("probe", TokenKind::Access, 60)?;
+        keys.decode(&probe, TokenKind::Access).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: `auth.private_key` and `auth.public_key` do not form a pair: {e}",
+                manifest.source
+            )
+        })?;
+        Ok(keys)
+    }
+
+    /// Signs a token of `kind` for `subject`, valid `ttl_secs`.
+    pub fn issue(
+        &self,
+        subject: &str,
+        kind: TokenKind,
+        ttl_secs: u64,
+    ) -> anyhow::Result<(String, Claims)> {
+        let now = now_secs();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: subject.to_string(),
+            exp: now + ttl_secs,
+            iat: now,
+            jti: uuid::Uuid::new_v4().to_string(),
+            typ: kind,
+        };
+        let token = jsonwebtoken::encode(&Header::new(self.algorithm), &claims, &self.encoding)?;
+        Ok((token, claims))
+    }
+
+    /// Verifies signature, algorithm, issuer, audience and expiry, and that
+    /// the token is of `kind`.
+    pub fn decode(&self, token: &str, kind: TokenKind) -> Result<Claims, TokenError> {
+        use jsonwebtoken::errors::ErrorKind;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::InvalidIssuer => TokenError::Invalid("wrong issuer".into()),
+                ErrorKind::InvalidAudience => TokenError::Invalid("wrong audience".into()),
+                ErrorKind::InvalidAlgorithm => {
+                    TokenError::Invalid(format!("only {:?} tokens are accepted", self.algorithm))
+                }
+                ErrorKind::InvalidSignature => TokenError::Invalid("bad signature".into()),
+                ErrorKind::MissingRequiredClaim(c) => {
+                    TokenError::Invalid(format!("the `{c}` claim is missing"))
+                }
+                _ => TokenError::Invalid("not a well-formed token".into()),
+            })?
+            .claims;
+        if claims.typ != kind {
+            return Err(TokenError::WrongKind(claims.typ));
+        }
+        Ok(claims)
+    }
+}
+
+fn key_paths(cfg: &AuthConfig) -> (&PathBuf, &PathBuf) {
+    let missing = "checked by AuthConfig::check";
+    (
+        cfg.private_key.as_ref().expect(missing),
+        cfg.public_key.as_ref().expect(missing),
+    )
+}
+
+/// Reads the HS256 secret, generating 64 random bytes on first use.
+fn load_secret(data_dir: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join(SECRET_FILE);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    match std::fs::read_to_string(&path) {
+        Ok(text) => b64.decode(text.trim()).map_err(|e| {
+            anyhow::anyhow!("{} is not base64 ({e}); delete it to generate a new secret (every token is then invalid)", path.display())
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            let secret: [u8; 64] = rand::random();
+            crate::auth::write_private_file(&path, b64.encode(secret).as_bytes())?;
+            tracing::info!(path = %path.display(), "generated the JWT signing secret");
+            Ok(secret.to_vec())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "{} does not exist: start the server once (`baton serve`) to generate it, or check `--data`",
+            path.display()
+        ),
+        Err(e) => anyhow::bail!("reading {}: {e}", path.display()),
+    }
+}

@@ -1,0 +1,222 @@
+//! The user store: one sled tree `users`, username → JSON record with an
+//! argon2id password hash, roles, namespaces and an optional TOTP secret.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use serde::{Deserialize, Serialize};
+
+/// Shortest password accepted for a new or changed password.
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// A stored user. Never serialised into an API reply: see [`UserView`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Role names (see `[auth.roles]`).
+    pub roles: Vec<String>,
+    /// Namespaces the user may act in; `*` = all.
+    pub namespaces: Vec<String>,
+    /// Base32 TOTP secret when the user enrolled a second factor.
+    #[serde(default)]
+    pub totp_secret: Option<String>,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// RFC 3339 time of the last change.
+    pub updated_at: String,
+}
+
+/// What the admin API and CLI show of a user: no hash, no secret.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserView {
+    /// Login name.
+    pub name: String,
+    /// Role names.
+    pub roles: Vec<String>,
+    /// Namespaces.
+    pub namespaces: Vec<String>,
+    /// Whether a TOTP second factor is enrolled.
+    pub mfa: bool,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// RFC 3339 time of the last change.
+    pub updated_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            name: u.name.clone(),
+            roles: u.roles.clone(),
+            namespaces: u.namespaces.clone(),
+            mfa: u.totp_secret.is_some(),
+            created_at: u.created_at.clone(),
+            updated_at: u.updated_at.clone(),
+        }
+    }
+}
+
+/// Failures of the user store.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// The name is unusable.
+    #[error("`{0}` is not a valid user name: use 1 to 64 letters, digits, `.`, `_`, `-` or `@`")]
+    BadName(String),
+    /// The password is too short.
+    #[error("the password must be at least {MIN_PASSWORD_LEN} characters long")]
+    WeakPassword,
+    /// sled failed.
+    #[error("the user store failed: {0}")]
+    Storage(String),
+    /// A stored record does not decode.
+    #[error("the stored record of user `{0}` is corrupt")]
+    Corrupt(String),
+}
+
+impl From<sled::Error> for UserError {
+    fn from(e: sled::Error) -> Self {
+        UserError::Storage(e.to_string())
+    }
+}
+
+/// Checks a user name.
+pub fn validate_name(name: &str) -> Result<(), UserError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(UserError::BadName(name.to_string()))
+    }
+}
+
+/// Hashes `password` with argon2id and a random salt (PHC string).
+pub fn hash_password(password: &str) -> Result<String, UserError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(UserError::WeakPassword);
+    }
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .map_err(|e| UserError::Storage(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| UserError::Storage(e.to_string()))
+}
+
+/// Whether `password` matches the PHC `hash` (constant-time inside argon2).
+pub fn verify_password_hash(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// The users tree.
+#[derive(Clone)]
+pub struct UserStore {
+    tree: sled::Tree,
+}
+
+impl UserStore {
+    /// Opens the `users` tree of `db`.
+    pub fn open(db: &sled::Db) -> Result<Self, UserError> {
+        Ok(UserStore {
+            tree: db.open_tree("users")?,
+        })
+    }
+
+    /// The user `name`, if any.
+    pub fn get(&self, name: &str) -> Result<Option<User>, UserError> {
+        match self.tree.get(name.as_bytes())? {
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|_| UserError::Corrupt(name.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// Creates or replaces `user`, durably.
+    pub fn put(&self, user: &User) -> Result<(), UserError> {
+        validate_name(&user.name)?;
+        let bytes = serde_json::to_vec(user).map_err(|e| UserError::Storage(e.to_string()))?;
+        self.tree.insert(user.name.as_bytes(), bytes)?;
+        self.tree.flush()?;
+        Ok(())
+    }
+
+    /// Deletes `name`; whether it existed.
+    pub fn delete(&self, name: &str) -> Result<bool, UserError> {
+        let existed = self.tree.remove(name.as_bytes())?.is_some();
+        self.tree.flush()?;
+        Ok(existed)
+    }
+
+    /// Every user, by name.
+    pub fn list(&self) -> Result<Vec<User>, UserError> {
+        self.tree
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                serde_json::from_slice(&v)
+                    .map_err(|_| UserError::Corrupt(String::from_utf8_lossy(&k).into_owned()))
+            })
+            .collect()
+    }
+
+    /// Whether there is no user at all.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_differ_per_salt() {
+        let a = hash_password("correct horse").unwrap();
+        let b = hash_password("correct horse").unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with("$argon2id$"));
+        assert!(verify_password_hash(&a, "correct horse"));
+        assert!(!verify_password_hash(&a, "wrong horse"));
+        assert!(!verify_password_hash("garbage", "correct horse"));
+        assert!(matches!(
+            hash_password("short"),
+            Err(UserError::WeakPassword)
+        ));
+    }
+
+    #[test]
+    fn store_round_trips_and_rejects_bad_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let users = UserStore::open(&db).unwrap();
+        assert!(users.is_empty());
+        let mut u = User {
+            name: "ann".into(),
+            password_hash: "x".into(),
+            roles: vec!["viewer".into()],
+            namespaces: vec!["*".into()],
+            totp_secret: None,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+        };
+        users.put(&u).unwrap();
+        assert_eq!(users.get("ann").unwrap().unwrap(), u);
+        assert_eq!(users.list().unwrap().len(), 1);
+        u.name = "a b".into();
+        assert!(matches!(users.put(&u), Err(UserError::BadName(_))));
+        assert!(users.delete("ann").unwrap());
+        assert!(!users.delete("ann").unwrap());
+    }
+}
