@@ -10,7 +10,7 @@ use support::*;
 fn faulty_manifest() -> String {
     let wasm = test_components().join("faulty.wasm");
     manifest(&format!(
-        "{ORCHESTRATOR}\n[[handler]]\nname = \"faulty\"\nwasm = \"{}\"\nmount = \"/faulty\"\n\
+        "{ORCHESTRATOR}\n[[handler]]\nname = \"faulty\"\nwasm = \"{}\"\nmount = \"/faulty\"\npolicy = \"public\"\n\
          [handler.limits]\nrequest_timeout_ms = 1500\nmemory_mib = 16\n[handler.config]\ngreeting = \"hi\"\n",
         wasm.display()
     ))
@@ -46,7 +46,8 @@ fn an_endless_loop_is_a_504_and_other_handlers_keep_answering() {
     };
     // While the loop spins, other requests are served.
     for _ in 0..5 {
-        let resp = client()
+        let resp = server
+            .client()
             .get(server.url("/orchestrator/v1/"))
             .send()
             .unwrap();
@@ -108,7 +109,7 @@ fn guest_output_config_and_unimplemented_capabilities() {
 fn handlers_have_separate_kv_namespaces() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &faulty_manifest());
-    let c = client();
+    let c = server.client();
     assert_eq!(
         c.put(server.url("/faulty/kv/web-1"))
             .body("mine")

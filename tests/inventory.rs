@@ -9,7 +9,7 @@ use support::*;
 fn inventory_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &manifest(ORCHESTRATOR));
-    let c = client();
+    let c = server.client();
     let node = server.url("/orchestrator/v1/inventory/nodes/web-1.example.com");
     let resp = c
         .put(&node)
@@ -48,7 +48,7 @@ fn inventory_round_trip() {
 fn bad_input_gets_orchestrator_errors() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &manifest(ORCHESTRATOR));
-    let c = client();
+    let c = server.client();
     // Malformed JSON → 400 from the handler, naming the problem.
     let resp = c
         .post(server.url("/orchestrator/v1/inventory"))

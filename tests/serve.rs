@@ -11,33 +11,63 @@ fn serve_with_no_arguments_uses_the_embedded_manifest_and_cwd_data() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_baton"));
     cmd.current_dir(dir.path());
-    let server = Server::spawn(cmd);
-    assert_eq!(server.base, "http://127.0.0.1:8143");
-    let resp = client()
-        .get(server.url("/orchestrator/v1/"))
+    let server = Server::spawn(cmd, dir.path().join("baton-data"));
+    assert_eq!(server.base, "https://127.0.0.1:8143");
+    assert!(dir.path().join("baton-data/tls/ca.pem").is_file());
+    // `baton token` (run where the server runs) + `curl -k` is all a client needs.
+    let (ok, token, err) = run_cli(
+        {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_baton"));
+            c.arg("token").current_dir(dir.path());
+            c
+        },
+        None,
+    );
+    assert!(ok, "{err}");
+    let insecure = reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let resp = insecure
+        .get("https://localhost:8143/orchestrator/v1/")
+        .header("X-Authentication", token.trim())
         .send()
         .unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().unwrap();
     assert_eq!(
         body["commands"]["deploy"]["id"],
-        "http://127.0.0.1:8143/orchestrator/v1/command/deploy"
+        "https://localhost:8143/orchestrator/v1/command/deploy"
     );
-    assert!(dir.path().join("baton-data").is_dir());
+    // Without the token: 401 in the orchestrator's error shape.
+    let resp = insecure
+        .get("https://localhost:8143/orchestrator/v1/inventory")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["kind"], "puppetlabs.orchestrator/not-authenticated");
+    // The generated CA verifies the server for 127.0.0.1 and localhost.
+    assert_eq!(server.get_status("/admin/v1/healthz"), 200);
 }
 
 #[test]
 fn unknown_path_is_404_json_with_request_id() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &manifest(ORCHESTRATOR));
-    let resp = client().get(server.url("/nothing/here")).send().unwrap();
+    let resp = server
+        .anonymous()
+        .get(server.url("/nothing/here"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 404);
     let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
     let body: Value = resp.json().unwrap();
     assert_eq!(body["error"]["kind"], "not-found");
     assert_eq!(body["error"]["request_id"], id.as_str());
     // A mount is matched on segment boundaries only.
-    let resp = client()
+    let resp = server
+        .anonymous()
         .get(server.url("/orchestrator/v10"))
         .send()
         .unwrap();
@@ -52,7 +82,8 @@ fn body_over_the_limit_is_413_in_the_apis_error_shape() {
     ));
     let server = Server::start(dir.path(), &m);
     let big = format!("{{\"facts\": {{\"blob\": \"{}\"}}}}", "x".repeat(4096));
-    let resp = client()
+    let resp = server
+        .client()
         .put(server.url("/orchestrator/v1/inventory/nodes/web-1"))
         .body(big)
         .send()
@@ -61,7 +92,8 @@ fn body_over_the_limit_is_413_in_the_apis_error_shape() {
     let body: Value = resp.json().unwrap();
     assert_eq!(body["kind"], "puppetlabs.orchestrator/payload-too-large");
     // Nothing was stored.
-    let resp = client()
+    let resp = server
+        .client()
         .get(server.url("/orchestrator/v1/inventory/nodes/web-1"))
         .send()
         .unwrap();
@@ -74,7 +106,8 @@ fn kv_data_survives_restart_and_kill_9() {
     let m = manifest(ORCHESTRATOR);
     let server = Server::start(dir.path(), &m);
     for n in ["web-1", "web-2", "db-1"] {
-        let resp = client()
+        let resp = server
+            .client()
             .put(server.url(&format!("/orchestrator/v1/inventory/nodes/{n}")))
             .send()
             .unwrap();
@@ -83,7 +116,8 @@ fn kv_data_survives_restart_and_kill_9() {
     // Acknowledged writes are durable: kill -9 right after the replies.
     server.kill9();
     let server = Server::start(dir.path(), &m);
-    let body: Value = client()
+    let body: Value = server
+        .client()
         .get(server.url("/orchestrator/v1/inventory"))
         .send()
         .unwrap()
@@ -99,7 +133,8 @@ fn kv_data_survives_restart_and_kill_9() {
     drop(server);
     // And a clean restart keeps them too.
     let server = Server::start(dir.path(), &m);
-    let resp = client()
+    let resp = server
+        .client()
         .get(server.url("/orchestrator/v1/inventory/nodes/db-1"))
         .send()
         .unwrap();

@@ -48,12 +48,20 @@ pub fn test_components() -> PathBuf {
     .clone()
 }
 
+/// The bootstrap admin's password in every test server.
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+
 /// A running `baton serve`, killed on drop.
 pub struct Server {
     child: Child,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` or `https://…`.
     pub base: String,
     stderr: Arc<Mutex<String>>,
+    /// The manifest file served (None: the embedded one).
+    pub manifest: Option<PathBuf>,
+    /// The data directory.
+    pub data: PathBuf,
+    admin_token: OnceLock<String>,
 }
 
 /// A manifest listening on an ephemeral port with the given handler tables.
@@ -75,16 +83,19 @@ impl Server {
             .arg(&path)
             .arg("--data")
             .arg(dir.join("data"));
-        Server::spawn(cmd)
+        let mut server = Server::spawn(cmd, dir.join("data"));
+        server.manifest = Some(path);
+        server
     }
 
     /// Spawns `cmd` (a `baton serve …`) and waits for its `listening on` line.
     // The child moves into `Server`, whose `Drop` kills and waits for it.
     #[allow(clippy::zombie_processes)]
-    pub fn spawn(mut cmd: Command) -> Server {
+    pub fn spawn(mut cmd: Command, data: PathBuf) -> Server {
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .env("BATON_LOG", "info");
+            .env("BATON_LOG", "info")
+            .env("BATON_ADMIN_PASSWORD", ADMIN_PASSWORD);
         let mut child = cmd.spawn().expect("spawning baton");
         let stderr = Arc::new(Mutex::new(String::new()));
         let err_pipe = child.stderr.take().unwrap();
@@ -114,6 +125,9 @@ impl Server {
                     child,
                     base,
                     stderr,
+                    manifest: None,
+                    data,
+                    admin_token: OnceLock::new(),
                 };
             }
         }
@@ -148,9 +162,68 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    /// The status of `GET path`.
+    /// `baton <args> --manifest M --data D` for this server; (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+        cmd.args(args).arg("--data").arg(&self.data);
+        if let Some(m) = &self.manifest {
+            cmd.arg("--manifest").arg(m);
+        }
+        run_cli(cmd, stdin)
+    }
+
+    /// A token for `user` from `baton token`.
+    pub fn token(&self, user: &str) -> String {
+        let (ok, out, err) = self.cli(&["token", "--user", user], None);
+        assert!(ok, "baton token failed: {err}");
+        let token = out.trim().to_string();
+        assert!(
+            !token.is_empty() && !token.contains(char::is_whitespace),
+            "{out:?}"
+        );
+        token
+    }
+
+    /// The bootstrap admin's token (cached).
+    pub fn admin_token(&self) -> String {
+        self.admin_token.get_or_init(|| self.token("admin")).clone()
+    }
+
+    /// A client trusting this server's generated CA, without credentials.
+    pub fn anonymous(&self) -> reqwest::blocking::Client {
+        self.client_builder().build().unwrap()
+    }
+
+    /// A client sending the admin token with every request.
+    pub fn client(&self) -> reqwest::blocking::Client {
+        self.client_with_token(&self.admin_token())
+    }
+
+    /// A client sending `token` (as `X-Authentication`) with every request.
+    pub fn client_with_token(&self, token: &str) -> reqwest::blocking::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-authentication", token.parse().unwrap());
+        self.client_builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    }
+
+    /// A client builder trusting this server's generated CA (if it has one).
+    pub fn client_builder(&self) -> reqwest::blocking::ClientBuilder {
+        let mut b = reqwest::blocking::Client::builder()
+            .use_rustls_tls()
+            .timeout(Duration::from_secs(30));
+        let ca = self.data.join("tls/ca.pem");
+        if let Ok(pem) = std::fs::read(&ca) {
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
+        b
+    }
+
+    /// The status of `GET path` as the admin.
     pub fn get_status(&self, path: &str) -> u16 {
-        client()
+        self.client()
             .get(self.url(path))
             .send()
             .unwrap()
@@ -158,9 +231,14 @@ impl Server {
             .as_u16()
     }
 
-    /// The JSON body of `GET path`.
+    /// The JSON body of `GET path` as the admin.
     pub fn get_json(&self, path: &str) -> serde_json::Value {
-        client().get(self.url(path)).send().unwrap().json().unwrap()
+        self.client()
+            .get(self.url(path))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
     }
 }
 
@@ -198,7 +276,26 @@ pub fn serve_manifest_fails(dir: &Path, name: &str) -> String {
     ])
 }
 
-/// A blocking HTTP client with a generous timeout.
+/// Runs a prepared `baton` command, feeding `stdin`; (success, stdout, stderr).
+pub fn run_cli(mut cmd: Command, stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("BATON_LOG", "warn");
+    let mut child = cmd.spawn().expect("spawning baton");
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(pipe);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A blocking HTTP client with a generous timeout, no credentials, plain HTTP.
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
