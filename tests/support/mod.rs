@@ -92,10 +92,16 @@ impl Server {
     // The child moves into `Server`, whose `Drop` kills and waits for it.
     #[allow(clippy::zombie_processes)]
     pub fn spawn(mut cmd: Command, data: PathBuf) -> Server {
+        cmd.env("BATON_ADMIN_PASSWORD", ADMIN_PASSWORD);
+        Server::spawn_without_admin_password(cmd, data)
+    }
+
+    /// Like [`Server::spawn`], leaving the admin password to the server.
+    #[allow(clippy::zombie_processes)]
+    pub fn spawn_without_admin_password(mut cmd: Command, data: PathBuf) -> Server {
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .env("BATON_LOG", "info")
-            .env("BATON_ADMIN_PASSWORD", ADMIN_PASSWORD);
+            .env("BATON_LOG", "info");
         let mut child = cmd.spawn().expect("spawning baton");
         let stderr = Arc::new(Mutex::new(String::new()));
         let err_pipe = child.stderr.take().unwrap();
@@ -162,26 +168,31 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// The same deployment, for CLI commands.
+    pub fn offline_view(&self) -> Offline {
+        Offline {
+            manifest: self.manifest.clone(),
+            data: self.data.clone(),
+        }
+    }
+
     /// `baton <args> --manifest M --data D` for this server; (success, stdout, stderr).
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
-        cmd.args(args).arg("--data").arg(&self.data);
-        if let Some(m) = &self.manifest {
-            cmd.arg("--manifest").arg(m);
-        }
-        run_cli(cmd, stdin)
+        self.offline_view().cli(args, stdin)
     }
 
     /// A token for `user` from `baton token`.
     pub fn token(&self, user: &str) -> String {
-        let (ok, out, err) = self.cli(&["token", "--user", user], None);
-        assert!(ok, "baton token failed: {err}");
-        let token = out.trim().to_string();
-        assert!(
-            !token.is_empty() && !token.contains(char::is_whitespace),
-            "{out:?}"
-        );
-        token
+        self.offline_view().token(user)
+    }
+
+    /// The deployment in `dir` (as [`Server::start`] lays it out), not running.
+    pub fn offline(dir: &Path) -> Offline {
+        let manifest = dir.join("baton.toml");
+        Offline {
+            manifest: manifest.exists().then_some(manifest),
+            data: dir.join("data"),
+        }
     }
 
     /// The bootstrap admin's token (cached).
@@ -246,6 +257,38 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A deployment's manifest and data directory, for `baton` CLI commands.
+pub struct Offline {
+    /// The manifest (None: the embedded one).
+    pub manifest: Option<PathBuf>,
+    /// The data directory.
+    pub data: PathBuf,
+}
+
+impl Offline {
+    /// `baton <args> --manifest M --data D`; (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+        cmd.args(args).arg("--data").arg(&self.data);
+        if let Some(m) = &self.manifest {
+            cmd.arg("--manifest").arg(m);
+        }
+        run_cli(cmd, stdin)
+    }
+
+    /// A token for `user` from `baton token`.
+    pub fn token(&self, user: &str) -> String {
+        let (ok, out, err) = self.cli(&["token", "--user", user], None);
+        assert!(ok, "baton token failed: {err}");
+        let token = out.trim().to_string();
+        assert!(
+            !token.is_empty() && !token.contains(char::is_whitespace),
+            "{out:?}"
+        );
+        token
     }
 }
 

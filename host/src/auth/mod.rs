@@ -208,6 +208,10 @@ impl Auth {
         match credential {
             Credential::Token(t) => self.principal_for_token(t),
             Credential::Basic { user, password } => {
+                // A locked-out user is refused even with a remembered password.
+                self.limiter
+                    .check(user, addr)
+                    .map_err(AuthError::RateLimited)?;
                 if let Some(u) = self.basic_cache_hit(user, password)? {
                     return Ok(Principal::of(&u));
                 }

@@ -8,17 +8,17 @@ use std::path::PathBuf;
 pub struct ServerArgs {
     /// Work through this server's admin API (e.g. `https://127.0.0.1:8143`)
     /// instead of opening the data directory.
-    #[arg(long, env = "BATON_SERVER")]
+    #[arg(long, env = "BATON_SERVER", global = true)]
     pub server: Option<String>,
     /// An admin token for `--server` (see `baton token`).
-    #[arg(long, env = "BATON_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "BATON_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// A CA certificate to trust for `--server`; default: the data
     /// directory's generated `tls/ca.pem` when it exists.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub cacert: Option<PathBuf>,
     /// Do not verify the server's certificate (like `curl -k`).
-    #[arg(long, short = 'k')]
+    #[arg(long, short = 'k', global = true)]
     pub insecure: bool,
 }
 

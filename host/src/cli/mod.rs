@@ -33,10 +33,10 @@ pub enum Command {
 #[derive(Debug, Default, Clone, clap::Args)]
 pub struct ServeArgs {
     /// The manifest; default: the one compiled into the binary.
-    #[arg(long, env = "BATON_MANIFEST")]
+    #[arg(long, env = "BATON_MANIFEST", global = true)]
     pub manifest: Option<PathBuf>,
     /// The data directory; default: `[storage] data` of the manifest, else `./baton-data`.
-    #[arg(long, env = "BATON_DATA")]
+    #[arg(long, env = "BATON_DATA", global = true)]
     pub data: Option<PathBuf>,
 }
 

@@ -1,0 +1,681 @@
+//! Authentication and authorisation against the real binary: every way a
+//! credential can be missing, malformed, forged, expired, revoked or not
+//! permitted, and the login/refresh/logout path through the `auth` host calls.
+
+mod support;
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use support::*;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// The orchestrator plus the auth probe at `/probe` (Commissaire-style errors).
+fn probe_manifest(issue_tokens: bool, auth: &str) -> String {
+    let wasm = test_components().join("authprobe.wasm");
+    manifest(&format!(
+        "{auth}\n{ORCHESTRATOR}\
+         [[handler.route]]\npath = \"/inventory/*\"\nmethods = [\"PUT\", \"DELETE\"]\npolicy = \"inventory:write\"\n\
+         [[handler.route]]\npath = \"/command/*\"\nmethods = [\"POST\"]\npolicy = \"jobs:write\"\n\n\
+         [[handler]]\nname = \"probe\"\nwasm = \"{}\"\nmount = \"/probe\"\nerrors = \"commissaire\"\n\
+         [handler.capabilities]\nissue_tokens = {issue_tokens}\n\
+         [[handler.route]]\npath = \"/login\"\npolicy = \"public\"\n\
+         [[handler.route]]\npath = \"/refresh\"\npolicy = \"public\"\n",
+        wasm.display()
+    ))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn claims(sub: &str, iss: &str, exp: u64) -> Value {
+    json!({"iss": iss, "aud": "baton", "sub": sub, "exp": exp, "iat": now(), "jti": "t-1", "typ": "access"})
+}
+
+fn hs256(secret: &[u8], claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+/// The server's HS256 secret, read from its data directory.
+fn secret_of(server: &Server) -> Vec<u8> {
+    let text = std::fs::read_to_string(server.data.join("jwt-secret")).unwrap();
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .unwrap()
+}
+
+/// `status, body` of GET `path` with `header: value`.
+fn get_with(server: &Server, path: &str, header: &str, value: &[u8]) -> (u16, Value) {
+    let resp = server
+        .anonymous()
+        .get(server.url(path))
+        .header(
+            header,
+            reqwest::header::HeaderValue::from_bytes(value).unwrap(),
+        )
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+/// Creates or updates a user through the admin API.
+fn put_user(server: &Server, name: &str, body: Value) -> Value {
+    let resp = server
+        .client()
+        .put(server.url(&format!("/admin/v1/users/{name}")))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success(), "{:?}", resp.text());
+    resp.json().unwrap()
+}
+
+#[test]
+fn missing_and_garbage_credentials_are_401_in_each_apis_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &probe_manifest(false, ""));
+    let anon = server.anonymous();
+
+    let resp = anon
+        .get(server.url("/orchestrator/v1/inventory"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        r#"Bearer realm="baton""#
+    );
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["kind"], "puppetlabs.orchestrator/not-authenticated");
+
+    let resp = anon.get(server.url("/probe/whoami")).send().unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["www-authenticate"], r#"Basic realm="baton""#);
+    let body: Value = resp.json().unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("authentication required"),
+        "{body}"
+    );
+
+    let long = format!("Bearer {}", "A".repeat(16 * 1024));
+    let garbage: &[(&str, &[u8])] = &[
+        ("x-authentication", b"garbage"),
+        ("x-authentication", b"a.b.c"),
+        ("x-authentication", b"eyJhbGciOiJIUzI1NiJ9.e30.e30"),
+        ("x-authentication", b"\xff\xfe\xfd"),
+        ("authorization", b"Bearer "),
+        ("authorization", b"Bearer not-a-jwt"),
+        ("authorization", b"Basic !!!"),
+        ("authorization", b"Basic bm9jb2xvbg=="),
+        ("authorization", b"Digest username=x"),
+        ("authorization", b"\xc3\x28"),
+        ("authorization", long.as_bytes()),
+    ];
+    for (header, value) in garbage {
+        let (status, body) = get_with(&server, "/orchestrator/v1/inventory", header, value);
+        assert_eq!(
+            status,
+            401,
+            "{header}: {:?} → {body}",
+            String::from_utf8_lossy(value)
+        );
+        assert_eq!(
+            body["kind"], "puppetlabs.orchestrator/not-authenticated",
+            "{body}"
+        );
+    }
+    // The server is unharmed.
+    assert_eq!(server.get_status("/orchestrator/v1/inventory"), 200);
+}
+
+#[test]
+fn forged_expired_and_foreign_tokens_are_401() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &probe_manifest(false, ""));
+    let secret = secret_of(&server);
+    let path = "/orchestrator/v1/inventory";
+    let expect_401 = |token: &str, why: &str, says: &str| {
+        let (status, body) = get_with(&server, path, "x-authentication", token.as_bytes());
+        assert_eq!(status, 401, "{why}: {body}");
+        let msg = body["msg"].as_str().unwrap_or_default();
+        assert!(msg.contains(says), "{why}: `{msg}` should say `{says}`");
+    };
+
+    // A correctly signed token is accepted: the forgeries below differ in one way each.
+    let good = hs256(&secret, &claims("admin", "baton", now() + 600));
+    let (status, _) = get_with(&server, path, "x-authentication", good.as_bytes());
+    assert_eq!(status, 200);
+
+    expect_401(
+        &hs256(&secret, &claims("admin", "baton", now() - 3600)),
+        "expired",
+        "expired",
+    );
+    expect_401(
+        &hs256(&secret, &claims("admin", "evil", now() + 600)),
+        "issuer",
+        "issuer",
+    );
+    let mut wrong_aud = claims("admin", "baton", now() + 600);
+    wrong_aud["aud"] = json!("other");
+    expect_401(&hs256(&secret, &wrong_aud), "audience", "audience");
+    expect_401(
+        &hs256(b"another secret", &claims("admin", "baton", now() + 600)),
+        "key",
+        "signature",
+    );
+    expect_401(
+        &hs256(&secret, &claims("ghost", "baton", now() + 600)),
+        "unknown user",
+        "no longer exists",
+    );
+
+    // Tampered: the payload of `good` swapped for another user's, signature kept.
+    let parts: Vec<&str> = good.split('.').collect();
+    let payload = B64.encode(claims("root", "baton", now() + 600).to_string());
+    expect_401(
+        &format!("{}.{payload}.{}", parts[0], parts[2]),
+        "tampered",
+        "signature",
+    );
+
+    // `alg: none` with no signature.
+    let none = format!(
+        "{}.{}.",
+        B64.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        B64.encode(claims("admin", "baton", now() + 600).to_string())
+    );
+    expect_401(&none, "alg none", "not");
+
+    // An ES256 token on an HS256 server.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let es = jsonwebtoken::encode(
+        &Header::new(Algorithm::ES256),
+        &claims("admin", "baton", now() + 600),
+        &EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap(),
+    )
+    .unwrap();
+    expect_401(&es, "algorithm confusion", "HS256");
+
+    let log = server.log();
+    assert!(!log.contains(&good), "tokens must not be logged");
+}
+
+#[test]
+fn an_es256_server_refuses_hs256_tokens_made_with_its_public_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(dir.path().join("jwt.pem"), key.serialize_pem()).unwrap();
+    std::fs::write(dir.path().join("jwt.pub.pem"), key.public_key_pem()).unwrap();
+    let auth = "[auth]\nalgorithm = \"ES256\"\nprivate_key = \"jwt.pem\"\npublic_key = \"jwt.pub.pem\"\nissuer = \"corp\"\n";
+    let server = Server::start(dir.path(), &probe_manifest(false, auth));
+    // `baton token` signs with the configured private key; the server accepts it.
+    assert_eq!(server.get_status("/orchestrator/v1/inventory"), 200);
+    // The classic confusion: HMAC keyed with the public key, `alg: HS256`.
+    let forged = hs256(
+        key.public_key_pem().as_bytes(),
+        &claims("admin", "corp", now() + 600),
+    );
+    let (status, body) = get_with(
+        &server,
+        "/orchestrator/v1/inventory",
+        "x-authentication",
+        forged.as_bytes(),
+    );
+    assert_eq!(status, 401, "{body}");
+    // There is no HS256 secret to leak on such a server.
+    assert!(!server.data.join("jwt-secret").exists());
+}
+
+#[test]
+fn revoked_tokens_stay_revoked_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = probe_manifest(false, "");
+    let server = Server::start(dir.path(), &m);
+    let token = server.token("admin");
+    let path = "/orchestrator/v1/inventory";
+    assert_eq!(
+        get_with(&server, path, "x-authentication", token.as_bytes()).0,
+        200
+    );
+    let resp = server
+        .client()
+        .post(server.url("/admin/v1/tokens/revoke"))
+        .json(&json!({"token": token}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let (status, body) = get_with(&server, path, "x-authentication", token.as_bytes());
+    assert_eq!(status, 401);
+    assert!(body["msg"].as_str().unwrap().contains("revoked"), "{body}");
+    // Revoking garbage is a 400 in Baton's shape.
+    let resp = server
+        .client()
+        .post(server.url("/admin/v1/tokens/revoke"))
+        .json(&json!({"token": "nope"}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    server.kill9();
+    let server = Server::start(dir.path(), &m);
+    let bearer = format!("Bearer {token}");
+    assert_eq!(
+        get_with(&server, path, "authorization", bearer.as_bytes()).0,
+        401
+    );
+}
+
+#[test]
+fn permissions_are_enforced_per_route_before_the_handler_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &probe_manifest(false, ""));
+    put_user(
+        &server,
+        "vera",
+        json!({"password": "viewer-password", "roles": ["viewer"]}),
+    );
+    put_user(
+        &server,
+        "otto",
+        json!({"password": "operator-password", "roles": ["operator"]}),
+    );
+    let viewer = server.client_with_token(&server.token("vera"));
+    let operator = server.client_with_token(&server.token("otto"));
+    let node = server.url("/orchestrator/v1/inventory/nodes/web-1");
+
+    assert_eq!(
+        viewer
+            .get(server.url("/orchestrator/v1/inventory"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    let resp = viewer.put(&node).send().unwrap();
+    assert_eq!(resp.status(), 403);
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["kind"], "puppetlabs.orchestrator/not-permitted");
+    assert!(
+        body["msg"].as_str().unwrap().contains("inventory:write"),
+        "{body}"
+    );
+    let resp = viewer
+        .post(server.url("/orchestrator/v1/command/deploy"))
+        .json(&json!({"environment": "production"}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    // Nothing was written by the refused request.
+    assert_eq!(
+        server.get_status("/orchestrator/v1/inventory/nodes/web-1"),
+        404
+    );
+    assert_eq!(operator.put(&node).send().unwrap().status(), 201);
+
+    // The admin API needs `admin`; errors there are in Baton's shape.
+    let resp = operator.get(server.url("/admin/v1/users")).send().unwrap();
+    assert_eq!(resp.status(), 403);
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["error"]["kind"], "not-permitted");
+    // Health checks are public.
+    let anon = server.anonymous();
+    assert_eq!(
+        anon.get(server.url("/admin/v1/healthz"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        anon.get(server.url("/admin/v1/readyz"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // The handler sees the principal and can check permissions itself.
+    let who: Value = viewer
+        .get(server.url("/probe/whoami?perm=jobs:read"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(who["principal"]["subject"], "vera");
+    assert_eq!(who["principal"]["roles"], json!(["viewer"]));
+    assert_eq!(who["principal"]["namespaces"], json!(["*"]));
+    assert_eq!(who["check"], true);
+    let who: Value = viewer
+        .get(server.url("/probe/whoami?perm=hosts:creds"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(who["check"], false);
+
+    // Deleting a user ends their access at once; the last admin stays.
+    let resp = server
+        .client()
+        .delete(server.url("/admin/v1/users/vera"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = viewer
+        .get(server.url("/orchestrator/v1/inventory"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = server
+        .client()
+        .delete(server.url("/admin/v1/users/admin"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    let resp = server
+        .client()
+        .delete(server.url("/admin/v1/users/ghost"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    // Bad admin input is a 400 naming the problem.
+    for (body, says) in [
+        (json!({"password": "short", "roles": []}), "at least 8"),
+        (
+            json!({"password": "long enough", "roles": ["wizard"]}),
+            "no role `wizard`",
+        ),
+        (
+            json!({"password": "long enough", "role": ["viewer"]}),
+            "unknown field",
+        ),
+        (json!({"roles": ["viewer"]}), "needs a `password`"),
+    ] {
+        let resp = server
+            .client()
+            .put(server.url("/admin/v1/users/newbie"))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{body}");
+        let reply: Value = resp.json().unwrap();
+        assert!(
+            reply["error"]["message"].as_str().unwrap().contains(says),
+            "{reply}"
+        );
+    }
+    let resp = server
+        .client()
+        .put(server.url("/admin/v1/users/newbie"))
+        .body("{nope")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
+#[test]
+fn basic_auth_works_and_failed_logins_are_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = "[auth]\nlogin_max_failures = 3\nlogin_max_failures_per_address = 100\n";
+    let server = Server::start(dir.path(), &probe_manifest(false, auth));
+    put_user(
+        &server,
+        "ann",
+        json!({"password": "ann-password", "roles": ["viewer"]}),
+    );
+    let anon = server.anonymous();
+    let inv = server.url("/orchestrator/v1/inventory");
+    let basic =
+        |user: &str, pass: &str| anon.get(&inv).basic_auth(user, Some(pass)).send().unwrap();
+
+    assert_eq!(basic("admin", ADMIN_PASSWORD).status(), 200);
+    assert_eq!(basic("ann", "ann-password").status(), 200);
+    for _ in 0..3 {
+        assert_eq!(basic("ann", "wrong-password").status(), 401);
+    }
+    // Locked: even the right password is refused until the window ends.
+    let resp = basic("ann", "ann-password");
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=300).contains(&retry), "{retry}");
+    // Other users are not affected; unknown users fail like wrong passwords.
+    assert_eq!(basic("admin", ADMIN_PASSWORD).status(), 200);
+    assert_eq!(basic("nobody", "whatever-pass").status(), 401);
+
+    // The guest never sees a Basic password.
+    let headers: Value = anon
+        .get(server.url("/probe/headers"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(
+        headers.to_string().contains("Basic [redacted]"),
+        "{headers}"
+    );
+    assert!(!headers.to_string().contains(
+        &base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"))
+    ));
+
+    let log = server.log();
+    assert!(
+        !log.contains(ADMIN_PASSWORD) && !log.contains("ann-password"),
+        "passwords in the log"
+    );
+    assert!(!log.contains("$argon2"), "hashes in the log");
+}
+
+#[test]
+fn login_with_totp_refresh_and_logout_through_the_auth_host_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &probe_manifest(true, ""));
+    let out = put_user(
+        &server,
+        "mfa",
+        json!({"password": "mfa-password", "roles": ["viewer"], "totp": "enroll"}),
+    );
+    let secret = out["totp"]["secret"].as_str().unwrap().to_string();
+    assert!(
+        out["totp"]["otpauth_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    // The secret is shown once, never again.
+    let view: Value = server.get_json("/admin/v1/users/mfa");
+    assert_eq!(view["mfa"], true);
+    assert!(!view.to_string().contains(&secret), "{view}");
+
+    let anon = server.anonymous();
+    let login = |body: Value| {
+        anon.post(server.url("/probe/login"))
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+    let resp = login(json!({"username": "mfa", "password": "mfa-password"}));
+    assert_eq!(resp.status(), 401, "a missing code is refused");
+    let resp = login(json!({"username": "mfa", "password": "mfa-password", "mfa_code": "000000"}));
+    assert_eq!(resp.status(), 401, "a wrong code is refused");
+    let resp =
+        login(json!({"username": "mfa", "password": "wrong-password", "mfa_code": "000000"}));
+    assert_eq!(resp.status(), 401);
+    // Basic cannot carry a code: a user with MFA must log in for a token.
+    let resp = anon
+        .get(server.url("/orchestrator/v1/inventory"))
+        .basic_auth("mfa", Some("mfa-password"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    let totp = totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        totp_rs::Secret::Encoded(secret).to_bytes().unwrap(),
+        None,
+        "mfa".into(),
+    )
+    .unwrap();
+    let resp = login(
+        json!({"username": "mfa", "password": "mfa-password", "mfa_code": totp.generate_current().unwrap()}),
+    );
+    assert_eq!(resp.status(), 200);
+    let tokens: Value = resp.json().unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 3600);
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+
+    let user = server.client_with_token(&access);
+    assert_eq!(
+        user.get(server.url("/orchestrator/v1/inventory"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    // A refresh token does not authenticate requests…
+    let (status, _) = get_with(
+        &server,
+        "/orchestrator/v1/inventory",
+        "x-authentication",
+        refresh.as_bytes(),
+    );
+    assert_eq!(status, 401);
+    // …it buys a new access token, and an access token cannot be used to refresh.
+    let resp = anon
+        .post(server.url("/probe/refresh"))
+        .json(&json!({"refresh_token": refresh}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let renewed: Value = resp.json().unwrap();
+    let renewed = renewed["access_token"].as_str().unwrap().to_string();
+    assert_ne!(renewed, access);
+    let resp = anon
+        .post(server.url("/probe/refresh"))
+        .json(&json!({"refresh_token": access}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    // Logout revokes the token it is called with.
+    let resp = user.post(server.url("/probe/logout")).send().unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        user.get(server.url("/orchestrator/v1/inventory"))
+            .send()
+            .unwrap()
+            .status(),
+        401
+    );
+    let renewed_client = server.client_with_token(&renewed);
+    assert_eq!(
+        renewed_client
+            .get(server.url("/orchestrator/v1/inventory"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[test]
+fn issuing_tokens_needs_the_capability() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &probe_manifest(false, ""));
+    let resp = server
+        .anonymous()
+        .post(server.url("/probe/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("issue_tokens"),
+        "{body}"
+    );
+}
+
+#[test]
+fn first_start_writes_a_random_admin_password_readable_only_by_its_owner() {
+    // With BATON_ADMIN_PASSWORD set (as Server::start does), no file is written.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &manifest(ORCHESTRATOR));
+    assert!(!server.data.join("admin-password").exists());
+    assert!(server.log().contains("BATON_ADMIN_PASSWORD"));
+    drop(server);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("baton.toml");
+    std::fs::write(&path, manifest(ORCHESTRATOR)).unwrap();
+    let data = dir.path().join("data");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_baton"));
+    cmd.arg("serve")
+        .arg("--manifest")
+        .arg(&path)
+        .arg("--data")
+        .arg(&data);
+    let server = Server::spawn_without_admin_password(cmd, data.clone());
+    let file = data.join("admin-password");
+    let password = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    assert!(password.len() >= 20, "{password}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in [file.clone(), data.join("jwt-secret")] {
+            let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", f.display());
+        }
+    }
+    let log = server.log();
+    assert!(log.contains(&file.display().to_string()), "{log}");
+    assert!(!log.contains(&password), "the password must not be logged");
+    let resp = server
+        .anonymous()
+        .get(server.url("/admin/v1/users"))
+        .basic_auth("admin", Some(&password))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().unwrap();
+    assert!(!body.contains("argon2") && !body.contains("hash"), "{body}");
+    // A restart keeps the first password; no new one is generated.
+    drop(server);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_baton"));
+    cmd.arg("serve")
+        .arg("--manifest")
+        .arg(&path)
+        .arg("--data")
+        .arg(&data);
+    let server = Server::spawn_without_admin_password(cmd, data.clone());
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), password);
+    let resp = server
+        .anonymous()
+        .get(server.url("/admin/v1/users"))
+        .basic_auth("admin", Some(&password))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
