@@ -69,7 +69,7 @@ impl Handler for AuthProbe {
                 Ok::<_, Response>(Response::json(200, &json!({"access_token": access})))
             })
             .post("/logout", |req| {
-                let Some(token) = bearer(&req) else {
+                let Some(token) = bearer(req) else {
                     return Response::error(400, "no token");
                 };
                 match auth::revoke_token(&token) {
