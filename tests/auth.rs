@@ -215,21 +215,22 @@ fn forged_expired_and_foreign_tokens_are_401() {
     assert!(!log.contains(&good), "tokens must not be logged");
 }
 
-#[test]
-fn an_es256_server_refuses_hs256_tokens_made_with_its_public_key() {
+/// A server signing with `alg` and the given PEM keys accepts `baton token`'s
+/// tokens and refuses the classic confusion: HS256 keyed with its public key.
+fn asymmetric_server_refuses_hs256_made_with_its_public_key(
+    alg: &str,
+    private: &str,
+    public: &str,
+) {
     let dir = tempfile::tempdir().unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    std::fs::write(dir.path().join("jwt.pem"), key.serialize_pem()).unwrap();
-    std::fs::write(dir.path().join("jwt.pub.pem"), key.public_key_pem()).unwrap();
-    let auth = "[auth]\nalgorithm = \"ES256\"\nprivate_key = \"jwt.pem\"\npublic_key = \"jwt.pub.pem\"\nissuer = \"corp\"\n";
-    let server = Server::start(dir.path(), &probe_manifest(false, auth));
-    // `baton token` signs with the configured private key; the server accepts it.
-    assert_eq!(server.get_status("/orchestrator/v1/inventory"), 200);
-    // The classic confusion: HMAC keyed with the public key, `alg: HS256`.
-    let forged = hs256(
-        key.public_key_pem().as_bytes(),
-        &claims("admin", "corp", now() + 600),
+    std::fs::write(dir.path().join("jwt.pem"), private).unwrap();
+    std::fs::write(dir.path().join("jwt.pub.pem"), public).unwrap();
+    let auth = format!(
+        "[auth]\nalgorithm = \"{alg}\"\nprivate_key = \"jwt.pem\"\npublic_key = \"jwt.pub.pem\"\nissuer = \"corp\"\n"
     );
+    let server = Server::start(dir.path(), &probe_manifest(false, &auth));
+    assert_eq!(server.get_status("/orchestrator/v1/inventory"), 200);
+    let forged = hs256(public.as_bytes(), &claims("admin", "corp", now() + 600));
     let (status, body) = get_with(
         &server,
         "/orchestrator/v1/inventory",
@@ -237,8 +238,58 @@ fn an_es256_server_refuses_hs256_tokens_made_with_its_public_key() {
         forged.as_bytes(),
     );
     assert_eq!(status, 401, "{body}");
-    // There is no HS256 secret to leak on such a server.
+    assert!(body["msg"].as_str().unwrap().contains(alg), "{body}");
+    // There is no HS256 secret on such a server.
     assert!(!server.data.join("jwt-secret").exists());
+}
+
+#[test]
+fn an_rs256_server_refuses_hs256_tokens_made_with_its_public_key() {
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    let private = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+    let public = key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    asymmetric_server_refuses_hs256_made_with_its_public_key("RS256", &private, &public);
+}
+
+#[test]
+fn an_es256_server_refuses_hs256_tokens_made_with_its_public_key() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    asymmetric_server_refuses_hs256_made_with_its_public_key(
+        "ES256",
+        &key.serialize_pem(),
+        &key.public_key_pem(),
+    );
+}
+
+#[test]
+fn mismatched_or_unreadable_jwt_keys_stop_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = rcgen::KeyPair::generate().unwrap();
+    let b = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(dir.path().join("a.pem"), a.serialize_pem()).unwrap();
+    std::fs::write(dir.path().join("b.pub.pem"), b.public_key_pem()).unwrap();
+    let write = |private: &str, public: &str| {
+        std::fs::write(
+            dir.path().join("baton.toml"),
+            manifest(&format!(
+                "[auth]\nalgorithm = \"ES256\"\nprivate_key = \"{private}\"\npublic_key = \"{public}\"\n"
+            )),
+        )
+        .unwrap();
+    };
+    write("a.pem", "b.pub.pem");
+    let err = serve_manifest_fails(dir.path(), "baton.toml");
+    assert!(err.contains("do not form a pair"), "{err}");
+    write("a.pem", "missing.pem");
+    let err = serve_manifest_fails(dir.path(), "baton.toml");
+    assert!(err.contains("missing.pem"), "{err}");
+    write("a.pem", "a.pem");
+    let err = serve_manifest_fails(dir.path(), "baton.toml");
+    assert!(err.contains("public_key"), "{err}");
 }
 
 #[test]

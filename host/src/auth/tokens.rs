@@ -228,3 +228,68 @@ fn load_secret(data_dir: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
         Err(e) => anyhow::bail!("reading {}: {e}", path.display()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(dir: &Path, extra: &str) -> TokenKeys {
+        let m = Manifest::parse(
+            &format!("[[listener]]\naddress = \"127.0.0.1:0\"\n[auth]\nclock_skew_secs = 0\n{extra}"),
+            "test.toml",
+            dir,
+        )
+        .unwrap();
+        TokenKeys::load(&m, dir, true).unwrap()
+    }
+
+    #[test]
+    fn tokens_round_trip_and_kinds_do_not_mix() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = keys(dir.path(), "");
+        let (access, claims) = k.issue("ann", TokenKind::Access, 60).unwrap();
+        assert_eq!(k.decode(&access, TokenKind::Access).unwrap(), claims);
+        assert_eq!(
+            k.decode(&access, TokenKind::Refresh),
+            Err(TokenError::WrongKind(TokenKind::Access))
+        );
+        let (_, other) = k.issue("ann", TokenKind::Access, 60).unwrap();
+        assert_ne!(claims.jti, other.jti, "every token has its own jti");
+    }
+
+    #[test]
+    fn the_secret_persists_and_a_new_secret_invalidates() {
+        let dir = tempfile::tempdir().unwrap();
+        let (token, _) = keys(dir.path(), "").issue("ann", TokenKind::Access, 60).unwrap();
+        assert!(keys(dir.path(), "").decode(&token, TokenKind::Access).is_ok());
+        let other = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            keys(other.path(), "").decode(&token, TokenKind::Access),
+            Err(TokenError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn expired_and_foreign_issuer_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = keys(dir.path(), "");
+        let (token, _) = k.issue("ann", TokenKind::Access, 0).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(k.decode(&token, TokenKind::Access), Err(TokenError::Expired));
+        let other = keys(dir.path(), "issuer = \"elsewhere\"\n");
+        let (token, _) = other.issue("ann", TokenKind::Access, 60).unwrap();
+        assert_eq!(
+            k.decode(&token, TokenKind::Access),
+            Err(TokenError::Invalid("wrong issuer".into()))
+        );
+    }
+
+    #[test]
+    fn a_missing_secret_is_not_created_unless_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Manifest::parse("[[listener]]\naddress = \"127.0.0.1:0\"\n", "t", dir.path()).unwrap();
+        let err = TokenKeys::load(&m, dir.path(), false).err().unwrap();
+        assert!(err.to_string().contains("baton serve"), "{err}");
+        assert!(!dir.path().join(SECRET_FILE).exists());
+    }
+}
