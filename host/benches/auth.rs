@@ -15,8 +15,12 @@ const PASSWORD: &str = "bench-password";
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let manifest =
-        Manifest::parse("[[listener]]\naddress = \"127.0.0.1:0\"\n", "bench", dir.path()).unwrap();
+    let manifest = Manifest::parse(
+        "[[listener]]\naddress = \"127.0.0.1:0\"\n",
+        "bench",
+        dir.path(),
+    )
+    .unwrap();
     let db = sled::open(dir.path().join("db")).unwrap();
     let auth = Auth::open(&manifest, dir.path(), &db).unwrap();
     admin_ops::apply(
@@ -53,7 +57,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| auth.principal_for_token(black_box(&token)).unwrap())
     });
     g.bench_function("basic, remembered credential", |b| {
-        b.iter(|| rt.block_on(auth.authenticate(black_box(&basic), addr)).unwrap())
+        b.iter(|| {
+            rt.block_on(auth.authenticate(black_box(&basic), addr))
+                .unwrap()
+        })
     });
     g.sample_size(10);
     g.bench_function("basic, first use (argon2id verify)", |b| {

@@ -235,7 +235,9 @@ mod tests {
 
     fn keys(dir: &Path, extra: &str) -> TokenKeys {
         let m = Manifest::parse(
-            &format!("[[listener]]\naddress = \"127.0.0.1:0\"\n[auth]\nclock_skew_secs = 0\n{extra}"),
+            &format!(
+                "[[listener]]\naddress = \"127.0.0.1:0\"\n[auth]\nclock_skew_secs = 0\n{extra}"
+            ),
             "test.toml",
             dir,
         )
@@ -260,8 +262,14 @@ mod tests {
     #[test]
     fn the_secret_persists_and_a_new_secret_invalidates() {
         let dir = tempfile::tempdir().unwrap();
-        let (token, _) = keys(dir.path(), "").issue("ann", TokenKind::Access, 60).unwrap();
-        assert!(keys(dir.path(), "").decode(&token, TokenKind::Access).is_ok());
+        let (token, _) = keys(dir.path(), "")
+            .issue("ann", TokenKind::Access, 60)
+            .unwrap();
+        assert!(
+            keys(dir.path(), "")
+                .decode(&token, TokenKind::Access)
+                .is_ok()
+        );
         let other = tempfile::tempdir().unwrap();
         assert!(matches!(
             keys(other.path(), "").decode(&token, TokenKind::Access),
@@ -275,7 +283,10 @@ mod tests {
         let k = keys(dir.path(), "");
         let (token, _) = k.issue("ann", TokenKind::Access, 0).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        assert_eq!(k.decode(&token, TokenKind::Access), Err(TokenError::Expired));
+        assert_eq!(
+            k.decode(&token, TokenKind::Access),
+            Err(TokenError::Expired)
+        );
         let other = keys(dir.path(), "issuer = \"elsewhere\"\n");
         let (token, _) = other.issue("ann", TokenKind::Access, 60).unwrap();
         assert_eq!(
@@ -287,7 +298,8 @@ mod tests {
     #[test]
     fn a_missing_secret_is_not_created_unless_asked() {
         let dir = tempfile::tempdir().unwrap();
-        let m = Manifest::parse("[[listener]]\naddress = \"127.0.0.1:0\"\n", "t", dir.path()).unwrap();
+        let m =
+            Manifest::parse("[[listener]]\naddress = \"127.0.0.1:0\"\n", "t", dir.path()).unwrap();
         let err = TokenKeys::load(&m, dir.path(), false).err().unwrap();
         assert!(err.to_string().contains("baton serve"), "{err}");
         assert!(!dir.path().join(SECRET_FILE).exists());

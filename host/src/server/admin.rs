@@ -13,6 +13,7 @@ use crate::auth::{AuthError, Principal};
 use crate::manifest::{ErrorStyle, Policy};
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +34,7 @@ pub fn router() -> Router<Arc<ListenerCtx>> {
         )
         .route("/tokens", post(issue_token))
         .route("/tokens/revoke", post(revoke_token))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_ADMIN_BODY))
         .fallback(|| async {
             AdminError(HostError::new(
                 StatusCode::NOT_FOUND,
@@ -40,6 +42,26 @@ pub fn router() -> Router<Arc<ListenerCtx>> {
                 "no such admin endpoint",
             ))
         })
+}
+
+/// Largest body the user and token endpoints accept.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+/// The request body, or a JSON error (413 past [`MAX_ADMIN_BODY`]).
+fn body_of(body: Result<Bytes, BytesRejection>) -> Result<Bytes, AdminError> {
+    body.map_err(|e| {
+        let status = e.status();
+        let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "payload-too-large"
+        } else {
+            "bad-request"
+        };
+        err(
+            status,
+            kind,
+            format!("the request body could not be read: {e}"),
+        )
+    })
 }
 
 /// An admin API error in Baton's shape.
@@ -141,10 +163,10 @@ async fn put_user(
     Extension(conn): Extension<ConnInfo>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> AdminResult {
     let by = require_admin(&ctx, &headers, &conn).await?;
-    let update: UserUpdate = parse(&body)?;
+    let update: UserUpdate = parse(&body_of(body)?)?;
     let app = ctx.app.clone();
     let target = name.clone();
     let outcome = blocking(move || {
@@ -199,10 +221,10 @@ async fn issue_token(
     State(ctx): State<Arc<ListenerCtx>>,
     Extension(conn): Extension<ConnInfo>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> AdminResult {
     let by = require_admin(&ctx, &headers, &conn).await?;
-    let req: TokenRequest = parse(&body)?;
+    let req: TokenRequest = parse(&body_of(body)?)?;
     let auth = &ctx.app.auth;
     let token = auth
         .issue(&req.user, TokenKind::Access, req.lifetime_secs)
@@ -224,10 +246,10 @@ async fn revoke_token(
     State(ctx): State<Arc<ListenerCtx>>,
     Extension(conn): Extension<ConnInfo>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> AdminResult {
     require_admin(&ctx, &headers, &conn).await?;
-    let req: RevokeRequest = parse(&body)?;
+    let req: RevokeRequest = parse(&body_of(body)?)?;
     ctx.app.auth.revoke(&req.token).map_err(|e| match e {
         AuthError::Unauthenticated(m) => err(StatusCode::BAD_REQUEST, "bad-token", m),
         other => internal(other),
