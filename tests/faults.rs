@@ -95,12 +95,15 @@ fn guest_output_config_and_unimplemented_capabilities() {
     let body = server.get_json("/faulty/config/absent");
     assert_eq!(body["value"], Value::Null);
 
-    // Jobs are declared but not built yet: a clear `unavailable`, not a trap.
+    // `exec` outside a job is a clear error, not a trap.
     let resp = client().get(server.url("/faulty/jobs")).send().unwrap();
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().unwrap();
     assert!(
-        body["error"].as_str().unwrap().contains("not available"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("only available inside a running job"),
         "{body}"
     );
 }

@@ -6,7 +6,9 @@
 use crate::HostError;
 use crate::bindings::baton::api::jobs as wit;
 
-pub use wit::{Command, CommandOutput, JobEvent, JobFilter, JobInfo, JobSpec, JobState};
+pub use wit::{
+    Command, CommandOutput, JobEvent, JobFilter, JobInfo, JobProgress, JobSpec, JobState,
+};
 
 impl JobSpec {
     /// A spec with the given kind and input, one attempt, no dependencies.
@@ -19,6 +21,69 @@ impl JobSpec {
             max_attempts: 1,
             labels: Vec::new(),
         }
+    }
+
+    /// Allows `n` attempts (retried with backoff).
+    pub fn attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+
+    /// Limits each attempt to `ms` milliseconds.
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        self.timeout_ms = Some(ms);
+        self
+    }
+
+    /// Adds a label; in a graph, the `node` label names the spec for `after`.
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Runs only after `dependency` succeeded: a job id for [`spawn`]; a
+    /// `node` label or an index for [`spawn_graph`].
+    pub fn after(mut self, dependency: &str) -> Self {
+        self.depends_on.push(dependency.to_string());
+        self
+    }
+}
+
+impl Command {
+    /// `program` with `args`, an empty environment, no stdin, the default timeout.
+    pub fn new(program: &str, args: &[&str]) -> Self {
+        Command {
+            program: program.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
+            stdin: None,
+            timeout_ms: None,
+        }
+    }
+
+    /// Adds an environment variable (the process gets no others).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+}
+
+impl Default for JobFilter {
+    fn default() -> Self {
+        JobFilter {
+            state: None,
+            kind: None,
+            labels: Vec::new(),
+            start_after: None,
+            limit: 0,
+        }
+    }
+}
+
+impl JobState {
+    /// Whether the job will not run again.
+    pub fn is_final(self) -> bool {
+        !matches!(self, JobState::Queued | JobState::Running)
     }
 }
 

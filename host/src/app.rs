@@ -2,6 +2,7 @@
 
 use crate::auth::Auth;
 use crate::builtin;
+use crate::jobs::JobEngine;
 use crate::manifest::Manifest;
 use crate::runtime::registry::{HandlerSlot, Registry};
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -23,6 +24,8 @@ pub struct App {
     pub store: Arc<SledStore>,
     /// Users, tokens, permissions.
     pub auth: Arc<Auth>,
+    /// The durable job engine.
+    pub jobs: Arc<JobEngine>,
     /// wasmtime and the host calls.
     pub runtime: Runtime,
     /// The mounted handlers.
@@ -40,6 +43,7 @@ impl App {
                 .with_context(|| format!("opening the database in {}", data_dir.display()))?,
         );
         let auth = Arc::new(Auth::open(&manifest, &data_dir, store.db())?);
+        let jobs = JobEngine::open(store.db(), manifest.jobs)?;
         let max_memory_mib = manifest
             .handlers
             .iter()
@@ -60,6 +64,7 @@ impl App {
             data_dir,
             store,
             auth,
+            jobs,
             runtime,
             registry: Registry::default(),
         });
@@ -77,6 +82,12 @@ impl App {
             app.registry
                 .insert(HandlerSlot::new(h, app.manifest.limits_for(h), version));
         }
+        // Jobs start once every handler is mounted, so that recovered jobs
+        // find theirs.
+        app.jobs
+            .start(Arc::downgrade(&app))
+            .await
+            .context("recovering the job engine")?;
         Ok(app)
     }
 }

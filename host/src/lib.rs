@@ -11,6 +11,7 @@ pub mod auth;
 pub mod builtin;
 pub mod cli;
 pub mod host_calls;
+pub mod jobs;
 pub mod manifest;
 pub mod runtime;
 pub mod server;

@@ -25,8 +25,3 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 }
 
 impl types::Host for HostState {}
-
-/// An error for a capability that is declared in the WIT but not provided yet.
-pub(crate) fn unavailable(what: &str) -> types::Error {
-    types::Error::Unavailable(format!("{what} is not available in this Baton build yet"))
-}

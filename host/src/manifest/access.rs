@@ -145,6 +145,9 @@ impl AccessRules {
 pub struct Capabilities {
     /// May verify passwords and issue, refresh and revoke tokens (login endpoints).
     pub issue_tokens: bool,
+    /// Programs its jobs may `exec`: bare names (looked up on the server's
+    /// `PATH`) or absolute paths. Empty: no `exec` at all.
+    pub exec: Vec<String>,
 }
 
 #[cfg(test)]

@@ -66,6 +66,9 @@ pub struct Manifest {
     /// Tokens, roles and login limits.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// The job engine.
+    #[serde(default)]
+    pub jobs: JobsConfig,
     /// The sockets the server listens on.
     #[serde(default, rename = "listener")]
     pub listeners: Vec<Listener>,
@@ -103,6 +106,8 @@ pub struct Limits {
     pub max_concurrent: u32,
     /// Largest accepted request body, in bytes (larger → 413).
     pub max_body_bytes: u64,
+    /// Jobs of this handler running at once.
+    pub max_running_jobs: u32,
 }
 
 impl Default for Limits {
@@ -113,6 +118,35 @@ impl Default for Limits {
             job_timeout_ms: 600_000,
             max_concurrent: 64,
             max_body_bytes: 1024 * 1024,
+            max_running_jobs: 8,
+        }
+    }
+}
+
+/// `[jobs]`: the job engine's global settings.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Jobs running at once across every handler.
+    pub max_running: u32,
+    /// Delay before the first retry; doubled for each further attempt.
+    pub retry_backoff_ms: u64,
+    /// Longest delay between attempts.
+    pub max_backoff_ms: u64,
+    /// Default wall clock of one `exec` when the command gives none.
+    pub exec_timeout_ms: u64,
+    /// stdout and stderr kept per `exec`, each, in bytes.
+    pub exec_output_bytes: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            max_running: 32,
+            retry_backoff_ms: 1000,
+            max_backoff_ms: 60_000,
+            exec_timeout_ms: 300_000,
+            exec_output_bytes: 1024 * 1024,
         }
     }
 }
@@ -134,6 +168,8 @@ pub struct LimitOverrides {
     pub max_concurrent: Option<u32>,
     /// See [`Limits::max_body_bytes`].
     pub max_body_bytes: Option<u64>,
+    /// See [`Limits::max_running_jobs`].
+    pub max_running_jobs: Option<u32>,
 }
 
 impl LimitOverrides {
@@ -145,6 +181,7 @@ impl LimitOverrides {
             job_timeout_ms: self.job_timeout_ms.unwrap_or(base.job_timeout_ms),
             max_concurrent: self.max_concurrent.unwrap_or(base.max_concurrent),
             max_body_bytes: self.max_body_bytes.unwrap_or(base.max_body_bytes),
+            max_running_jobs: self.max_running_jobs.unwrap_or(base.max_running_jobs),
         }
     }
 }
@@ -326,6 +363,14 @@ impl Manifest {
                     format!("`{}` is inside the admin API's {ADMIN_MOUNT}", h.mount),
                 ));
             }
+            for (j, p) in h.capabilities.exec.iter().enumerate() {
+                if p.is_empty() || p.contains(char::is_whitespace) {
+                    return Err(self.invalid(
+                        format!("handler[{i}].capabilities.exec[{j}]"),
+                        format!("`{p}` must be a program name or path without spaces (arguments are given at run time)"),
+                    ));
+                }
+            }
             for (j, r) in h.routes.iter().enumerate() {
                 r.check()
                     .map_err(|m| self.invalid(format!("handler[{i}].route[{j}].path"), m))?;
@@ -373,6 +418,9 @@ impl Manifest {
         }
         if l.max_concurrent == 0 {
             return Err(self.invalid(format!("{key}.max_concurrent"), "must be at least 1"));
+        }
+        if l.max_running_jobs == 0 {
+            return Err(self.invalid(format!("{key}.max_running_jobs"), "must be at least 1"));
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use crate::auth::Auth;
 use crate::host_calls::{
     self, auth::AuthState, config::ConfigState, jobs::JobsState, kv::KvState, log::LogState,
 };
+use crate::jobs::CancelFlag;
 use crate::store::KvStore;
 use bindings::{HandlerPre, types};
 use guest_output::{GuestOutput, Stream};
@@ -72,6 +73,22 @@ pub enum InvokeError {
     /// The host failed to set up the instance.
     #[error("could not instantiate the handler: {0}")]
     Instantiate(String),
+}
+
+/// Who and what one instance runs for.
+struct InstanceSetup<'a> {
+    /// The request id, or `job:<id>`, for logs.
+    trace_id: &'a str,
+    /// Wall clock until the instance is interrupted.
+    timeout: Duration,
+    /// The authenticated caller.
+    principal: Option<&'a types::Principal>,
+    /// The caller's `ip:port` (empty for jobs).
+    remote_addr: &'a str,
+    /// The `jobs` host-call state.
+    jobs: JobsState,
+    /// Interrupts the instance when set.
+    cancel: Option<Arc<CancelFlag>>,
 }
 
 /// The result of one `handle` call.
@@ -185,24 +202,23 @@ impl Runtime {
         })
     }
 
-    fn new_store(&self, slot: &HandlerSlot, req: &types::Request) -> Store<HostState> {
+    fn new_store(&self, slot: &HandlerSlot, setup: InstanceSetup<'_>) -> Store<HostState> {
         let handler: Arc<str> = slot.name.clone();
-        let request_id: Arc<str> = Arc::from(req.request_id.as_str());
+        let trace_id: Arc<str> = Arc::from(setup.trace_id);
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(GuestOutput::new(
             Stream::Stdout,
             handler.clone(),
-            request_id.clone(),
+            trace_id.clone(),
         ))
         .stderr(GuestOutput::new(
             Stream::Stderr,
             handler.clone(),
-            request_id.clone(),
+            trace_id.clone(),
         ))
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
-        let timeout = Duration::from_millis(slot.limits.request_timeout_ms);
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
@@ -210,15 +226,16 @@ impl Runtime {
                 max_bytes: slot.limits.memory_mib as usize * 1024 * 1024,
                 refused: false,
             },
-            deadline: Instant::now() + timeout,
+            deadline: Instant::now() + setup.timeout,
+            cancel: setup.cancel,
             kv: KvState::new(self.store.clone(), handler.clone()),
             config: ConfigState::new(slot.config.clone()),
-            log: LogState::new(handler, request_id),
-            jobs: JobsState::default(),
+            log: LogState::new(handler, trace_id),
+            jobs: setup.jobs,
             auth: AuthState::new(
                 self.auth.clone(),
-                req.principal.as_ref(),
-                &req.remote_addr,
+                setup.principal,
+                setup.remote_addr,
                 slot.capabilities.issue_tokens,
             ),
         };
@@ -226,13 +243,61 @@ impl Runtime {
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline {
+            let data = ctx.data();
+            let cancelled = data.cancel.as_ref().is_some_and(|c| c.is_cancelled());
+            if cancelled || Instant::now() >= data.deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
         store
+    }
+
+    /// Runs `run-job` for `job` in a fresh instance of `version`, within
+    /// `timeout` (or until `cancel` is set). The guest's own `Err` is the
+    /// inner error; traps, timeouts and memory exhaustion are the outer one.
+    pub async fn run_job(
+        &self,
+        slot: &HandlerSlot,
+        version: &HandlerVersion,
+        job: types::JobContext,
+        jobs: JobsState,
+        timeout: Duration,
+        cancel: Arc<CancelFlag>,
+    ) -> Result<Result<Vec<u8>, String>, InvokeError> {
+        let trace_id = format!("job:{}", job.id);
+        let setup = InstanceSetup {
+            trace_id: &trace_id,
+            timeout,
+            principal: None,
+            remote_addr: "",
+            jobs,
+            cancel: Some(cancel),
+        };
+        let mut store = self.new_store(slot, setup);
+        let result = async {
+            let instance = version
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| ("instantiate", e))?;
+            instance
+                .call_run_job(&mut store, &job)
+                .await
+                .map_err(|e| ("run-job", e))
+        }
+        .await;
+        match result {
+            Ok(out) => Ok(out),
+            Err((phase, e)) => Err(classify(
+                &store,
+                phase,
+                e,
+                timeout.as_millis() as u64,
+                slot.limits.memory_mib,
+            )),
+        }
     }
 
     /// Runs `req` through a fresh instance of `version`, within the slot's
@@ -242,6 +307,7 @@ impl Runtime {
         slot: &HandlerSlot,
         version: &HandlerVersion,
         req: &types::Request,
+        jobs: JobsState,
     ) -> Result<Outcome, InvokeError> {
         let timeout_ms = slot.limits.request_timeout_ms;
         let _permit = tokio::time::timeout(
@@ -252,7 +318,15 @@ impl Runtime {
         .map_err(|_| InvokeError::Overloaded)?
         .map_err(|_| InvokeError::Overloaded)?;
 
-        let mut store = self.new_store(slot, req);
+        let setup = InstanceSetup {
+            trace_id: &req.request_id,
+            timeout: Duration::from_millis(timeout_ms),
+            principal: req.principal.as_ref(),
+            remote_addr: &req.remote_addr,
+            jobs,
+            cancel: None,
+        };
+        let mut store = self.new_store(slot, setup);
         let result = async {
             let instance = version
                 .pre

@@ -16,6 +16,8 @@ pub struct HostState {
     pub limiter: MemoryLimiter,
     /// When the epoch callback traps the guest.
     pub deadline: Instant,
+    /// Set when the job this instance runs is cancelled: traps the guest too.
+    pub cancel: Option<std::sync::Arc<crate::jobs::CancelFlag>>,
     /// `kv` host calls.
     pub kv: KvState,
     /// `config` host calls.

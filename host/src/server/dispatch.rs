@@ -6,6 +6,7 @@ use super::ListenerCtx;
 use super::authn;
 use super::errors::HostError;
 use super::listen::ConnInfo;
+use crate::host_calls::jobs::JobsState;
 use crate::manifest::ErrorStyle;
 use crate::runtime::InvokeError;
 use crate::runtime::bindings::types;
@@ -107,7 +108,13 @@ async fn serve(ctx: &ListenerCtx, req: axum::extract::Request, request_id: &str)
     };
 
     let version = slot.current();
-    let outcome = match ctx.app.runtime.handle(&slot, &version, &wit_req).await {
+    let jobs = JobsState::for_request(ctx.app.jobs.clone(), slot.name.clone());
+    let outcome = match ctx
+        .app
+        .runtime
+        .handle(&slot, &version, &wit_req, jobs)
+        .await
+    {
         Ok(o) => o,
         Err(e) => return fail(invoke_error(&slot.name, e)),
     };

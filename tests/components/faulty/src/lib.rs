@@ -40,9 +40,11 @@ impl Handler for Faulty {
                 Ok(None) => Response::new(404),
                 Err(e) => Response::error(500, &e.to_string()),
             })
-            .get("/jobs", |_| match baton_sdk::jobs::get("x") {
-                Err(e) => Response::error(503, &e.to_string()),
-                Ok(_) => Response::new(200),
+            .get("/jobs", |_| {
+                match baton_sdk::jobs::exec(&baton_sdk::jobs::Command::new("true", &[])) {
+                    Err(e) => Response::error(503, &e.to_string()),
+                    Ok(_) => Response::new(200),
+                }
             })
             .handle(req)
     }

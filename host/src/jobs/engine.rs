@@ -1,0 +1,607 @@
+//! The job engine's API (spawn, graphs, get, list, cancel, events, progress)
+//! and its scheduler: one task that starts queued jobs whose dependencies
+//! succeeded, within the global, per-handler and per-graph limits.
+
+use super::exec::CancelFlag;
+use super::graph;
+use super::model::{GraphRecord, GraphState, JobRecord, JobState, Progress, now_ms};
+use super::store::{JobStore, JobStoreError};
+use crate::app::App;
+use crate::manifest::JobsConfig;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Most jobs one list call returns.
+pub const MAX_LIST: usize = 1000;
+/// Attempts a job may ask for.
+pub const MAX_ATTEMPTS: u32 = 100;
+/// Jobs one graph may hold.
+pub const MAX_GRAPH_JOBS: usize = 10_000;
+
+/// Why a job call failed. Messages are safe to show to the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// No such job (for this handler).
+    #[error("there is no job `{0}`")]
+    NotFound(String),
+    /// The job is already finished.
+    #[error("{0}")]
+    Conflict(String),
+    /// Bad spec or graph.
+    #[error("{0}")]
+    Invalid(String),
+    /// sled failed.
+    #[error(transparent)]
+    Storage(#[from] JobStoreError),
+}
+
+/// A job to spawn.
+#[derive(Debug, Clone, Default)]
+pub struct NewJob {
+    /// What `run-job` dispatches on.
+    pub kind: String,
+    /// Its input.
+    pub input: Vec<u8>,
+    /// Job ids (spawn) or graph references (spawn-graph).
+    pub depends_on: Vec<String>,
+    /// Wall clock per attempt.
+    pub timeout_ms: Option<u64>,
+    /// Attempts allowed (0 = 1).
+    pub max_attempts: u32,
+    /// Labels.
+    pub labels: Vec<(String, String)>,
+}
+
+/// Which jobs to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this handler's.
+    pub handler: Option<String>,
+    /// Only in this state.
+    pub state: Option<JobState>,
+    /// Only of this kind.
+    pub kind: Option<String>,
+    /// Only with all these labels.
+    pub labels: Vec<(String, String)>,
+    /// Paging: after this id.
+    pub start_after: Option<String>,
+    /// At most this many (0 = 100, capped at [`MAX_LIST`]).
+    pub limit: usize,
+}
+
+#[derive(Default)]
+pub(super) struct Sched {
+    /// Queued job ids (retries included).
+    pub pending: BTreeSet<String>,
+    /// Running job id → its cancel flag.
+    pub running: HashMap<String, Arc<CancelFlag>>,
+    pub per_handler: HashMap<String, u32>,
+    pub per_graph: HashMap<String, u32>,
+    /// Graphs whose rollback task runs.
+    pub rolling_back: HashSet<String>,
+}
+
+/// The job engine of a server.
+pub struct JobEngine {
+    pub(super) store: JobStore,
+    pub(super) config: JobsConfig,
+    pub(super) app: OnceLock<Weak<App>>,
+    pub(super) sched: Mutex<Sched>,
+    pub(super) wake: Notify,
+}
+
+impl JobEngine {
+    /// Opens the engine's trees in `db`. Nothing runs before [`JobEngine::start`].
+    pub fn open(db: &sled::Db, config: JobsConfig) -> Result<Arc<JobEngine>, JobStoreError> {
+        Ok(Arc::new(JobEngine {
+            store: JobStore::open(db)?,
+            config,
+            app: OnceLock::new(),
+            sched: Mutex::new(Sched::default()),
+            wake: Notify::new(),
+        }))
+    }
+
+    /// The `[jobs]` settings.
+    pub fn config(&self) -> &JobsConfig {
+        &self.config
+    }
+
+    pub(super) fn sched(&self) -> std::sync::MutexGuard<'_, Sched> {
+        self.sched.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn app(&self) -> Option<Arc<App>> {
+        self.app.get().and_then(Weak::upgrade)
+    }
+
+    /// Recovers jobs interrupted by a crash, then starts the scheduler.
+    pub async fn start(self: &Arc<Self>, app: Weak<App>) -> Result<(), JobError> {
+        let _ = self.app.set(app);
+        self.recover().await?;
+        let engine = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(e) = engine.upgrade() else { return };
+                let wait = e.dispatch();
+                // Holding `e` while waiting (at most a second) is fine: the
+                // loop ends at the next turn once the app is gone.
+                let notified = e.wake.notified();
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn new_record(&self, handler: &str, spec: NewJob, now: u64) -> Result<JobRecord, JobError> {
+        if spec.kind.is_empty() || spec.kind.len() > 256 {
+            return Err(JobError::Invalid(
+                "a job's `kind` must be 1 to 256 characters".into(),
+            ));
+        }
+        if spec.max_attempts > MAX_ATTEMPTS {
+            return Err(JobError::Invalid(format!(
+                "max-attempts {} is more than {MAX_ATTEMPTS}",
+                spec.max_attempts
+            )));
+        }
+        if spec.timeout_ms == Some(0) {
+            return Err(JobError::Invalid("timeout-ms must be at least 1".into()));
+        }
+        Ok(JobRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            handler: handler.to_string(),
+            kind: spec.kind,
+            state: JobState::Queued,
+            input: spec.input,
+            output: None,
+            error: None,
+            attempts: 0,
+            max_attempts: spec.max_attempts.max(1),
+            timeout_ms: spec.timeout_ms,
+            labels: spec.labels,
+            depends_on: spec.depends_on,
+            graph: None,
+            progress: None,
+            created_at_ms: now,
+            started_at_ms: None,
+            finished_at_ms: None,
+            not_before_ms: 0,
+            last_seq: 0,
+            cancel_requested: false,
+            live_process: None,
+        })
+    }
+
+    /// Queues a job of `handler`; returns its id once it is on disk.
+    pub async fn spawn(&self, handler: &str, spec: NewJob) -> Result<String, JobError> {
+        for dep in &spec.depends_on {
+            match self.store.get(dep)? {
+                Some(j) if j.handler == handler => {}
+                _ => {
+                    return Err(JobError::Invalid(format!(
+                        "depends-on names `{dep}`, which is not a job of this handler"
+                    )));
+                }
+            }
+        }
+        let job = self.new_record(handler, spec, now_ms())?;
+        self.store.insert(std::slice::from_ref(&job), None)?;
+        self.store.flush().await?;
+        self.sched().pending.insert(job.id.clone());
+        self.wake.notify_one();
+        Ok(job.id)
+    }
+
+    /// Validates and queues a graph; ids in spec order, once on disk.
+    pub async fn spawn_graph(
+        &self,
+        handler: &str,
+        specs: Vec<NewJob>,
+        parallel_limit: u32,
+        rollback: bool,
+    ) -> Result<Vec<String>, JobError> {
+        if specs.is_empty() || specs.len() > MAX_GRAPH_JOBS {
+            return Err(JobError::Invalid(format!(
+                "a graph needs 1 to {MAX_GRAPH_JOBS} jobs, not {}",
+                specs.len()
+            )));
+        }
+        let nodes: Vec<graph::Node<'_>> = specs
+            .iter()
+            .map(|s| graph::Node {
+                name: s
+                    .labels
+                    .iter()
+                    .find(|(k, _)| k == "node")
+                    .map(|(_, v)| v.as_str()),
+                depends_on: &s.depends_on,
+            })
+            .collect();
+        let edges = graph::resolve(&nodes).map_err(JobError::Invalid)?;
+        let now = now_ms();
+        let graph_id = uuid::Uuid::now_v7().to_string();
+        let mut jobs = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let mut job = self.new_record(handler, spec, now)?;
+            job.graph = Some(graph_id.clone());
+            jobs.push(job);
+        }
+        let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
+        for (job, deps) in jobs.iter_mut().zip(&edges) {
+            job.depends_on = deps.iter().map(|&d| ids[d].clone()).collect();
+        }
+        let graph = GraphRecord {
+            id: graph_id,
+            handler: handler.to_string(),
+            jobs: ids.clone(),
+            parallel_limit,
+            rollback,
+            state: GraphState::Running,
+            completed: Vec::new(),
+        };
+        self.store.insert(&jobs, Some(&graph))?;
+        self.store.flush().await?;
+        self.sched().pending.extend(ids.iter().cloned());
+        self.wake.notify_one();
+        Ok(ids)
+    }
+
+    /// Job `id`, if it exists and (when `handler` is given) belongs to it.
+    pub fn get(&self, id: &str, handler: Option<&str>) -> Result<Option<JobRecord>, JobError> {
+        Ok(self
+            .store
+            .get(id)?
+            .filter(|j| handler.is_none_or(|h| h == j.handler)))
+    }
+
+    /// Graph `id`.
+    pub fn graph(&self, id: &str) -> Result<Option<GraphRecord>, JobError> {
+        Ok(self.store.graph(id)?)
+    }
+
+    /// Jobs matching `f`, oldest first.
+    pub fn list(&self, f: &ListFilter) -> Result<Vec<JobRecord>, JobError> {
+        let limit = match f.limit {
+            0 => 100,
+            n => n.min(MAX_LIST),
+        };
+        Ok(self.store.scan(f.start_after.as_deref(), limit, |j| {
+            f.handler.as_ref().is_none_or(|h| *h == j.handler)
+                && f.state.is_none_or(|s| s == j.state)
+                && f.kind.as_ref().is_none_or(|k| *k == j.kind)
+                && f.labels.iter().all(|l| j.labels.contains(l))
+        })?)
+    }
+
+    /// Events of job `id` after `after` (limit 0 = 100, capped at 1000).
+    pub fn events(
+        &self,
+        id: &str,
+        handler: Option<&str>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<super::EventRecord>, JobError> {
+        if self.get(id, handler)?.is_none() {
+            return Err(JobError::NotFound(id.to_string()));
+        }
+        let limit = match limit {
+            0 => 100,
+            n => n.min(MAX_LIST),
+        };
+        Ok(self.store.events(id, after, limit)?)
+    }
+
+    /// Cancels job `id` (of `handler`, when given): a queued job at once, a
+    /// running one by killing its process group and interrupting its instance.
+    pub async fn cancel(
+        self: &Arc<Self>,
+        id: &str,
+        handler: Option<&str>,
+    ) -> Result<JobRecord, JobError> {
+        let Some(job) = self.get(id, handler)? else {
+            return Err(JobError::NotFound(id.to_string()));
+        };
+        if job.state.is_final() {
+            return Err(JobError::Conflict(format!(
+                "job `{id}` already ended: {}",
+                job.state.as_str()
+            )));
+        }
+        let updated = self
+            .store
+            .update(id, |j, _| match j.state {
+                JobState::Queued => {
+                    j.state = JobState::Cancelled;
+                    j.finished_at_ms = Some(now_ms());
+                    j.error = Some("cancelled".into());
+                    vec![("cancelled".into(), "cancelled before it ran".into())]
+                }
+                JobState::Running if !j.cancel_requested => {
+                    j.cancel_requested = true;
+                    vec![(
+                        "cancel-requested".into(),
+                        "stopping the running attempt".into(),
+                    )]
+                }
+                _ => vec![],
+            })?
+            .ok_or_else(|| JobError::NotFound(id.to_string()))?;
+        self.store.flush().await?;
+        {
+            let mut s = self.sched();
+            s.pending.remove(id);
+            if let Some(flag) = s.running.get(id) {
+                flag.cancel();
+            }
+        }
+        if let Some(g) = &updated.graph {
+            self.check_graph(g).await?;
+        }
+        self.wake.notify_one();
+        Ok(updated)
+    }
+
+    /// Records progress of running job `id`.
+    pub fn progress(&self, id: &str, message: &str, done: u32, total: u32) -> Result<(), JobError> {
+        self.store.update(id, |j, _| {
+            j.progress = Some(Progress {
+                message: message.to_string(),
+                done,
+                total,
+            });
+            vec![("progress".into(), format!("{done}/{total} {message}"))]
+        })?;
+        Ok(())
+    }
+
+    /// Appends an event to job `id`.
+    pub fn event(&self, id: &str, kind: &str, message: &str) -> Result<(), JobError> {
+        self.store
+            .update(id, |_, _| vec![(kind.to_string(), message.to_string())])?;
+        Ok(())
+    }
+
+    /// Records (or clears) the live process of running job `id`.
+    pub fn set_live_process(
+        &self,
+        id: &str,
+        p: Option<super::model::LiveProcess>,
+    ) -> Result<(), JobError> {
+        self.store.update(id, |j, _| {
+            j.live_process = p;
+            vec![]
+        })?;
+        Ok(())
+    }
+
+    /// The retry delay after `attempts` failed attempts.
+    pub(super) fn backoff_ms(&self, attempts: u32) -> u64 {
+        let factor = 1u64 << attempts.saturating_sub(1).min(20);
+        self.config
+            .retry_backoff_ms
+            .saturating_mul(factor)
+            .min(self.config.max_backoff_ms)
+    }
+
+    /// Starts every queued job that may start now; returns how long the
+    /// scheduler may sleep before something becomes due.
+    fn dispatch(self: &Arc<Self>) -> Duration {
+        let mut wait = Duration::from_secs(1);
+        let Some(app) = self.app() else {
+            return wait;
+        };
+        let now = now_ms();
+        let mut to_cancel: Vec<(String, String)> = Vec::new();
+        let mut s = self.sched();
+        let pending: Vec<String> = s.pending.iter().cloned().collect();
+        for id in pending {
+            if s.running.len() >= self.config.max_running as usize {
+                break;
+            }
+            let job = match self.store.get(&id) {
+                Ok(Some(j)) if j.state == JobState::Queued => j,
+                Ok(_) => {
+                    s.pending.remove(&id);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(job = %id, "reading a queued job failed: {e}");
+                    continue;
+                }
+            };
+            if job.not_before_ms > now {
+                wait = wait.min(Duration::from_millis(job.not_before_ms - now));
+                continue;
+            }
+            match self.dependencies(&job) {
+                Deps::Ready => {}
+                Deps::Waiting => continue,
+                Deps::Failed(why) => {
+                    to_cancel.push((id.clone(), why));
+                    continue;
+                }
+            }
+            let Some(slot) = app.registry.get(&job.handler) else {
+                to_cancel.push((
+                    id.clone(),
+                    format!("the handler `{}` is not mounted", job.handler),
+                ));
+                continue;
+            };
+            if s.per_handler.get(&job.handler).copied().unwrap_or(0) >= slot.limits.max_running_jobs
+            {
+                continue;
+            }
+            if let Some(g) = &job.graph {
+                match self.store.graph(g) {
+                    Ok(Some(graph)) if graph.state == GraphState::Running => {
+                        let running = s.per_graph.get(g).copied().unwrap_or(0);
+                        if graph.parallel_limit > 0 && running >= graph.parallel_limit {
+                            continue;
+                        }
+                    }
+                    _ => {
+                        to_cancel.push((id.clone(), "its graph stopped".into()));
+                        continue;
+                    }
+                }
+            }
+            let started = self.store.update(&id, |j, _| {
+                j.state = JobState::Running;
+                j.attempts += 1;
+                j.started_at_ms = Some(now_ms());
+                j.cancel_requested = false;
+                vec![(
+                    "started".into(),
+                    format!("attempt {} of {}", j.attempts, j.max_attempts),
+                )]
+            });
+            let job = match started {
+                Ok(Some(j)) => j,
+                other => {
+                    tracing::error!(job = %id, "starting a job failed: {other:?}");
+                    continue;
+                }
+            };
+            let flag = Arc::new(CancelFlag::default());
+            s.pending.remove(&id);
+            s.running.insert(id.clone(), flag.clone());
+            *s.per_handler.entry(job.handler.clone()).or_default() += 1;
+            if let Some(g) = &job.graph {
+                *s.per_graph.entry(g.clone()).or_default() += 1;
+            }
+            tokio::spawn(self.clone().run_attempt(job, slot, flag));
+        }
+        drop(s);
+        if !to_cancel.is_empty() {
+            let engine = self.clone();
+            tokio::spawn(async move {
+                for (id, why) in to_cancel {
+                    if let Err(e) = engine.skip(&id, &why).await {
+                        tracing::error!(job = %id, "cancelling a job that cannot run failed: {e}");
+                    }
+                }
+            });
+        }
+        wait
+    }
+
+    fn dependencies(&self, job: &JobRecord) -> Deps {
+        for d in &job.depends_on {
+            match self.store.get(d) {
+                Ok(Some(dep)) => match dep.state {
+                    JobState::Succeeded => {}
+                    JobState::Queued | JobState::Running => return Deps::Waiting,
+                    other => {
+                        return Deps::Failed(format!("dependency {d} ended {}", other.as_str()));
+                    }
+                },
+                Ok(None) => return Deps::Failed(format!("dependency {d} does not exist")),
+                Err(_) => return Deps::Waiting,
+            }
+        }
+        Deps::Ready
+    }
+
+    /// Cancels queued job `id` that can never run, saying why.
+    pub(super) async fn skip(self: &Arc<Self>, id: &str, why: &str) -> Result<(), JobError> {
+        let job = self.store.update(id, |j, _| {
+            if j.state != JobState::Queued {
+                return vec![];
+            }
+            j.state = JobState::Cancelled;
+            j.finished_at_ms = Some(now_ms());
+            j.error = Some(why.to_string());
+            vec![("cancelled".into(), why.to_string())]
+        })?;
+        self.store.flush().await?;
+        self.sched().pending.remove(id);
+        if let Some(g) = job.and_then(|j| j.graph) {
+            self.check_graph(&g).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves graph `id` on once its jobs allow: succeeded when all did; when
+    /// one failed or was cancelled, the queued ones are cancelled and, once
+    /// nothing runs, the graph fails, is rolled back, or is cancelled.
+    pub(super) async fn check_graph(self: &Arc<Self>, id: &str) -> Result<(), JobError> {
+        let Some(g) = self.store.graph(id)? else {
+            return Ok(());
+        };
+        if g.state != GraphState::Running {
+            return Ok(());
+        }
+        let mut jobs = Vec::with_capacity(g.jobs.len());
+        for j in &g.jobs {
+            if let Some(job) = self.store.get(j)? {
+                jobs.push(job);
+            }
+        }
+        if jobs.iter().all(|j| j.state == JobState::Succeeded) {
+            self.store
+                .update_graph(id, |g| g.state = GraphState::Succeeded)?;
+            self.store.flush().await?;
+            return Ok(());
+        }
+        let failed = jobs.iter().find(|j| j.state == JobState::Failed);
+        let cancelled = jobs.iter().find(|j| j.state == JobState::Cancelled);
+        let Some(cause) = failed.or(cancelled) else {
+            return Ok(());
+        };
+        let reason = format!(
+            "job {} of its graph ended {}",
+            cause.id,
+            cause.state.as_str()
+        );
+        for j in jobs.iter().filter(|j| j.state == JobState::Queued) {
+            self.store.update(&j.id, |j, _| {
+                if j.state != JobState::Queued {
+                    return vec![];
+                }
+                j.state = JobState::Cancelled;
+                j.finished_at_ms = Some(now_ms());
+                j.error = Some(reason.clone());
+                vec![("cancelled".into(), reason.clone())]
+            })?;
+            self.sched().pending.remove(&j.id);
+        }
+        let by_failure = failed.is_some();
+        if !by_failure {
+            // A cancelled graph stops its running jobs too.
+            let s = self.sched();
+            for j in jobs.iter().filter(|j| j.state == JobState::Running) {
+                if let Some(flag) = s.running.get(&j.id) {
+                    flag.cancel();
+                }
+            }
+        }
+        if jobs.iter().any(|j| j.state == JobState::Running) {
+            self.store.flush().await?;
+            return Ok(()); // their finish calls back here
+        }
+        let next = match (by_failure, g.rollback) {
+            (true, true) => GraphState::RollingBack,
+            (true, false) => GraphState::Failed,
+            (false, _) => GraphState::Cancelled,
+        };
+        self.store.update_graph(id, |g| g.state = next)?;
+        self.store.flush().await?;
+        if next == GraphState::RollingBack {
+            self.start_rollback(id);
+        }
+        Ok(())
+    }
+}
+
+enum Deps {
+    Ready,
+    Waiting,
+    Failed(String),
+}

@@ -1,0 +1,339 @@
+//! Running jobs: one attempt in a fresh instance, its result, rollbacks of a
+//! failed graph (reverse completion order), `exec` on behalf of a job, and
+//! recovery of jobs a crash interrupted.
+
+use super::engine::{JobEngine, JobError};
+use super::exec::{self, CancelFlag, ExecError, ExecOutput, ExecRequest, Stream};
+use super::model::{GraphState, JobRecord, JobState, now_ms};
+use crate::host_calls::jobs::{JobRun, JobsState};
+use crate::runtime::bindings::types::JobContext;
+use crate::runtime::registry::HandlerSlot;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+impl JobEngine {
+    /// Runs one attempt of `job` (already marked running) and records the result.
+    pub(super) async fn run_attempt(
+        self: Arc<Self>,
+        job: JobRecord,
+        slot: Arc<HandlerSlot>,
+        cancel: Arc<CancelFlag>,
+    ) {
+        let span = tracing::info_span!("job", id = %job.id, handler = %job.handler, kind = %job.kind, attempt = job.attempts);
+        let result = self.invoke(&job, &slot, cancel, false).await;
+        let _e = span.enter();
+        match &result {
+            Ok(_) => tracing::info!("job attempt succeeded"),
+            Err(e) => tracing::warn!("job attempt failed: {e}"),
+        }
+        drop(_e);
+        if let Err(e) = self.finish(&job.id, result).await {
+            tracing::error!(job = %job.id, "recording a job's result failed: {e}");
+        }
+    }
+
+    /// Calls the handler's `run-job` for `job` in a fresh instance.
+    async fn invoke(
+        self: &Arc<Self>,
+        job: &JobRecord,
+        slot: &HandlerSlot,
+        cancel: Arc<CancelFlag>,
+        rollback: bool,
+    ) -> Result<Vec<u8>, String> {
+        let Some(app) = self.app() else {
+            return Err("the server is shutting down".into());
+        };
+        let timeout = Duration::from_millis(job.timeout_ms.unwrap_or(slot.limits.job_timeout_ms));
+        let ctx = JobContext {
+            id: job.id.clone(),
+            kind: job.kind.clone(),
+            input: job.input.clone(),
+            attempt: job.attempts.max(1),
+            rollback,
+            labels: job.labels.clone(),
+        };
+        let state = JobsState::for_job(
+            self.clone(),
+            slot.name.clone(),
+            JobRun {
+                id: job.id.clone(),
+                cancel: cancel.clone(),
+                allow: Arc::new(slot.capabilities.exec.clone()),
+                deadline: Instant::now() + timeout,
+            },
+        );
+        let version = slot.current();
+        match app
+            .runtime
+            .run_job(slot, &version, ctx, state, timeout, cancel)
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Records the end of an attempt: succeeded, retry later, failed or cancelled.
+    async fn finish(
+        self: &Arc<Self>,
+        id: &str,
+        result: Result<Vec<u8>, String>,
+    ) -> Result<(), JobError> {
+        let now = now_ms();
+        let job = self
+            .store
+            .update(id, |j, g| {
+                j.live_process = None;
+                if j.cancel_requested {
+                    j.state = JobState::Cancelled;
+                    j.finished_at_ms = Some(now);
+                    j.error = Some("cancelled".into());
+                    return vec![(
+                        "cancelled".into(),
+                        format!("attempt {} was cancelled", j.attempts),
+                    )];
+                }
+                match &result {
+                    Ok(out) => {
+                        j.state = JobState::Succeeded;
+                        j.output = Some(out.clone());
+                        j.error = None;
+                        j.finished_at_ms = Some(now);
+                        if let Some(g) = g
+                            && !g.completed.contains(&j.id)
+                        {
+                            g.completed.push(j.id.clone());
+                        }
+                        vec![(
+                            "succeeded".into(),
+                            format!("attempt {} succeeded", j.attempts),
+                        )]
+                    }
+                    Err(e) if j.attempts < j.max_attempts => {
+                        let delay = self.backoff_ms(j.attempts);
+                        j.state = JobState::Queued;
+                        j.not_before_ms = now + delay;
+                        j.error = Some(e.clone());
+                        vec![(
+                            "retry".into(),
+                            format!("attempt {} failed: {e}; retrying in {delay} ms", j.attempts),
+                        )]
+                    }
+                    Err(e) => {
+                        j.state = JobState::Failed;
+                        j.error = Some(e.clone());
+                        j.finished_at_ms = Some(now);
+                        vec![(
+                            "failed".into(),
+                            format!("attempt {} failed: {e}", j.attempts),
+                        )]
+                    }
+                }
+            })?
+            .ok_or_else(|| JobError::NotFound(id.to_string()))?;
+        self.store.flush().await?;
+        {
+            let mut s = self.sched();
+            s.running.remove(id);
+            if let Some(n) = s.per_handler.get_mut(&job.handler) {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(g) = &job.graph
+                && let Some(n) = s.per_graph.get_mut(g)
+            {
+                *n = n.saturating_sub(1);
+            }
+            if job.state == JobState::Queued {
+                s.pending.insert(id.to_string());
+            }
+        }
+        if let Some(g) = &job.graph {
+            self.check_graph(g).await?;
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Starts the rollback task of graph `id` unless one runs already.
+    pub(super) fn start_rollback(self: &Arc<Self>, id: &str) {
+        if !self.sched().rolling_back.insert(id.to_string()) {
+            return;
+        }
+        let engine = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = engine.roll_back(&id).await {
+                tracing::error!(graph = %id, "rolling back failed: {e}");
+            }
+            engine.sched().rolling_back.remove(&id);
+        });
+    }
+
+    /// Runs the handler's job code in rollback mode for every completed job
+    /// of graph `id`, last completed first; the graph ends rolled back, or
+    /// failed when a rollback failed.
+    async fn roll_back(self: &Arc<Self>, id: &str) -> Result<(), JobError> {
+        let Some(graph) = self.store.graph(id)? else {
+            return Ok(());
+        };
+        let mut all_ok = true;
+        for job_id in graph.completed.iter().rev() {
+            let Some(job) = self.store.get(job_id)? else {
+                continue;
+            };
+            if job.state != JobState::Succeeded {
+                continue; // rolled back before a restart
+            }
+            let Some(slot) = self.app().and_then(|a| a.registry.get(&job.handler)) else {
+                return Err(JobError::Invalid(format!(
+                    "the handler `{}` is not mounted",
+                    job.handler
+                )));
+            };
+            self.event(
+                job_id,
+                "rollback-started",
+                "undoing this job because its graph failed",
+            )?;
+            let result = self.invoke(&job, &slot, Arc::default(), true).await;
+            let ok = result.is_ok();
+            all_ok &= ok;
+            self.store.update(job_id, |j, _| match &result {
+                Ok(_) => {
+                    j.state = JobState::RolledBack;
+                    vec![("rolled-back".into(), "rolled back".into())]
+                }
+                Err(e) => {
+                    j.error = Some(format!("rollback failed: {e}"));
+                    vec![("rollback-failed".into(), format!("rollback failed: {e}"))]
+                }
+            })?;
+            self.store.flush().await?;
+        }
+        let end = if all_ok {
+            GraphState::RolledBack
+        } else {
+            GraphState::Failed
+        };
+        self.store.update_graph(id, |g| g.state = end)?;
+        self.store.flush().await?;
+        Ok(())
+    }
+
+    /// Runs an allow-listed command for running job `run`, recording its
+    /// process (for crash cleanup) and its output lines as events.
+    pub async fn exec(
+        self: &Arc<Self>,
+        run: &JobRun,
+        mut req: ExecRequest,
+    ) -> Result<ExecOutput, ExecError> {
+        let path = exec::resolve(&req.program, &run.allow)?;
+        let left = run.deadline.saturating_duration_since(Instant::now());
+        req.timeout = req.timeout.min(left);
+        let argv = std::iter::once(req.program.as_str())
+            .chain(req.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let _ = self.event(&run.id, "exec", &argv);
+        let (e1, e2) = (self.clone(), self.clone());
+        let (id1, id2) = (run.id.clone(), run.id.clone());
+        let out = exec::run(
+            &path,
+            req,
+            run.cancel.clone(),
+            move |p| {
+                let _ = e1.set_live_process(&id1, Some(p));
+            },
+            move |stream, line| {
+                let kind = match stream {
+                    Stream::Stdout => "stdout",
+                    Stream::Stderr => "stderr",
+                };
+                let _ = e2.event(&id2, kind, line);
+            },
+        )
+        .await;
+        let _ = self.set_live_process(&run.id, None);
+        let summary = match &out {
+            Ok(o) if o.timed_out => "killed: it ran past its timeout".to_string(),
+            Ok(o) => match o.exit_code {
+                Some(c) => format!("exit code {c}"),
+                None => "killed by a signal".to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        let _ = self.event(&run.id, "exit", &summary);
+        out
+    }
+
+    /// After a crash: kills processes left by interrupted attempts, requeues
+    /// them (or fails them when out of attempts), resumes graphs.
+    pub(super) async fn recover(self: &Arc<Self>) -> Result<(), JobError> {
+        let unfinished = self.store.scan(None, usize::MAX, |j| !j.state.is_final())?;
+        let mut recovered = 0;
+        for job in unfinished {
+            if job.state == JobState::Running {
+                if let Some(p) = job.live_process
+                    && exec::kill_stale(p)
+                {
+                    tracing::warn!(job = %job.id, pid = p.pid, "killed the process group an interrupted attempt left behind");
+                }
+                self.store.update(&job.id, |j, _| {
+                    j.live_process = None;
+                    let attempt = j.attempts;
+                    if j.cancel_requested {
+                        j.state = JobState::Cancelled;
+                        j.finished_at_ms = Some(now_ms());
+                        j.error = Some("cancelled".into());
+                        vec![(
+                            "cancelled".into(),
+                            format!(
+                                "attempt {attempt} was cancelled; the server stopped meanwhile"
+                            ),
+                        )]
+                    } else if j.attempts < j.max_attempts {
+                        j.state = JobState::Queued;
+                        j.not_before_ms = 0;
+                        vec![(
+                            "interrupted".into(),
+                            format!(
+                                "the server stopped during attempt {attempt}; it will run again"
+                            ),
+                        )]
+                    } else {
+                        j.state = JobState::Failed;
+                        j.finished_at_ms = Some(now_ms());
+                        j.error = Some(format!(
+                            "the server stopped during attempt {attempt}, the last allowed"
+                        ));
+                        vec![
+                            (
+                                "interrupted".into(),
+                                format!("the server stopped during attempt {attempt}"),
+                            ),
+                            ("failed".into(), "no attempts left".into()),
+                        ]
+                    }
+                })?;
+                recovered += 1;
+            }
+            if let Some(j) = self.store.get(&job.id)?
+                && j.state == JobState::Queued
+            {
+                self.sched().pending.insert(j.id);
+            }
+        }
+        self.store.flush().await?;
+        for g in self.store.graphs()? {
+            match g.state {
+                GraphState::Running => self.check_graph(&g.id).await?,
+                GraphState::RollingBack => self.start_rollback(&g.id),
+                _ => {}
+            }
+        }
+        if recovered > 0 {
+            tracing::warn!(jobs = recovered, "recovered jobs interrupted by a stop");
+        }
+        Ok(())
+    }
+}
