@@ -379,3 +379,83 @@ fn kill_9_in_the_middle_of_100_jobs_loses_none() {
         server.log()
     );
 }
+
+#[test]
+fn the_admin_api_and_baton_jobs_see_and_cancel_every_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &jobber_manifest(4));
+    let quick = spawn(
+        &server,
+        json!({"kind": "quick", "input": {"hello": "world"}, "labels": {"team": "ops"}}),
+    );
+    let marker = "62.3456";
+    let slow = spawn(&server, exec_spec("sleep", &[marker]));
+    wait_final(&server, &quick);
+    wait_for(&server, &slow, "running its command", |_| {
+        processes_with_arg(marker) > 0
+    });
+
+    let admin = server.client();
+    let list: Value = admin
+        .get(server.url("/admin/v1/jobs?handler=jobber"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let ids: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [quick.as_str(), slow.as_str()]);
+    let one: Value = admin
+        .get(server.url(&format!("/admin/v1/jobs/{quick}")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(one["state"], "succeeded");
+    assert_eq!(one["input"], json!({"hello": "world"}));
+    assert_eq!(one["labels"], json!({"team": "ops"}));
+    let resp = admin
+        .get(server.url("/admin/v1/jobs?state=bogus"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = admin.get(server.url("/admin/v1/jobs/nope")).send().unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = server
+        .anonymous()
+        .get(server.url("/admin/v1/jobs"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    // The CLI signs its own admin token from the data directory.
+    let url = server.base.clone();
+    let (ok, out, err) = server.cli(&["jobs", "list", "--server", &url], None);
+    assert!(ok, "{err}");
+    assert!(out.contains(&quick) && out.contains(&slow), "{out}");
+    let (ok, out, err) = server.cli(&["jobs", "show", &quick, "--wait", "--server", &url], None);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("queued") && out.contains(&format!("job {quick} succeeded")),
+        "{out}"
+    );
+    let (ok, out, _) = server.cli(&["jobs", "cancel", &slow, "--wait", "--server", &url], None);
+    assert!(!ok, "a cancelled job is not a success");
+    assert!(
+        out.contains("cancel-requested") && out.contains(&format!("job {slow} cancelled")),
+        "{out}"
+    );
+    assert_eq!(processes_with_arg(marker), 0);
+    let resp = admin
+        .post(server.url(&format!("/admin/v1/jobs/{slow}/cancel")))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    let (ok, _, err) = server.cli(&["jobs", "show", "nope", "--server", &url], None);
+    assert!(!ok);
+    assert!(err.contains("404"), "{err}");
+}

@@ -1,6 +1,7 @@
-//! The `baton` command line: `serve`, `token`, `user`.
+//! The `baton` command line: `serve`, `token`, `user`, `jobs`.
 
 mod client;
+mod jobs;
 mod token;
 mod user;
 
@@ -27,6 +28,8 @@ pub enum Command {
     Token(token::TokenArgs),
     /// Manage users: add, del, passwd, list.
     User(user::UserArgs),
+    /// Inspect and cancel jobs of the running server: list, show [--wait], cancel.
+    Jobs(jobs::JobsArgs),
 }
 
 /// Which deployment a command works on: the manifest and the data directory.
@@ -64,6 +67,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token::run(args),
         Command::User(args) => user::run(args),
+        Command::Jobs(args) => jobs::run(args),
     }
 }
 

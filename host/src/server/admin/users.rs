@@ -1,136 +1,22 @@
-//! The admin API under `/admin/v1` (permission `admin`; health checks are
-//! public): users and tokens for now. Served natively by the host, with the
-//! same auth step as handler routes and errors in Baton's own shape.
+//! `/admin/v1/users` and `/admin/v1/tokens`.
 
-use super::ListenerCtx;
-use super::authn;
-use super::errors::HostError;
-use super::listen::ConnInfo;
+use super::{AdminResult, blocking, body_of, err, internal, parse, require_admin};
+use crate::auth::AuthError;
 use crate::auth::admin_ops::{self, DeleteError, UpdateError, UserUpdate};
 use crate::auth::tokens::TokenKind;
 use crate::auth::users::UserView;
-use crate::auth::{AuthError, Principal};
-use crate::manifest::{ErrorStyle, Policy};
-use axum::Router;
+use crate::server::ListenerCtx;
+use crate::server::listen::ConnInfo;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
-/// The admin routes, to be nested at [`crate::manifest::ADMIN_MOUNT`].
-pub fn router() -> Router<Arc<ListenerCtx>> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/users", get(list_users))
-        .route(
-            "/users/{name}",
-            get(get_user).put(put_user).delete(delete_user),
-        )
-        .route("/tokens", post(issue_token))
-        .route("/tokens/revoke", post(revoke_token))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_ADMIN_BODY))
-        .fallback(|| async {
-            AdminError(HostError::new(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "no such admin endpoint",
-            ))
-        })
-}
-
-/// Largest body the user and token endpoints accept.
-const MAX_ADMIN_BODY: usize = 64 * 1024;
-
-/// The request body, or a JSON error (413 past [`MAX_ADMIN_BODY`]).
-fn body_of(body: Result<Bytes, BytesRejection>) -> Result<Bytes, AdminError> {
-    body.map_err(|e| {
-        let status = e.status();
-        let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "payload-too-large"
-        } else {
-            "bad-request"
-        };
-        err(
-            status,
-            kind,
-            format!("the request body could not be read: {e}"),
-        )
-    })
-}
-
-/// An admin API error in Baton's shape.
-struct AdminError(HostError);
-
-impl IntoResponse for AdminError {
-    fn into_response(self) -> Response {
-        let id = uuid::Uuid::new_v4().to_string();
-        self.0.into_response(ErrorStyle::Baton, &id)
-    }
-}
-
-impl From<HostError> for AdminError {
-    fn from(e: HostError) -> Self {
-        AdminError(e)
-    }
-}
-
-type AdminResult = Result<Response, AdminError>;
-
-fn err(status: StatusCode, kind: &'static str, message: impl Into<String>) -> AdminError {
-    AdminError(HostError::new(status, kind, message))
-}
-
-fn internal(e: impl std::fmt::Display) -> AdminError {
-    tracing::error!("admin API: {e}");
-    err(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "the admin operation failed; see the server log",
-    )
-}
-
-async fn require_admin(
-    ctx: &ListenerCtx,
-    headers: &HeaderMap,
-    conn: &ConnInfo,
-) -> Result<Principal, AdminError> {
-    let policy = Policy::Permission("admin".into());
-    let p = authn::authorize(&ctx.app.auth, headers, conn, &policy, ErrorStyle::Baton).await?;
-    p.ok_or_else(|| internal("a non-public policy returned no principal"))
-}
-
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
-    serde_json::from_slice(body).map_err(|e| {
-        err(
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            format!("the body is not the JSON expected: {e}"),
-        )
-    })
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, AdminError> {
-    tokio::task::spawn_blocking(f).await.map_err(internal)
-}
-
-async fn healthz() -> Response {
-    axum::Json(json!({ "status": "ok" })).into_response()
-}
-
-async fn readyz(State(ctx): State<Arc<ListenerCtx>>) -> Response {
-    let handlers = ctx.app.registry.all().len();
-    axum::Json(json!({ "status": "ready", "handlers": handlers })).into_response()
-}
-
-async fn list_users(
+pub(super) async fn list(
     State(ctx): State<Arc<ListenerCtx>>,
     Extension(conn): Extension<ConnInfo>,
     headers: HeaderMap,
@@ -141,7 +27,7 @@ async fn list_users(
     Ok(axum::Json(json!({ "users": views })).into_response())
 }
 
-async fn get_user(
+pub(super) async fn get(
     State(ctx): State<Arc<ListenerCtx>>,
     Extension(conn): Extension<ConnInfo>,
     Path(name): Path<String>,
@@ -158,7 +44,7 @@ async fn get_user(
     }
 }
 
-async fn put_user(
+pub(super) async fn put(
     State(ctx): State<Arc<ListenerCtx>>,
     Extension(conn): Extension<ConnInfo>,
     Path(name): Path<String>,
@@ -193,7 +79,7 @@ async fn put_user(
     Ok((status, axum::Json(outcome)).into_response())
 }
 
-async fn delete_user(
+pub(super) async fn delete(
     State(ctx): State<Arc<ListenerCtx>>,
     Extension(conn): Extension<ConnInfo>,
     Path(name): Path<String>,
@@ -217,7 +103,7 @@ struct TokenRequest {
     lifetime_secs: u64,
 }
 
-async fn issue_token(
+pub(super) async fn issue_token(
     State(ctx): State<Arc<ListenerCtx>>,
     Extension(conn): Extension<ConnInfo>,
     headers: HeaderMap,
@@ -242,7 +128,7 @@ struct RevokeRequest {
     token: String,
 }
 
-async fn revoke_token(
+pub(super) async fn revoke_token(
     State(ctx): State<Arc<ListenerCtx>>,
     Extension(conn): Extension<ConnInfo>,
     headers: HeaderMap,

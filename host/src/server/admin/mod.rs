@@ -1,0 +1,139 @@
+//! The admin API under `/admin/v1` (permission `admin`; health checks are
+//! public): users and tokens (`users.rs`), jobs (`jobs.rs`). Served natively
+//! by the host, with the same auth step as handler routes and errors in
+//! Baton's own shape.
+
+mod jobs;
+mod users;
+
+use super::ListenerCtx;
+use super::authn;
+use super::errors::HostError;
+use super::listen::ConnInfo;
+use crate::auth::Principal;
+use crate::manifest::{ErrorStyle, Policy};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use std::sync::Arc;
+
+/// The admin routes, to be nested at [`crate::manifest::ADMIN_MOUNT`].
+pub fn router() -> Router<Arc<ListenerCtx>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/users", get(users::list))
+        .route(
+            "/users/{name}",
+            get(users::get).put(users::put).delete(users::delete),
+        )
+        .route("/tokens", post(users::issue_token))
+        .route("/tokens/revoke", post(users::revoke_token))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{id}", get(jobs::get))
+        .route("/jobs/{id}/events", get(jobs::events))
+        .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_ADMIN_BODY))
+        .fallback(|| async {
+            AdminError(HostError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "no such admin endpoint",
+            ))
+        })
+}
+
+/// Largest body the user and token endpoints accept.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+/// The request body, or a JSON error (413 past [`MAX_ADMIN_BODY`]).
+pub(super) fn body_of(body: Result<Bytes, BytesRejection>) -> Result<Bytes, AdminError> {
+    body.map_err(|e| {
+        let status = e.status();
+        let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "payload-too-large"
+        } else {
+            "bad-request"
+        };
+        err(
+            status,
+            kind,
+            format!("the request body could not be read: {e}"),
+        )
+    })
+}
+
+/// An admin API error in Baton's shape.
+pub(super) struct AdminError(HostError);
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.0.into_response(ErrorStyle::Baton, &id)
+    }
+}
+
+impl From<HostError> for AdminError {
+    fn from(e: HostError) -> Self {
+        AdminError(e)
+    }
+}
+
+pub(super) type AdminResult = Result<Response, AdminError>;
+
+pub(super) fn err(
+    status: StatusCode,
+    kind: &'static str,
+    message: impl Into<String>,
+) -> AdminError {
+    AdminError(HostError::new(status, kind, message))
+}
+
+pub(super) fn internal(e: impl std::fmt::Display) -> AdminError {
+    tracing::error!("admin API: {e}");
+    err(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the admin operation failed; see the server log",
+    )
+}
+
+pub(super) async fn require_admin(
+    ctx: &ListenerCtx,
+    headers: &HeaderMap,
+    conn: &ConnInfo,
+) -> Result<Principal, AdminError> {
+    let policy = Policy::Permission("admin".into());
+    let p = authn::authorize(&ctx.app.auth, headers, conn, &policy, ErrorStyle::Baton).await?;
+    p.ok_or_else(|| internal("a non-public policy returned no principal"))
+}
+
+pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
+    serde_json::from_slice(body).map_err(|e| {
+        err(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            format!("the body is not the JSON expected: {e}"),
+        )
+    })
+}
+
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AdminError> {
+    tokio::task::spawn_blocking(f).await.map_err(internal)
+}
+
+async fn healthz() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+async fn readyz(State(ctx): State<Arc<ListenerCtx>>) -> Response {
+    let handlers = ctx.app.registry.all().len();
+    axum::Json(json!({ "status": "ready", "handlers": handlers })).into_response()
+}
