@@ -459,3 +459,21 @@ fn the_admin_api_and_baton_jobs_see_and_cancel_every_job() {
     assert!(!ok);
     assert!(err.contains("404"), "{err}");
 }
+
+#[test]
+fn many_trivial_jobs_at_once_all_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = test_components().join("jobber.wasm");
+    let m = manifest(&format!(
+        "[jobs]\nmax_running = 64\n[[handler]]\nname = \"jobber\"\nwasm = \"{}\"\nmount = \"/jobber\"\npolicy = \"public\"\n\
+         [handler.limits]\nmax_running_jobs = 64\n",
+        wasm.display()
+    ));
+    let server = Server::start(dir.path(), &m);
+    let ids: Vec<String> = (0..200)
+        .map(|_| spawn(&server, json!({"kind": "quick"})))
+        .collect();
+    for id in &ids {
+        assert_eq!(wait_final(&server, id)["state"], "succeeded");
+    }
+}

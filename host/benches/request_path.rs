@@ -9,9 +9,9 @@ mod support;
 use axum::body::Body;
 use baton::app::App;
 use baton::host_calls::jobs::JobsState;
-use baton::runtime::registry::HandlerSlot;
 use baton::manifest::Manifest;
 use baton::runtime::bindings::types;
+use baton::runtime::registry::HandlerSlot;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt;
 
@@ -57,7 +57,11 @@ fn bench(c: &mut Criterion) {
     let req = request("/ok");
     group.bench_function("wasm_fresh_instance_handle", |b| {
         b.to_async(&rt).iter(|| async {
-            let out = app.runtime.handle(&slot, &version, &req, jobs(&app, &slot)).await.unwrap();
+            let out = app
+                .runtime
+                .handle(&slot, &version, &req, jobs(&app, &slot))
+                .await
+                .unwrap();
             assert_eq!(out.response.status, 200);
         })
     });
@@ -66,11 +70,18 @@ fn bench(c: &mut Criterion) {
         let mut put = request("/kv/bench");
         put.method = "PUT".into();
         put.body = b"value".to_vec();
-        app.runtime.handle(&slot, &version, &put, jobs(&app, &slot)).await.unwrap();
+        app.runtime
+            .handle(&slot, &version, &put, jobs(&app, &slot))
+            .await
+            .unwrap();
     });
     group.bench_function("wasm_fresh_instance_kv_get", |b| {
         b.to_async(&rt).iter(|| async {
-            let out = app.runtime.handle(&slot, &version, &kv_req, jobs(&app, &slot)).await.unwrap();
+            let out = app
+                .runtime
+                .handle(&slot, &version, &kv_req, jobs(&app, &slot))
+                .await
+                .unwrap();
             assert_eq!(out.response.status, 200);
         })
     });

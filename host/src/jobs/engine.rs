@@ -90,6 +90,8 @@ pub struct JobEngine {
     pub(super) app: OnceLock<Weak<App>>,
     pub(super) sched: Mutex<Sched>,
     pub(super) wake: Notify,
+    /// Woken whenever a job changes state at the end of an attempt or a cancel.
+    pub(super) changed: Notify,
 }
 
 impl JobEngine {
@@ -101,6 +103,7 @@ impl JobEngine {
             app: OnceLock::new(),
             sched: Mutex::new(Sched::default()),
             wake: Notify::new(),
+            changed: Notify::new(),
         }))
     }
 
@@ -343,8 +346,24 @@ impl JobEngine {
         if let Some(g) = &updated.graph {
             self.check_graph(g).await?;
         }
+        self.changed.notify_waiters();
         self.wake.notify_one();
         Ok(updated)
+    }
+
+    /// Waits until job `id` is in a final state and returns it.
+    pub async fn wait(&self, id: &str) -> Result<JobRecord, JobError> {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.store.get(id)? {
+                Some(j) if j.state.is_final() => return Ok(j),
+                Some(_) => {}
+                None => return Err(JobError::NotFound(id.to_string())),
+            }
+            changed.await;
+        }
     }
 
     /// Records progress of running job `id`.
@@ -525,6 +544,7 @@ impl JobEngine {
         if let Some(g) = job.and_then(|j| j.graph) {
             self.check_graph(&g).await?;
         }
+        self.changed.notify_waiters();
         Ok(())
     }
 

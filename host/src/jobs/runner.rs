@@ -150,6 +150,7 @@ impl JobEngine {
         if let Some(g) = &job.graph {
             self.check_graph(g).await?;
         }
+        self.changed.notify_waiters();
         self.wake.notify_one();
         Ok(())
     }
@@ -209,6 +210,7 @@ impl JobEngine {
                 }
             })?;
             self.store.flush().await?;
+            self.changed.notify_waiters();
         }
         let end = if all_ok {
             GraphState::RolledBack

@@ -1,0 +1,118 @@
+//! Job engine throughput and overhead for trivial jobs (`run-job` returns its
+//! input at once), next to calling `run-job` directly in the same run.
+//!
+//! `cargo bench -p baton --bench jobs`
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use baton::app::App;
+use baton::host_calls::jobs::{JobRun, JobsState};
+use baton::jobs::{JobState, NewJob};
+use baton::manifest::Manifest;
+use baton::runtime::bindings::types::JobContext;
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Jobs spawned at once in the throughput bench.
+const BATCH: u64 = 100;
+
+fn quick() -> NewJob {
+    NewJob {
+        kind: "quick".into(),
+        input: b"{}".to_vec(),
+        ..NewJob::default()
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = support::test_components().join("jobber.wasm");
+    let text = support::manifest(&format!(
+        "[jobs]\nmax_running = 64\n[[handler]]\nname = \"jobber\"\nwasm = \"{}\"\nmount = \"/jobber\"\n\
+         [handler.limits]\nmax_running_jobs = 64\n",
+        wasm.display()
+    ));
+    let manifest = Manifest::parse(&text, "bench.toml", dir.path()).unwrap();
+    let app = rt
+        .block_on(App::start(manifest, dir.path().join("data")))
+        .unwrap();
+    let slot = app.registry.get("jobber").unwrap();
+    let version = slot.current();
+
+    let mut g = c.benchmark_group("jobs");
+    g.bench_function("baseline: run-job called directly (fresh instance)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let cancel = Arc::new(baton::jobs::CancelFlag::default());
+            let state = JobsState::for_job(
+                app.jobs.clone(),
+                slot.name.clone(),
+                JobRun {
+                    id: "bench".into(),
+                    cancel: cancel.clone(),
+                    allow: Arc::new(Vec::new()),
+                    deadline: Instant::now() + Duration::from_secs(10),
+                },
+            );
+            let ctx = JobContext {
+                id: "bench".into(),
+                kind: "quick".into(),
+                input: b"{}".to_vec(),
+                attempt: 1,
+                rollback: false,
+                labels: Vec::new(),
+            };
+            let out = app
+                .runtime
+                .run_job(&slot, &version, ctx, state, Duration::from_secs(10), cancel)
+                .await
+                .unwrap();
+            assert!(out.is_ok());
+        })
+    });
+    g.bench_function("engine: spawn → succeeded, one job at a time", |b| {
+        b.to_async(&rt).iter(|| async {
+            let id = app.jobs.spawn("jobber", quick()).await.unwrap();
+            let j = app.jobs.wait(&id).await.unwrap();
+            assert_eq!(j.state, JobState::Succeeded);
+        })
+    });
+    g.sample_size(10);
+    g.bench_function(
+        "engine: 100 spawned at once → all succeeded (time per job)",
+        |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let app = app.clone();
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let start = Instant::now();
+                        let mut ids = Vec::with_capacity(BATCH as usize);
+                        for _ in 0..BATCH {
+                            ids.push(app.jobs.spawn("jobber", quick()).await.unwrap());
+                        }
+                        for id in &ids {
+                            let waited =
+                                tokio::time::timeout(Duration::from_secs(10), app.jobs.wait(id))
+                                    .await;
+                            if waited.is_err() {
+                                panic!("job {id} never finished: {:?}", app.jobs.get(id, None));
+                            }
+                        }
+                        total += start.elapsed() / BATCH as u32;
+                    }
+                    total
+                }
+            })
+        },
+    );
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
