@@ -4,8 +4,10 @@ use crate::auth::Auth;
 use crate::builtin;
 use crate::jobs::JobEngine;
 use crate::manifest::Manifest;
+use crate::runtime::cache::CompileCache;
 use crate::runtime::registry::{HandlerSlot, Registry};
-use crate::runtime::{Runtime, RuntimeConfig};
+use crate::runtime::versions::{Source, VersionStore};
+use crate::runtime::{Runtime, RuntimeConfig, version_of};
 use crate::store::SledStore;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -30,6 +32,10 @@ pub struct App {
     pub runtime: Runtime,
     /// The mounted handlers.
     pub registry: Registry,
+    /// Every version of every handler.
+    pub versions: VersionStore,
+    /// Compiled components on disk.
+    pub compile_cache: CompileCache,
 }
 
 impl App {
@@ -59,6 +65,9 @@ impl App {
             store.clone(),
             auth.clone(),
         )?;
+        let versions = VersionStore::open(store.db())?;
+        let compile_cache = CompileCache::new(&data_dir.join("compiled"), runtime.engine())
+            .with_context(|| format!("creating the compile cache in {}", data_dir.display()))?;
         let app = Arc::new(App {
             manifest,
             data_dir,
@@ -67,20 +76,48 @@ impl App {
             jobs,
             runtime,
             registry: Registry::default(),
+            versions,
+            compile_cache,
         });
         for h in &app.manifest.handlers {
-            let bytes = read_component(&h.wasm, &app.manifest.base_dir)
+            let manifest_bytes = read_component(&h.wasm, &app.manifest.base_dir)
                 .with_context(|| format!("handler `{}`", h.name))?;
+            let manifest_sha = version_of(&manifest_bytes);
+            // The last deployed version wins unless the manifest's component
+            // changed since it was deployed.
+            let deployed = match app.versions.current(&h.name)? {
+                Some(c) if c.manifest_sha256 == manifest_sha => {
+                    app.versions.blob(&c.sha256)?.map(|b| (b, c.sha256))
+                }
+                _ => None,
+            };
+            let recorded = deployed.is_some();
+            let bytes = deployed.map_or(manifest_bytes, |(b, _)| b);
             let loader = app.clone();
-            let version = tokio::task::spawn_blocking(move || loader.runtime.load(&bytes))
-                .await?
-                .with_context(|| format!("handler `{}` ({})", h.name, h.wasm))?;
+            let (version, bytes) = tokio::task::spawn_blocking(move || {
+                let v = loader.runtime.load(&bytes, Some(&loader.compile_cache));
+                (v, bytes)
+            })
+            .await?;
+            let version = version.with_context(|| format!("handler `{}` ({})", h.name, h.wasm))?;
+            if !recorded {
+                app.versions.record(
+                    &h.name,
+                    &bytes,
+                    &version.sha256,
+                    Source::Manifest,
+                    &manifest_sha,
+                )?;
+            }
             tracing::info!(
                 handler = %h.name, mount = %h.mount, version = %&version.sha256[..12],
-                bytes = version.size, "handler loaded"
+                bytes = version.size, cached = version.from_cache, "handler loaded"
             );
-            app.registry
-                .insert(HandlerSlot::new(h, app.manifest.limits_for(h), version));
+            let mut slot = HandlerSlot::new(h, app.manifest.limits_for(h), version);
+            if !h.wasm.starts_with("builtin:") {
+                slot.wasm_path = Some(app.manifest.base_dir.join(&h.wasm));
+            }
+            app.registry.insert(slot);
         }
         // Jobs start once every handler is mounted, so that recovered jobs
         // find theirs.

@@ -10,6 +10,7 @@ pub mod app;
 pub mod auth;
 pub mod builtin;
 pub mod cli;
+pub mod deploy;
 pub mod host_calls;
 pub mod jobs;
 pub mod manifest;

@@ -1,13 +1,8 @@
 //! `baton jobs list|show|cancel`: the job engine through the admin API of the
-//! running server (found from the manifest unless `--server` is given; an
-//! admin token is signed from the data directory unless `--token` is given).
+//! running server (see [`AdminClient::for_deployment`]).
 
 use super::ServeArgs;
 use super::client::{AdminClient, ServerArgs};
-use crate::auth::tokens::{TokenKeys, TokenKind};
-use crate::manifest::{ADMIN_MOUNT_NAME, Manifest};
-use crate::server::tls::{CA_CERT, TLS_DIR};
-use anyhow::{Context, bail};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -54,44 +49,9 @@ enum Action {
     },
 }
 
-/// Where the admin API of the deployment is, from its manifest.
-fn local_server(manifest: &Manifest) -> anyhow::Result<String> {
-    let l = manifest
-        .listeners
-        .iter()
-        .find(|l| l.serves(ADMIN_MOUNT_NAME))
-        .context("no [[listener]] of the manifest serves `admin`; pass --server")?;
-    let scheme = if l.tls.is_some() { "https" } else { "http" };
-    let addr: std::net::SocketAddr = l.address.parse()?;
-    let host = if addr.ip().is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        addr.ip().to_string()
-    };
-    if addr.port() == 0 {
-        bail!("the admin listener's port is chosen at start (`:0`); pass --server");
-    }
-    Ok(format!("{scheme}://{host}:{}", addr.port()))
-}
-
-fn client(args: &JobsArgs) -> anyhow::Result<AdminClient> {
-    let (manifest, data_dir) = args.target.resolve()?;
-    let mut server = args.server.clone();
-    if server.server.is_none() {
-        server.server = Some(local_server(&manifest)?);
-    }
-    if server.token.is_none() {
-        let keys = TokenKeys::load(&manifest, &data_dir, false)
-            .context("no --token given and none can be signed here")?;
-        let (token, _) = keys.issue(&manifest.auth.admin_user, TokenKind::Access, 600)?;
-        server.token = Some(token);
-    }
-    AdminClient::new(&server, Some(data_dir.join(TLS_DIR).join(CA_CERT)))
-}
-
 /// Runs `baton jobs …`.
 pub fn run(args: JobsArgs) -> anyhow::Result<()> {
-    let c = client(&args)?;
+    let c = AdminClient::for_deployment(&args.target, &args.server)?;
     match &args.action {
         Action::List {
             handler,

@@ -1,6 +1,7 @@
-//! The `baton` command line: `serve`, `token`, `user`, `jobs`.
+//! The `baton` command line: `serve`, `token`, `user`, `jobs`, `deploy`.
 
 mod client;
+mod deploy;
 mod jobs;
 mod token;
 mod user;
@@ -30,6 +31,8 @@ pub enum Command {
     User(user::UserArgs),
     /// Inspect and cancel jobs of the running server: list, show [--wait], cancel.
     Jobs(jobs::JobsArgs),
+    /// Replace a handler of the running server with a new component.
+    Deploy(deploy::DeployArgs),
 }
 
 /// Which deployment a command works on: the manifest and the data directory.
@@ -68,6 +71,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Token(args) => token::run(args),
         Command::User(args) => user::run(args),
         Command::Jobs(args) => jobs::run(args),
+        Command::Deploy(args) => deploy::run(args),
     }
 }
 

@@ -3,9 +3,11 @@
 //! sandboxed instance for every request.
 
 pub mod bindings;
+pub mod cache;
 pub mod guest_output;
 pub mod registry;
 pub mod state;
+pub mod versions;
 
 use crate::auth::Auth;
 use crate::host_calls::{
@@ -171,10 +173,42 @@ impl Runtime {
         &self.engine
     }
 
-    /// Compiles `bytes` and checks them against the world. CPU-heavy: call it
-    /// off the async executor (`spawn_blocking`).
-    pub fn load(&self, bytes: &[u8]) -> Result<HandlerVersion, LoadError> {
-        let component = Component::new(&self.engine, bytes).map_err(|e| {
+    /// Compiles `bytes` (or takes them from `cache`) and checks them against
+    /// the world. CPU-heavy: call it off the async executor (`spawn_blocking`).
+    pub fn load(
+        &self,
+        bytes: &[u8],
+        cache: Option<&cache::CompileCache>,
+    ) -> Result<HandlerVersion, LoadError> {
+        let sha256 = version_of(bytes);
+        let cached = cache.and_then(|c| c.get(&self.engine, &sha256));
+        let from_cache = cached.is_some();
+        let component = match cached {
+            Some(c) => c,
+            None => {
+                let c = self.compile(bytes)?;
+                if let Some(cache) = cache {
+                    cache.put(&sha256, &c);
+                }
+                c
+            }
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::World(format!("{e:#}")))?;
+        let pre = HandlerPre::new(pre).map_err(|e| LoadError::World(format!("{e:#}")))?;
+        Ok(HandlerVersion {
+            sha256,
+            size: bytes.len(),
+            pre,
+            loaded_at: SystemTime::now(),
+            from_cache,
+        })
+    }
+
+    fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        Component::new(&self.engine, bytes).map_err(|e| {
             let msg = format!("{e:#}");
             if bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
                 LoadError::NotAComponent(
@@ -188,17 +222,6 @@ impl Runtime {
             } else {
                 LoadError::Compile(msg)
             }
-        })?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::World(format!("{e:#}")))?;
-        let pre = HandlerPre::new(pre).map_err(|e| LoadError::World(format!("{e:#}")))?;
-        Ok(HandlerVersion {
-            sha256: version_of(bytes),
-            size: bytes.len(),
-            pre,
-            loaded_at: SystemTime::now(),
         })
     }
 

@@ -21,6 +21,8 @@ pub struct HandlerVersion {
     pub pre: HandlerPre<HostState>,
     /// When this version was loaded.
     pub loaded_at: SystemTime,
+    /// Whether the compiled code came from the on-disk cache.
+    pub from_cache: bool,
 }
 
 /// A mounted handler: its settings and its current version.
@@ -41,7 +43,22 @@ pub struct HandlerSlot {
     pub capabilities: Capabilities,
     /// Bounds the instances running at once.
     pub permits: Arc<Semaphore>,
+    /// The manifest's `wasm` when it is a file (watched for changes).
+    pub wasm_path: Option<std::path::PathBuf>,
+    /// The last component refused for this slot, and why.
+    pub last_rejection: std::sync::Mutex<Option<Rejection>>,
     current: ArcSwap<HandlerVersion>,
+}
+
+/// A component refused for a slot.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rejection {
+    /// sha256 of the refused bytes.
+    pub sha256: String,
+    /// Why.
+    pub reason: String,
+    /// Milliseconds since the epoch.
+    pub at_ms: u64,
 }
 
 impl HandlerSlot {
@@ -55,9 +72,31 @@ impl HandlerSlot {
             config: Arc::new(spec.config.clone()),
             access: spec.access(),
             capabilities: spec.capabilities.clone(),
+            wasm_path: None,
+            last_rejection: std::sync::Mutex::new(None),
             permits: Arc::new(Semaphore::new(limits.max_concurrent as usize)),
             current: ArcSwap::from_pointee(version),
         }
+    }
+
+    /// Remembers that `sha256` was refused for `reason`.
+    pub fn reject(&self, sha256: &str, reason: &str) {
+        *self
+            .last_rejection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Rejection {
+            sha256: sha256.to_string(),
+            reason: reason.to_string(),
+            at_ms: crate::jobs::model::now_ms(),
+        });
+    }
+
+    /// The last refusal, if any.
+    pub fn rejection(&self) -> Option<Rejection> {
+        self.last_rejection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The version new requests run.

@@ -33,6 +33,10 @@ pub async fn run(
     app: Arc<App>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Kept alive while serving: dropping it stops the watch.
+    let _watcher = app
+        .watch_handler_files()
+        .context("watching the handler files")?;
     let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut tasks = Vec::new();
     for l in &app.manifest.listeners {

@@ -1,8 +1,10 @@
 //! The admin API under `/admin/v1` (permission `admin`; health checks are
-//! public): users and tokens (`users.rs`), jobs (`jobs.rs`). Served natively
+//! public): users and tokens (`users.rs`), jobs (`jobs.rs`), handler
+//! versions and hot swap (`handlers.rs`). Served natively
 //! by the host, with the same auth step as handler routes and errors in
 //! Baton's own shape.
 
+mod handlers;
 mod jobs;
 mod users;
 
@@ -34,11 +36,20 @@ pub fn router() -> Router<Arc<ListenerCtx>> {
         )
         .route("/tokens", post(users::issue_token))
         .route("/tokens/revoke", post(users::revoke_token))
+        .route("/handlers", get(handlers::list))
+        .route("/handlers/{name}/rollback", post(handlers::rollback))
         .route("/jobs", get(jobs::list))
         .route("/jobs/{id}", get(jobs::get))
         .route("/jobs/{id}/events", get(jobs::events))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_ADMIN_BODY))
+        // Components are bigger than user records: this route has its own limit.
+        .route(
+            "/handlers/{name}",
+            axum::routing::put(handlers::put).layer(axum::extract::DefaultBodyLimit::max(
+                handlers::MAX_COMPONENT_BYTES,
+            )),
+        )
         .fallback(|| async {
             AdminError(HostError::new(
                 StatusCode::NOT_FOUND,

@@ -1,0 +1,134 @@
+//! `/admin/v1/handlers`: what each mount runs, new versions (the body is the
+//! component), and rollback.
+
+use super::{AdminError, AdminResult, body_of, err, internal, require_admin};
+use crate::deploy::DeployError;
+use crate::runtime::registry::HandlerVersion;
+use crate::runtime::versions::Source;
+use crate::server::ListenerCtx;
+use crate::server::listen::ConnInfo;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+/// Largest component accepted by `PUT /handlers/{name}`.
+pub const MAX_COMPONENT_BYTES: usize = 64 * 1024 * 1024;
+
+fn version_view(v: &HandlerVersion) -> Value {
+    json!({
+        "version": v.sha256,
+        "size": v.size,
+        "loaded_at_ms": v.loaded_at.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+        "compiled_from_cache": v.from_cache,
+    })
+}
+
+fn deploy_error(e: DeployError) -> AdminError {
+    match e {
+        DeployError::UnknownHandler(_) => {
+            err(StatusCode::NOT_FOUND, "unknown-handler", e.to_string())
+        }
+        DeployError::Rejected(_) => err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "component-rejected",
+            e.to_string(),
+        ),
+        DeployError::UnknownVersion(_) => {
+            err(StatusCode::NOT_FOUND, "unknown-version", e.to_string())
+        }
+        DeployError::Storage(e) => internal(e),
+    }
+}
+
+pub(super) async fn list(
+    State(ctx): State<Arc<ListenerCtx>>,
+    Extension(conn): Extension<ConnInfo>,
+    headers: HeaderMap,
+) -> AdminResult {
+    require_admin(&ctx, &headers, &conn).await?;
+    let app = &ctx.app;
+    let mut items = Vec::new();
+    for slot in app.registry.all() {
+        let history = app.versions.history(&slot.name).map_err(internal)?;
+        let mut kept: Vec<Value> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for d in history.iter().rev() {
+            if seen.insert(d.sha256.clone()) {
+                kept.push(json!({"version": d.sha256, "size": d.size, "deployed_at_ms": d.at_ms, "source": d.source}));
+            }
+        }
+        let mut item = json!({
+            "name": &*slot.name,
+            "mount": slot.mount,
+            "current": version_view(&slot.current()),
+            "versions": kept,
+            "last_rejected": slot.rejection(),
+        });
+        if let Some(p) = &slot.wasm_path {
+            item["watched_file"] = json!(p.display().to_string());
+        }
+        items.push(item);
+    }
+    items.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    Ok(axum::Json(json!({ "handlers": items })).into_response())
+}
+
+pub(super) async fn put(
+    State(ctx): State<Arc<ListenerCtx>>,
+    Extension(conn): Extension<ConnInfo>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> AdminResult {
+    let by = require_admin(&ctx, &headers, &conn).await?;
+    let bytes = body_of(body)?;
+    if bytes.is_empty() {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "the body must be the component's bytes",
+        ));
+    }
+    let version = ctx
+        .app
+        .deploy(&name, bytes.to_vec(), Source::Admin)
+        .await
+        .map_err(deploy_error)?;
+    tracing::info!(handler = %name, by = %by.subject, version = %version.sha256, "deployed through the admin API");
+    Ok(axum::Json(version_view(&version)).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RollbackRequest {
+    version: Option<String>,
+}
+
+pub(super) async fn rollback(
+    State(ctx): State<Arc<ListenerCtx>>,
+    Extension(conn): Extension<ConnInfo>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> AdminResult {
+    let by = require_admin(&ctx, &headers, &conn).await?;
+    let body = body_of(body)?;
+    let req: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RollbackRequest::default()
+    } else {
+        super::parse(&body)?
+    };
+    let version = ctx
+        .app
+        .rollback(&name, req.version.as_deref())
+        .await
+        .map_err(deploy_error)?;
+    tracing::info!(handler = %name, by = %by.subject, version = %version.sha256, "rolled back through the admin API");
+    Ok(axum::Json(version_view(&version)).into_response())
+}

@@ -1,0 +1,280 @@
+//! Hot swap against the real binary: twenty swaps under a continuous client
+//! loop with zero failed requests, refused components, rollback, the compile
+//! cache across restarts, the watched file, and `baton deploy`.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use support::*;
+
+fn component(name: &str) -> Vec<u8> {
+    std::fs::read(test_components().join(format!("{name}.wasm"))).unwrap()
+}
+
+/// A manifest serving greeter v1 from a file of the test's own directory.
+fn greeter(dir: &Path) -> (String, PathBuf) {
+    let handlers = dir.join("handlers");
+    std::fs::create_dir_all(&handlers).unwrap();
+    let file = handlers.join("greeter.wasm");
+    std::fs::write(&file, component("greeter_v1")).unwrap();
+    let m = manifest(&format!(
+        "[[handler]]\nname = \"greeter\"\nwasm = \"{}\"\nmount = \"/greeter\"\npolicy = \"public\"\n",
+        file.display()
+    ));
+    (m, file)
+}
+
+fn version(server: &Server) -> String {
+    let v: Value = client()
+        .get(server.url("/greeter/hello"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    v["version"].as_str().unwrap().to_string()
+}
+
+fn put(server: &Server, bytes: Vec<u8>) -> (u16, Value) {
+    let resp = server
+        .client()
+        .put(server.url("/admin/v1/handlers/greeter"))
+        .body(bytes)
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn twenty_swaps_under_a_client_loop_fail_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = greeter(dir.path());
+    let server = Server::start(dir.path(), &m);
+    let (v1, v2) = (component("greeter_v1"), component("greeter_v2"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let url = server.url("/greeter/hello");
+    let loops: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, url) = (stop.clone(), url.clone());
+            std::thread::spawn(move || {
+                let c = client();
+                let mut seen = Vec::new();
+                // Bounded: at most this many requests per loop.
+                for _ in 0..20_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let resp = c.get(&url).send().unwrap();
+                    let status = resp.status().as_u16();
+                    let body: Value = resp.json().unwrap_or(Value::Null);
+                    seen.push((status, body["version"].as_str().unwrap_or("").to_string()));
+                }
+                seen
+            })
+        })
+        .collect();
+    for i in 0..20 {
+        let bytes = if i % 2 == 0 { v2.clone() } else { v1.clone() };
+        let (status, body) = put(&server, bytes);
+        assert_eq!(status, 200, "{body}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The last swap installed v1: from now on only v1 answers.
+    for _ in 0..50 {
+        assert_eq!(version(&server), "v1");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    let mut saw = std::collections::HashSet::new();
+    for l in loops {
+        for (status, v) in l.join().unwrap() {
+            assert_eq!(status, 200, "a request failed during a swap");
+            assert!(
+                v == "v1" || v == "v2",
+                "answer from no known version: {v:?}"
+            );
+            saw.insert(v);
+            total += 1;
+        }
+    }
+    assert!(total > 40, "the client loops barely ran ({total} requests)");
+    assert_eq!(saw.len(), 2, "both versions answered during the swaps");
+}
+
+#[test]
+fn a_refused_component_is_422_and_the_old_version_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = greeter(dir.path());
+    let server = Server::start(dir.path(), &m);
+    let core_module = b"\0asm\x01\0\0\0".to_vec();
+    for (bytes, says) in [
+        (b"definitely not wasm".to_vec(), "magic"),
+        (core_module, "core WebAssembly module"),
+        (component("greeter_v1")[..200].to_vec(), "compile"),
+    ] {
+        let (status, body) = put(&server, bytes);
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["kind"], "component-rejected");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(says),
+            "{body}"
+        );
+        assert_eq!(version(&server), "v1");
+    }
+    let list: Value = server.get_json("/admin/v1/handlers");
+    let h = &list["handlers"][0];
+    assert_eq!(h["name"], "greeter");
+    assert!(
+        h["last_rejected"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("compile"),
+        "{h}"
+    );
+    assert!(server.log().contains("component refused"));
+    // Unknown handlers and empty bodies are explained.
+    let resp = server
+        .client()
+        .put(server.url("/admin/v1/handlers/ghost"))
+        .body(component("greeter_v2"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let (status, _) = put(&server, Vec::new());
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn rollback_restores_earlier_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = greeter(dir.path());
+    let server = Server::start(dir.path(), &m);
+    let (status, v2) = put(&server, component("greeter_v2"));
+    assert_eq!(status, 200);
+    assert_eq!(version(&server), "v2");
+    let rollback = |body: Option<Value>| {
+        let mut req = server
+            .client()
+            .post(server.url("/admin/v1/handlers/greeter/rollback"));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().unwrap();
+        (
+            resp.status().as_u16(),
+            resp.json::<Value>().unwrap_or(Value::Null),
+        )
+    };
+    assert_eq!(rollback(None).0, 200);
+    assert_eq!(version(&server), "v1");
+    let sha_v2 = v2["version"].as_str().unwrap();
+    assert_eq!(rollback(Some(json!({"version": &sha_v2[..12]}))).0, 200);
+    assert_eq!(version(&server), "v2");
+    let (status, body) = rollback(Some(json!({"version": "0123456789abcdef"})));
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = rollback(Some(json!({"version": "ab"})));
+    assert_eq!(status, 404);
+    let list: Value = server.get_json("/admin/v1/handlers");
+    assert_eq!(list["handlers"][0]["versions"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_restart_serves_the_last_deployed_version_from_the_compile_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, file) = greeter(dir.path());
+    let server = Server::start(dir.path(), &m);
+    assert_eq!(put(&server, component("greeter_v2")).0, 200);
+    server.kill9();
+    let server = Server::start(dir.path(), &m);
+    assert_eq!(version(&server), "v2");
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("handler loaded") && l.contains("cached=true")),
+        "{log}"
+    );
+    let list: Value = server.get_json("/admin/v1/handlers");
+    assert_eq!(list["handlers"][0]["current"]["compiled_from_cache"], true);
+    drop(server);
+    // A manifest file changed while the server was down wins over the deploy.
+    std::fs::write(&file, component("greeter_v1")).unwrap();
+    let mut other = component("greeter_v1");
+    append_custom_section(&mut other, "edited-offline");
+    std::fs::write(&file, other).unwrap();
+    let server = Server::start(dir.path(), &m);
+    assert_eq!(version(&server), "v1");
+}
+
+/// Appends a custom section, which changes the bytes (and sha) but not the behaviour.
+fn append_custom_section(bytes: &mut Vec<u8>, name: &str) {
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name.as_bytes());
+    bytes.push(0);
+    bytes.push(payload.len() as u8);
+    bytes.extend_from_slice(&payload);
+}
+
+#[test]
+fn writing_the_watched_file_swaps_the_handler() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, file) = greeter(dir.path());
+    let server = Server::start(dir.path(), &m);
+    assert_eq!(version(&server), "v1");
+    // Write in place, the way `cp` does.
+    std::fs::write(&file, component("greeter_v2")).unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    while version(&server) != "v2" {
+        assert!(
+            Instant::now() < end,
+            "the new file was never served:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let list: Value = server.get_json("/admin/v1/handlers");
+    assert_eq!(list["handlers"][0]["versions"][0]["source"], "watch");
+    // A broken file is refused; the last good version keeps serving.
+    std::fs::write(&file, b"garbage").unwrap();
+    server.wait_log("not deployed");
+    assert_eq!(version(&server), "v2");
+}
+
+#[test]
+fn baton_deploy_uploads_a_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = greeter(dir.path());
+    let server = Server::start(dir.path(), &m);
+    let v2 = test_components().join("greeter_v2.wasm");
+    let (ok, out, err) = server.cli(
+        &[
+            "deploy",
+            "greeter",
+            v2.to_str().unwrap(),
+            "--server",
+            &server.base,
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.starts_with("greeter now runs "), "{out}");
+    assert_eq!(version(&server), "v2");
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"junk").unwrap();
+    let (ok, _, err) = server.cli(
+        &[
+            "deploy",
+            "greeter",
+            junk.to_str().unwrap(),
+            "--server",
+            &server.base,
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("422"), "{err}");
+    assert_eq!(version(&server), "v2");
+}
