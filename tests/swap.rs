@@ -278,3 +278,60 @@ fn baton_deploy_uploads_a_component() {
     assert!(err.contains("422"), "{err}");
     assert_eq!(version(&server), "v2");
 }
+
+#[test]
+fn a_changed_manifest_is_applied_on_sighup_and_a_bad_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = greeter(dir.path());
+    let server = Server::start(dir.path(), &m);
+    let manifest_path = dir.path().join("baton.toml");
+    let v2 = dir.path().join("handlers/greeter2.wasm");
+    std::fs::write(&v2, component("greeter_v2")).unwrap();
+    let wait_status = |path: &str, want: u16| {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = client()
+                .get(server.url(path))
+                .send()
+                .unwrap()
+                .status()
+                .as_u16();
+            if status == want {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "{path} never answered {want}:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // A second handler, and a policy change on the first.
+    let grown = format!(
+        "{}\n[[handler]]\nname = \"greeter2\"\nwasm = \"{}\"\nmount = \"/greeter2\"\npolicy = \"public\"\n",
+        m.replace("policy = \"public\"", "policy = \"authenticated\""),
+        v2.display()
+    );
+    std::fs::write(&manifest_path, &grown).unwrap();
+    server.hangup();
+    wait_status("/greeter2/hello", 200);
+    wait_status("/greeter/hello", 401);
+    // An invalid manifest is refused; everything keeps serving as it was.
+    std::fs::write(&manifest_path, "[[listener]]\naddress = \"nowhere\"\n").unwrap();
+    server.hangup();
+    server.wait_log("manifest rejected");
+    assert_eq!(
+        client()
+            .get(server.url("/greeter2/hello"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    // Removing the handler unmounts it.
+    std::fs::write(&manifest_path, &m).unwrap();
+    server.hangup();
+    wait_status("/greeter2/hello", 404);
+    wait_status("/greeter/hello", 200);
+}

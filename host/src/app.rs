@@ -130,7 +130,7 @@ impl App {
 }
 
 /// The bytes named by a manifest's `wasm` value: `builtin:<name>` or a path.
-fn read_component(wasm: &str, base_dir: &Path) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn read_component(wasm: &str, base_dir: &Path) -> anyhow::Result<Vec<u8>> {
     if let Some(name) = wasm.strip_prefix("builtin:") {
         return match builtin::get(name) {
             Some(bytes) => Ok(bytes.to_vec()),

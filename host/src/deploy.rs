@@ -64,13 +64,18 @@ impl App {
                 return Err(DeployError::Rejected(reason));
             }
         };
-        let manifest_sha = self
-            .versions
-            .current(name)
-            .ok()
-            .flatten()
-            .map(|c| c.manifest_sha256)
-            .unwrap_or_default();
+        // A deploy of the manifest's file updates the manifest's reference
+        // version; every other deploy keeps it.
+        let manifest_sha = if matches!(source, Source::Manifest | Source::Watch) {
+            sha.clone()
+        } else {
+            self.versions
+                .current(name)
+                .ok()
+                .flatten()
+                .map(|c| c.manifest_sha256)
+                .unwrap_or_default()
+        };
         let versions = self.versions.clone();
         let (n, s) = (name.to_string(), sha.clone());
         tokio::task::spawn_blocking(move || versions.record(&n, &bytes, &s, source, &manifest_sha))
@@ -150,8 +155,9 @@ impl App {
         self.deploy(name, bytes, Source::Rollback).await
     }
 
-    /// Watches the files of file-backed handlers; a changed file is deployed
-    /// once it has stopped changing (so half-written files are never loaded).
+    /// Watches the files of file-backed handlers and the manifest; a changed
+    /// component is deployed, a changed manifest reloaded, once the file has
+    /// stopped changing (so half-written files are never loaded).
     pub fn watch_handler_files(
         self: &Arc<Self>,
     ) -> anyhow::Result<Option<notify::RecommendedWatcher>> {
@@ -162,7 +168,9 @@ impl App {
             .iter()
             .filter_map(|s| s.wasm_path.clone().map(|p| (s.name.to_string(), p)))
             .collect();
-        if watched.is_empty() {
+        let manifest_file = (self.manifest.source != crate::manifest::DEFAULT_MANIFEST_NAME)
+            .then(|| PathBuf::from(&self.manifest.source));
+        if watched.is_empty() && manifest_file.is_none() {
             return Ok(None);
         }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
@@ -178,7 +186,17 @@ impl App {
             })?;
         let mut dirs: Vec<PathBuf> = watched
             .iter()
-            .filter_map(|(_, p)| p.parent().map(|d| d.to_path_buf()))
+            .map(|(_, p)| p.as_path())
+            .chain(manifest_file.as_deref())
+            .filter_map(|p| {
+                p.parent().map(|d| {
+                    if d.as_os_str().is_empty() {
+                        PathBuf::from(".")
+                    } else {
+                        d.to_path_buf()
+                    }
+                })
+            })
             .collect();
         dirs.sort();
         dirs.dedup();
@@ -199,6 +217,16 @@ impl App {
                     }
                 }
                 let Some(app) = app.upgrade() else { return };
+                if let Some(m) = &manifest_file
+                    && changed.iter().any(|c| same_file(c, m))
+                {
+                    if let Err(e) = app.reload_manifest().await {
+                        tracing::error!(
+                            "manifest rejected; the running configuration stays: {e:#}"
+                        );
+                    }
+                    continue;
+                }
                 for (name, path) in &watched {
                     let hit = changed.iter().any(|c| same_file(c, path));
                     if !hit {
@@ -217,6 +245,66 @@ impl App {
             }
         });
         Ok(Some(watcher))
+    }
+}
+
+impl App {
+    /// Re-reads the manifest file and applies its handlers: changed
+    /// components are deployed, changed settings take effect, new handlers
+    /// are mounted, removed ones unmounted. An invalid manifest changes
+    /// nothing. Listener, auth, storage and job-engine settings need a restart.
+    pub async fn reload_manifest(self: &Arc<Self>) -> anyhow::Result<()> {
+        use crate::manifest::{DEFAULT_MANIFEST_NAME, Manifest};
+        use crate::runtime::registry::HandlerSlot;
+        if self.manifest.source == DEFAULT_MANIFEST_NAME {
+            anyhow::bail!("the server runs the embedded manifest, which cannot change");
+        }
+        let path = std::path::PathBuf::from(&self.manifest.source);
+        let new = Manifest::load(&path)?;
+        for h in &new.handlers {
+            let bytes = crate::app::read_component(&h.wasm, &new.base_dir)?;
+            let sha = version_of(&bytes);
+            let limits = new.limits_for(h);
+            match self.registry.get(&h.name) {
+                Some(slot) => {
+                    let recorded = self.versions.current(&h.name)?.map(|c| c.manifest_sha256);
+                    if recorded.as_deref() != Some(sha.as_str()) {
+                        self.deploy(&h.name, bytes, Source::Manifest).await?;
+                    }
+                    let mut next = HandlerSlot::with_current(h, limits, slot.current());
+                    next.wasm_path = slot.wasm_path.clone();
+                    self.registry.insert(next);
+                }
+                None => {
+                    let app = self.clone();
+                    let (v, bytes) = tokio::task::spawn_blocking(move || {
+                        (app.runtime.load(&bytes, Some(&app.compile_cache)), bytes)
+                    })
+                    .await?;
+                    let v = v.map_err(|e| anyhow::anyhow!("handler `{}`: {e}", h.name))?;
+                    self.versions
+                        .record(&h.name, &bytes, &v.sha256, Source::Manifest, &sha)?;
+                    self.registry.insert(HandlerSlot::new(h, limits, v));
+                    tracing::info!(handler = %h.name, mount = %h.mount, "handler mounted by a manifest reload");
+                }
+            }
+        }
+        for slot in self.registry.all() {
+            if !new.handlers.iter().any(|h| *h.name == *slot.name) {
+                self.registry.remove(&slot.name);
+                tracing::info!(handler = %slot.name, "handler unmounted by a manifest reload");
+            }
+        }
+        let restart_needed = new.listeners.len() != self.manifest.listeners.len()
+            || new.auth != self.manifest.auth
+            || new.jobs != self.manifest.jobs;
+        if restart_needed {
+            tracing::warn!(
+                "listener, auth or job settings changed; they take effect at the next restart"
+            );
+        }
+        tracing::info!(manifest = %path.display(), "manifest reloaded");
+        Ok(())
     }
 }
 

@@ -157,6 +157,16 @@ impl Server {
         panic!("`{needle}` never appeared in the log:\n{}", self.log());
     }
 
+    /// Sends `SIGHUP` (reload the manifest).
+    pub fn hangup(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP failed");
+    }
+
     /// `kill -9` the server and wait for it to die.
     pub fn kill9(mut self) {
         self.child.kill().unwrap();

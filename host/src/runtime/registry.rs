@@ -64,6 +64,12 @@ pub struct Rejection {
 impl HandlerSlot {
     /// A slot for `spec` with effective `limits`, running `version`.
     pub fn new(spec: &HandlerSpec, limits: Limits, version: HandlerVersion) -> Self {
+        Self::with_current(spec, limits, Arc::new(version))
+    }
+
+    /// A slot for `spec` running a version another slot already runs
+    /// (a manifest reload changing settings, not code).
+    pub fn with_current(spec: &HandlerSpec, limits: Limits, version: Arc<HandlerVersion>) -> Self {
         HandlerSlot {
             name: Arc::from(spec.name.as_str()),
             mount: spec.mount.clone(),
@@ -75,7 +81,7 @@ impl HandlerSlot {
             wasm_path: None,
             last_rejection: std::sync::Mutex::new(None),
             permits: Arc::new(Semaphore::new(limits.max_concurrent as usize)),
-            current: ArcSwap::from_pointee(version),
+            current: ArcSwap::new(version),
         }
     }
 
@@ -151,6 +157,18 @@ impl Registry {
             next.sort_by_key(|s| std::cmp::Reverse(s.mount.len()));
             next
         });
+    }
+
+    /// Removes the slot named `name`; in-flight requests keep their `Arc`.
+    pub fn remove(&self, name: &str) -> bool {
+        let mut removed = false;
+        self.slots.rcu(|slots| {
+            let next: Vec<Arc<HandlerSlot>> =
+                slots.iter().filter(|s| &*s.name != name).cloned().collect();
+            removed = next.len() != slots.len();
+            next
+        });
+        removed
     }
 
     /// The slot named `name`.

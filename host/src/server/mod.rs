@@ -37,6 +37,20 @@ pub async fn run(
     let _watcher = app
         .watch_handler_files()
         .context("watching the handler files")?;
+    #[cfg(unix)]
+    {
+        let app = app.clone();
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the manifest");
+                if let Err(e) = app.reload_manifest().await {
+                    tracing::error!("manifest rejected; the running configuration stays: {e:#}");
+                }
+            }
+        });
+    }
     let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut tasks = Vec::new();
     for l in &app.manifest.listeners {
