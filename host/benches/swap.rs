@@ -92,7 +92,7 @@ fn bench(c: &mut Criterion) {
         "warm: upload of a cached version → first request served",
         |b| {
             b.to_async(&rt).iter(|| async {
-                let next = if flip.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+                let next = if flip.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
                     &v2
                 } else {
                     &v1
