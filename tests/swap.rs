@@ -335,3 +335,70 @@ fn a_changed_manifest_is_applied_on_sighup_and_a_bad_one_changes_nothing() {
     wait_status("/greeter2/hello", 404);
     wait_status("/greeter/hello", 200);
 }
+
+#[test]
+fn a_handler_mounted_through_the_admin_api_survives_reloads_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = greeter(dir.path());
+    let server = Server::start(dir.path(), &m);
+    let put_to = |path: &str, bytes: Vec<u8>| {
+        let resp = server
+            .client()
+            .put(server.url(path))
+            .body(bytes)
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().unwrap_or(Value::Null))
+    };
+    let fresh = |server: &Server| -> (u16, Value) {
+        let resp = client().get(server.url("/fresh/hello")).send().unwrap();
+        (resp.status().as_u16(), resp.json().unwrap_or(Value::Null))
+    };
+    let (status, body) = put_to(
+        "/admin/v1/handlers/fresh?mount=/fresh&policy=public&memory_mib=32",
+        component("greeter_v2"),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(fresh(&server).1["version"], "v2");
+    // The same name again is a new version of it.
+    assert_eq!(
+        put_to("/admin/v1/handlers/fresh", component("greeter_v1")).0,
+        200
+    );
+    assert_eq!(fresh(&server).1["version"], "v1");
+    for (path, status) in [
+        ("/admin/v1/handlers/other?mount=/fresh", 409),
+        ("/admin/v1/handlers/other?mount=nope", 400),
+        ("/admin/v1/handlers/other?mount=/admin/v1/x", 400),
+        (
+            "/admin/v1/handlers/other?mount=/z&policy=Not%20A%20Policy",
+            400,
+        ),
+        ("/admin/v1/handlers/other?mount=/z&memory_mib=0", 400),
+        ("/admin/v1/handlers/other?mount=/z&bogus=1", 400),
+        ("/admin/v1/handlers/admin?mount=/z", 400),
+        ("/admin/v1/handlers/other", 404),
+    ] {
+        let (got, body) = put_to(path, component("greeter_v2"));
+        assert_eq!(got, status, "{path}: {body}");
+    }
+    assert_eq!(
+        client()
+            .get(server.url("/z/hello"))
+            .send()
+            .unwrap()
+            .status(),
+        404,
+        "nothing was mounted by the refusals"
+    );
+    // A manifest reload leaves it mounted; so does a crash.
+    server.hangup();
+    server.wait_log("manifest reloaded");
+    assert_eq!(fresh(&server).0, 200);
+    server.kill9();
+    let server = Server::start(dir.path(), &m);
+    let (status, body) = fresh(&server);
+    assert_eq!(status, 200);
+    assert_eq!(body["version"], "v1");
+}

@@ -119,6 +119,9 @@ impl App {
             }
             app.registry.insert(slot);
         }
+        app.remount_added()
+            .await
+            .context("mounting the handlers added through the admin API")?;
         // Jobs start once every handler is mounted, so that recovered jobs
         // find theirs.
         app.jobs

@@ -26,6 +26,12 @@ pub enum DeployError {
     /// No such version in the handler's history (rollback).
     #[error("{0}")]
     UnknownVersion(String),
+    /// Bad name, mount or limits for a new handler.
+    #[error("{0}")]
+    Invalid(String),
+    /// The mount is taken.
+    #[error("{0}")]
+    Conflict(String),
     /// Storage failed.
     #[error("storing the version failed: {0}")]
     Storage(String),
@@ -290,7 +296,9 @@ impl App {
             }
         }
         for slot in self.registry.all() {
-            if !new.handlers.iter().any(|h| *h.name == *slot.name) {
+            if !new.handlers.iter().any(|h| *h.name == *slot.name)
+                && !crate::added_mounts::is_added(self, &slot.name)
+            {
                 self.registry.remove(&slot.name);
                 tracing::info!(handler = %slot.name, "handler unmounted by a manifest reload");
             }

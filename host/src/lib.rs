@@ -6,6 +6,7 @@
 //! versions, per-request instances), [`host_calls`] (the WIT interfaces),
 //! [`server`] (axum, routing, errors) and [`app`] (wiring them together).
 
+pub mod added_mounts;
 pub mod app;
 pub mod auth;
 pub mod builtin;

@@ -155,7 +155,7 @@ impl Default for JobsConfig {
 pub const MAX_MEMORY_MIB: u32 = 4096;
 
 /// Partial limits in `[handler.limits]`; unset fields fall back to `[limits]`.
-#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct LimitOverrides {
     /// See [`Limits::memory_mib`].
@@ -216,7 +216,7 @@ impl Listener {
 
 /// The JSON shape of errors the host itself produces for a handler's mount
 /// (413, 500, 504…), so that clients see their API's own error format.
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum ErrorStyle {
     /// `{"error": {"kind", "message", "request_id"}}`.
@@ -430,6 +430,32 @@ impl Manifest {
 fn strip_mount_prefix(prefix: &str, path: &str) -> bool {
     path.strip_prefix(prefix)
         .is_some_and(|r| r.starts_with('/'))
+}
+
+/// Why `mount` cannot be a handler's mount, if it cannot.
+pub fn check_mount(mount: &str) -> Result<(), String> {
+    validate_mount(mount)?;
+    if mount == ADMIN_MOUNT || strip_mount_prefix(ADMIN_MOUNT, mount) {
+        return Err(format!("`{mount}` is inside the admin API's {ADMIN_MOUNT}"));
+    }
+    Ok(())
+}
+
+/// Why `l` is unusable, if it is (the checks of `[limits]`).
+pub fn check_limits(l: &Limits) -> Result<(), String> {
+    if l.memory_mib == 0 || l.memory_mib > MAX_MEMORY_MIB {
+        return Err(format!(
+            "memory_mib {} is out of range 1..={MAX_MEMORY_MIB}",
+            l.memory_mib
+        ));
+    }
+    if l.request_timeout_ms == 0 || l.job_timeout_ms == 0 {
+        return Err("timeouts must be at least 1 ms".into());
+    }
+    if l.max_concurrent == 0 || l.max_running_jobs == 0 {
+        return Err("max_concurrent and max_running_jobs must be at least 1".into());
+    }
+    Ok(())
 }
 
 fn validate_mount(mount: &str) -> Result<(), String> {

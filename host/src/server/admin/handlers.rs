@@ -2,14 +2,17 @@
 //! component), and rollback.
 
 use super::{AdminError, AdminResult, body_of, err, internal, require_admin};
+use crate::added_mounts::AddedMount;
 use crate::deploy::DeployError;
+use crate::manifest::{ErrorStyle, LimitOverrides};
 use crate::runtime::registry::HandlerVersion;
 use crate::runtime::versions::Source;
 use crate::server::ListenerCtx;
 use crate::server::listen::ConnInfo;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Extension, Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -42,6 +45,8 @@ fn deploy_error(e: DeployError) -> AdminError {
         DeployError::UnknownVersion(_) => {
             err(StatusCode::NOT_FOUND, "unknown-version", e.to_string())
         }
+        DeployError::Invalid(_) => err(StatusCode::BAD_REQUEST, "bad-request", e.to_string()),
+        DeployError::Conflict(_) => err(StatusCode::CONFLICT, "mount-taken", e.to_string()),
         DeployError::Storage(e) => internal(e),
     }
 }
@@ -79,14 +84,32 @@ pub(super) async fn list(
     Ok(axum::Json(json!({ "handlers": items })).into_response())
 }
 
+/// `?mount=/path` (and optionally `policy`, `errors`, limits) mounts a new
+/// handler; without it the named handler must exist.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PutQuery {
+    mount: Option<String>,
+    policy: Option<String>,
+    errors: Option<ErrorStyle>,
+    memory_mib: Option<u32>,
+    request_timeout_ms: Option<u64>,
+    job_timeout_ms: Option<u64>,
+    max_concurrent: Option<u32>,
+    max_body_bytes: Option<u64>,
+    max_running_jobs: Option<u32>,
+}
+
 pub(super) async fn put(
     State(ctx): State<Arc<ListenerCtx>>,
     Extension(conn): Extension<ConnInfo>,
     Path(name): Path<String>,
+    query: Result<Query<PutQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> AdminResult {
     let by = require_admin(&ctx, &headers, &conn).await?;
+    let Query(q) = query.map_err(|e| err(StatusCode::BAD_REQUEST, "bad-request", e.body_text()))?;
     let bytes = body_of(body)?;
     if bytes.is_empty() {
         return Err(err(
@@ -94,6 +117,31 @@ pub(super) async fn put(
             "bad-request",
             "the body must be the component's bytes",
         ));
+    }
+    if ctx.app.registry.get(&name).is_none()
+        && let Some(mount) = q.mount
+    {
+        let m = AddedMount {
+            name: name.clone(),
+            mount,
+            policy: q.policy.unwrap_or_else(|| "authenticated".into()),
+            errors: q.errors.unwrap_or_default(),
+            limits: LimitOverrides {
+                memory_mib: q.memory_mib,
+                request_timeout_ms: q.request_timeout_ms,
+                job_timeout_ms: q.job_timeout_ms,
+                max_concurrent: q.max_concurrent,
+                max_body_bytes: q.max_body_bytes,
+                max_running_jobs: q.max_running_jobs,
+            },
+        };
+        let v = ctx
+            .app
+            .mount_new(m, bytes.to_vec())
+            .await
+            .map_err(deploy_error)?;
+        tracing::info!(handler = %name, by = %by.subject, version = %v.sha256, "mounted through the admin API");
+        return Ok((StatusCode::CREATED, axum::Json(version_view(&v))).into_response());
     }
     let version = ctx
         .app
