@@ -5,7 +5,7 @@
 //! in reverse order when a graph fails, and recovered after a crash.
 //!
 //! - [`model`]: what is stored. [`store`]: the sled trees and transactions.
-//! - [`engine`]: the public API and the scheduler.
+//! - [`engine`]: the public API. [`scheduler`]: starting jobs, moving graphs on.
 //! - [`runner`]: one attempt, rollbacks, recovery at start.
 //! - [`graph`]: graph validation. [`exec`]: allow-listed processes.
 
@@ -14,6 +14,7 @@ pub mod exec;
 pub mod graph;
 pub mod model;
 pub mod runner;
+pub mod scheduler;
 pub mod store;
 
 pub use engine::{JobEngine, JobError, ListFilter, NewJob};
