@@ -21,7 +21,7 @@ pub fn test_components() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let target = root().join("target/test-components");
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        let mut cmd = cargo();
         cmd.args([
             "build",
             "--release",
@@ -32,15 +32,7 @@ pub fn test_components() -> PathBuf {
         .arg(root().join("tests/components/Cargo.toml"))
         .arg("--target-dir")
         .arg(&target);
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy();
-            if (k.starts_with("CARGO_") && k != "CARGO_HOME")
-                || k.starts_with("RUSTC")
-                || k == "RUSTFLAGS"
-            {
-                cmd.env_remove(k.as_ref());
-            }
-        }
+        clean_cargo_env(&mut cmd);
         let status = cmd.status().expect("running cargo for the test components");
         assert!(status.success(), "building tests/components failed");
         target.join("wasm32-wasip2/release")
@@ -50,6 +42,25 @@ pub fn test_components() -> PathBuf {
 
 /// The bootstrap admin's password in every test server.
 pub const ADMIN_PASSWORD: &str = "test-admin-password";
+
+/// `cargo` as the outer build found it.
+pub fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Removes the outer cargo's variables so that a nested cargo build behaves
+/// as if run by hand.
+pub fn clean_cargo_env(cmd: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if (k.starts_with("CARGO_") && k != "CARGO_HOME")
+            || k.starts_with("RUSTC")
+            || k == "RUSTFLAGS"
+        {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+}
 
 /// A running `baton serve`, killed on drop.
 pub struct Server {

@@ -1,8 +1,10 @@
-//! The `baton` command line: `serve`, `token`, `user`, `jobs`, `deploy`.
+//! The `baton` command line: `serve`, `token`, `user`, `jobs`, `deploy`,
+//! `handlers`, `new`.
 
 mod client;
 mod deploy;
 mod jobs;
+mod new;
 mod token;
 mod user;
 
@@ -31,8 +33,12 @@ pub enum Command {
     User(user::UserArgs),
     /// Inspect and cancel jobs of the running server: list, show [--wait], cancel.
     Jobs(jobs::JobsArgs),
-    /// Replace a handler of the running server with a new component.
+    /// Replace (or, with --mount, add) a handler of the running server.
     Deploy(deploy::DeployArgs),
+    /// List the running server's handlers: mount, version, last refusal.
+    Handlers(deploy::HandlersArgs),
+    /// Create a handler crate that builds to a component and deploys as is.
+    New(new::NewArgs),
 }
 
 /// Which deployment a command works on: the manifest and the data directory.
@@ -72,6 +78,8 @@ pub fn main() -> anyhow::Result<()> {
         Command::User(args) => user::run(args),
         Command::Jobs(args) => jobs::run(args),
         Command::Deploy(args) => deploy::run(args),
+        Command::Handlers(args) => deploy::list(args),
+        Command::New(args) => new::run(args),
     }
 }
 
