@@ -110,10 +110,17 @@ fn a_refused_component_is_422_and_the_old_version_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let (m, _) = greeter(dir.path());
     let server = Server::start(dir.path(), &m);
-    let core_module = b"\0asm\x01\0\0\0".to_vec();
+    let empty_module = b"\0asm\x01\0\0\0".to_vec();
+    // A core module importing `env.foo`, which neither WASI nor the world provides.
+    let mut foreign = b"\0asm\x01\0\0\0".to_vec();
+    foreign.extend_from_slice(&[0x01, 0x04, 0x01, 0x60, 0x00, 0x00]);
+    foreign.extend_from_slice(&[
+        0x02, 0x0b, 0x01, 0x03, b'e', b'n', b'v', 0x03, b'f', b'o', b'o', 0x00, 0x00,
+    ]);
     for (bytes, says) in [
         (b"definitely not wasm".to_vec(), "magic"),
-        (core_module, "core WebAssembly module"),
+        (empty_module, "no export `handle`"),
+        (foreign, "WASI preview-1 adapter"),
         (component("greeter_v1")[..200].to_vec(), "compile"),
     ] {
         let (status, body) = put(&server, bytes);
@@ -401,4 +408,21 @@ fn a_handler_mounted_through_the_admin_api_survives_reloads_and_restarts() {
     let (status, body) = fresh(&server);
     assert_eq!(status, 200);
     assert_eq!(body["version"], "v1");
+}
+
+#[test]
+fn a_wasip1_core_module_is_adapted_into_a_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = greeter(dir.path());
+    let server = Server::start(dir.path(), &m);
+    assert_eq!(put(&server, component("greeter_v2")).0, 200);
+    let module = wasip1_module("greeter_v1");
+    assert_eq!(
+        &module[4..8],
+        &[1, 0, 0, 0],
+        "a core module, not a component"
+    );
+    let (status, body) = put(&server, module);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(version(&server), "v1");
 }

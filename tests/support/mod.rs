@@ -43,6 +43,25 @@ pub fn test_components() -> PathBuf {
 /// The bootstrap admin's password in every test server.
 pub const ADMIN_PASSWORD: &str = "test-admin-password";
 
+/// `tests/components/<name>` built as a `wasm32-wasip1` core module (once
+/// per test binary): what authors on the older WASI target deploy.
+pub fn wasip1_module(name: &str) -> Vec<u8> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let target = root().join("target/test-components-p1");
+        let mut cmd = cargo();
+        cmd.args(["build", "--release", "--target", "wasm32-wasip1", "--manifest-path"])
+            .arg(root().join("tests/components/Cargo.toml"))
+            .args(["-p", "greeter-v1", "--target-dir"])
+            .arg(&target);
+        clean_cargo_env(&mut cmd);
+        let status = cmd.status().expect("running cargo for wasm32-wasip1");
+        assert!(status.success(), "building for wasm32-wasip1 failed (is the target installed? rustup target add wasm32-wasip1)");
+        target.join("wasm32-wasip1/release")
+    });
+    std::fs::read(dir.join(format!("{name}.wasm"))).unwrap()
+}
+
 /// `cargo` as the outer build found it.
 pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))

@@ -116,6 +116,37 @@ impl Drop for Runtime {
     }
 }
 
+/// Whether `bytes` are a core WebAssembly module (not a component).
+fn is_core_module(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[1, 0, 0, 0])
+}
+
+/// Turns a `wasm32-wasip1` core module into a component with the WASI
+/// preview-1 adapter (reactor flavour), using the component-type section
+/// `wit-bindgen` left in the module. Modules with no such section, or whose
+/// imports the adapter cannot provide, are refused with the reason.
+fn adapt_core_module(bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+    use wasi_preview1_component_adapter_provider::{
+        WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+    };
+    let refused = |e: anyhow::Error| {
+        LoadError::NotAComponent(format!(
+            "a core module (wasm32-wasip1?) that could not be made into a component with the WASI preview-1 adapter: {e:#}; build it with the baton SDK (which embeds the world), or for wasm32-wasip2"
+        ))
+    };
+    wit_component::ComponentEncoder::default()
+        .module(bytes)
+        .map_err(refused)?
+        .adapter(
+            WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
+            WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+        )
+        .map_err(refused)?
+        .validate(true)
+        .encode()
+        .map_err(refused)
+}
+
 /// The sha256 of `bytes` as lower-case hex: a handler version's identity.
 pub fn version_of(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -182,11 +213,18 @@ impl Runtime {
     ) -> Result<HandlerVersion, LoadError> {
         let sha256 = version_of(bytes);
         let cached = cache.and_then(|c| c.get(&self.engine, &sha256));
+        let adapted;
+        let component_bytes = if cached.is_none() && is_core_module(bytes) {
+            adapted = adapt_core_module(bytes)?;
+            adapted.as_slice()
+        } else {
+            bytes
+        };
         let from_cache = cached.is_some();
         let component = match cached {
             Some(c) => c,
             None => {
-                let c = self.compile(bytes)?;
+                let c = self.compile(component_bytes)?;
                 if let Some(cache) = cache {
                     cache.put(&sha256, &c);
                 }
