@@ -155,11 +155,13 @@ fn a_file_that_is_not_a_component_stops_startup_naming_the_handler() {
     assert!(err.contains("handler `broken`"), "{err}");
     assert!(err.contains("not a WebAssembly component"), "{err}");
 
-    // A core module (what wasm32-wasip1 builds) is refused with advice.
+    // A core module is adapted (wasm32-wasip1 builds are served), but one
+    // that does not provide the world is refused, naming what is missing.
     std::fs::write(dir.path().join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(dir.path().join("m2.toml"), handler("core.wasm")).unwrap();
     let err = serve_manifest_fails(dir.path(), "m2.toml");
-    assert!(err.contains("core WebAssembly module"), "{err}");
+    assert!(err.contains("handler `broken`"), "{err}");
+    assert!(err.contains("no export `handle`"), "{err}");
 
     // A missing file is named.
     std::fs::write(dir.path().join("m3.toml"), handler("absent.wasm")).unwrap();
