@@ -17,6 +17,12 @@ pub struct Principal {
 
 impl Principal {
     /// Whether the caller may act in `namespace`.
+    ///
+    /// ```
+    /// let p = baton_sdk::Principal { subject: "ann".into(), roles: vec![], namespaces: vec!["prod".into()] };
+    /// assert!(p.in_namespace("prod"));
+    /// assert!(!p.in_namespace("staging"));
+    /// ```
     pub fn in_namespace(&self, namespace: &str) -> bool {
         self.namespaces.iter().any(|n| n == "*" || n == namespace)
     }
@@ -94,6 +100,12 @@ impl From<BodyError> for Response {
 
 impl Request {
     /// A request with the given method and path and nothing else; for tests.
+    ///
+    /// ```
+    /// let req = baton_sdk::Request::new("GET", "/jobs/81");
+    /// assert_eq!(req.method, "GET");
+    /// assert_eq!(req.path, "/jobs/81");
+    /// ```
     pub fn new(method: &str, path: &str) -> Self {
         Request {
             method: method.to_ascii_uppercase(),
@@ -103,18 +115,36 @@ impl Request {
     }
 
     /// This request with `body` as its body; for tests.
+    ///
+    /// ```
+    /// let resp = baton_sdk::Response::new(200).with_body("raw bytes");
+    /// assert_eq!(resp.body, b"raw bytes");
+    /// ```
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = body.into();
         self
     }
 
     /// This request with `query` as its query string; for tests.
+    ///
+    /// ```
+    /// let req = baton_sdk::Request::new("GET", "/jobs").with_query("limit=10");
+    /// assert_eq!(req.query_param("limit").as_deref(), Some("10"));
+    /// ```
     pub fn with_query(mut self, query: &str) -> Self {
         self.query = query.to_string();
         self
     }
 
     /// The first value of header `name` (case-insensitive).
+    ///
+    /// ```
+    /// let req = baton_sdk::Request {
+    ///     headers: vec![("content-type".into(), "application/json".into())],
+    ///     ..baton_sdk::Request::new("GET", "/")
+    /// };
+    /// assert_eq!(req.header("Content-Type"), Some("application/json"));
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -123,11 +153,25 @@ impl Request {
     }
 
     /// The path parameter `name` captured by the router (`{name}` in the route).
+    ///
+    /// ```
+    /// use baton_sdk::{Request, Response, Router};
+    /// let resp = Router::new()
+    ///     .get("/jobs/{name}", |req| Response::text(200, req.param("name").unwrap_or("")))
+    ///     .handle(Request::new("GET", "/jobs/81"));
+    /// assert_eq!(resp.body, b"81");
+    /// ```
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params.get(name).map(String::as_str)
     }
 
     /// The first value of query parameter `name`, percent-decoded.
+    ///
+    /// ```
+    /// let req = baton_sdk::Request::new("GET", "/jobs").with_query("task=package%20install&limit=5");
+    /// assert_eq!(req.query_param("task").as_deref(), Some("package install"));
+    /// assert_eq!(req.query_param("missing"), None);
+    /// ```
     pub fn query_param(&self, name: &str) -> Option<String> {
         self.query_pairs()
             .into_iter()
@@ -136,6 +180,11 @@ impl Request {
     }
 
     /// Every query parameter in order, percent-decoded (`+` is a space).
+    ///
+    /// ```
+    /// let req = baton_sdk::Request::new("GET", "/").with_query("a=1&b=two+words");
+    /// assert_eq!(req.query_pairs(), vec![("a".into(), "1".into()), ("b".into(), "two words".into())]);
+    /// ```
     pub fn query_pairs(&self) -> Vec<(String, String)> {
         self.query
             .split('&')
@@ -150,6 +199,18 @@ impl Request {
     /// The body decoded from JSON. On failure the error names the field at
     /// fault and turns into a 400 with `?` in a handler returning
     /// `Result<Response, Response>`.
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize, Debug)]
+    /// struct Deploy { environment: String }
+    ///
+    /// let ok = baton_sdk::Request::new("POST", "/").with_body(r#"{"environment": "production"}"#);
+    /// assert_eq!(ok.json::<Deploy>().unwrap().environment, "production");
+    /// let bad = baton_sdk::Request::new("POST", "/").with_body(r#"{}"#);
+    /// let err = bad.json::<Deploy>().unwrap_err();
+    /// assert!(err.message.contains("missing field `environment`"));
+    /// // In a route returning `Result<Response, Response>`, `req.json::<Deploy>()?` answers that 400.
+    /// ```
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, BodyError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Err(BodyError {
@@ -211,6 +272,12 @@ pub struct Response {
 
 impl Response {
     /// An empty response with `status`.
+    ///
+    /// ```
+    /// let resp = baton_sdk::Response::new(204);
+    /// assert_eq!(resp.status, 204);
+    /// assert!(resp.body.is_empty());
+    /// ```
     pub fn new(status: u16) -> Self {
         Response {
             status,
@@ -220,6 +287,12 @@ impl Response {
     }
 
     /// `value` serialised as JSON, with `content-type: application/json`.
+    ///
+    /// ```
+    /// let resp = baton_sdk::Response::json(202, &serde_json::json!({"job": {"name": "81"}}));
+    /// assert_eq!(resp.header("content-type"), Some("application/json"));
+    /// assert_eq!(resp.body_json()["job"]["name"], "81");
+    /// ```
     pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Self {
         match serde_json::to_vec(value) {
             Ok(body) => Response::new(status)
@@ -230,11 +303,23 @@ impl Response {
     }
 
     /// `{"error": message}` with `status`: the plainest JSON error shape.
+    ///
+    /// ```
+    /// let resp = baton_sdk::Response::error(404, "no such job");
+    /// assert_eq!(resp.status, 404);
+    /// assert_eq!(resp.body_json()["error"], "no such job");
+    /// ```
     pub fn error(status: u16, message: &str) -> Self {
         Response::json(status, &serde_json::json!({ "error": message }))
     }
 
     /// Plain text with `content-type: text/plain`.
+    ///
+    /// ```
+    /// let resp = baton_sdk::Response::text(200, "ok");
+    /// assert_eq!(resp.header("content-type"), Some("text/plain; charset=utf-8"));
+    /// assert_eq!(resp.body, b"ok");
+    /// ```
     pub fn text(status: u16, text: &str) -> Self {
         Response::new(status)
             .with_header("content-type", "text/plain; charset=utf-8")
@@ -242,18 +327,33 @@ impl Response {
     }
 
     /// This response with an extra header.
+    ///
+    /// ```
+    /// let resp = baton_sdk::Response::new(201).with_header("location", "/jobs/81");
+    /// assert_eq!(resp.header("Location"), Some("/jobs/81"));
+    /// ```
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
 
     /// This response with `body` as its body.
+    ///
+    /// ```
+    /// let resp = baton_sdk::Response::new(200).with_body("raw bytes");
+    /// assert_eq!(resp.body, b"raw bytes");
+    /// ```
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = body.into();
         self
     }
 
     /// The first value of header `name` (case-insensitive).
+    ///
+    /// ```
+    /// let resp = baton_sdk::Response::new(200).with_header("x-total", "3");
+    /// assert_eq!(resp.header("X-Total"), Some("3"));
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -262,6 +362,11 @@ impl Response {
     }
 
     /// The body decoded from JSON; for tests.
+    ///
+    /// ```
+    /// let resp = baton_sdk::Response::json(200, &serde_json::json!({"items": []}));
+    /// assert_eq!(resp.body_json()["items"], serde_json::json!([]));
+    /// ```
     pub fn body_json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
     }

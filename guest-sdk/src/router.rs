@@ -39,6 +39,11 @@ impl Default for Router {
 
 impl Router {
     /// An empty router whose 404/405 replies are `{"error": "..."}`.
+    ///
+    /// ```
+    /// use baton_sdk::{Request, Router};
+    /// assert_eq!(Router::new().handle(Request::new("GET", "/x")).status, 404);
+    /// ```
     pub fn new() -> Self {
         Router {
             routes: Vec::new(),
@@ -60,6 +65,12 @@ impl Router {
     }
 
     /// Adds a route for `method` (e.g. `"PUT"`) and `pattern`.
+    ///
+    /// ```
+    /// use baton_sdk::{Request, Response, Router};
+    /// let r = Router::new().route("PATCH", "/nodes/{name}", |_| Response::new(204));
+    /// assert_eq!(r.handle(Request::new("PATCH", "/nodes/web-1")).status, 204);
+    /// ```
     pub fn route<R: Into<Response>>(
         mut self,
         method: &str,
@@ -75,6 +86,12 @@ impl Router {
     }
 
     /// Adds a `GET` route.
+    ///
+    /// ```
+    /// use baton_sdk::{Request, Response, Router};
+    /// let r = Router::new().get("/files/{*rest}", |req| Response::text(200, req.param("rest").unwrap_or("")));
+    /// assert_eq!(r.handle(Request::new("GET", "/files/a/b.txt")).body, b"a/b.txt");
+    /// ```
     pub fn get<R: Into<Response>>(
         self,
         pattern: &str,
@@ -84,6 +101,16 @@ impl Router {
     }
 
     /// Adds a `POST` route.
+    ///
+    /// ```
+    /// use baton_sdk::{Request, Response, Router};
+    /// let r = Router::new().post("/command/deploy", |_| Response::new(202));
+    /// assert_eq!(r.handle(Request::new("POST", "/command/deploy")).status, 202);
+    /// // Another method on a known path is a 405 with `Allow`.
+    /// let resp = r.handle(Request::new("GET", "/command/deploy"));
+    /// assert_eq!(resp.status, 405);
+    /// assert_eq!(resp.header("allow"), Some("POST"));
+    /// ```
     pub fn post<R: Into<Response>>(
         self,
         pattern: &str,
@@ -93,6 +120,12 @@ impl Router {
     }
 
     /// Adds a `PUT` route.
+    ///
+    /// ```
+    /// use baton_sdk::{Request, Response, Router};
+    /// let r = Router::new().put("/nodes/{name}", |req| Response::text(201, req.param("name").unwrap()));
+    /// assert_eq!(r.handle(Request::new("PUT", "/nodes/db-1")).body, b"db-1");
+    /// ```
     pub fn put<R: Into<Response>>(
         self,
         pattern: &str,
@@ -102,6 +135,12 @@ impl Router {
     }
 
     /// Adds a `DELETE` route.
+    ///
+    /// ```
+    /// use baton_sdk::{Request, Response, Router};
+    /// let r = Router::new().delete("/nodes/{name}", |_| Response::new(204));
+    /// assert_eq!(r.handle(Request::new("DELETE", "/nodes/db-1")).status, 204);
+    /// ```
     pub fn delete<R: Into<Response>>(
         self,
         pattern: &str,
@@ -111,6 +150,12 @@ impl Router {
     }
 
     /// Replaces the 404 reply.
+    ///
+    /// ```
+    /// use baton_sdk::{Request, Response, Router};
+    /// let r = Router::new().not_found(|req| Response::error(404, &format!("no {}", req.path)));
+    /// assert_eq!(r.handle(Request::new("GET", "/x")).body_json()["error"], "no /x");
+    /// ```
     pub fn not_found(mut self, f: impl Fn(&Request) -> Response + 'static) -> Self {
         self.not_found = Box::new(move |req, _| f(req));
         self
@@ -118,6 +163,16 @@ impl Router {
 
     /// Replaces the 405 reply; `f` receives the allowed methods.
     /// An `Allow` header is added to whatever it returns.
+    ///
+    /// ```
+    /// use baton_sdk::{Request, Response, Router};
+    /// let r = Router::new()
+    ///     .get("/jobs", |_| Response::new(200))
+    ///     .method_not_allowed(|req, allowed| Response::error(405, &format!("{} not in {allowed:?}", req.method)));
+    /// let resp = r.handle(Request::new("DELETE", "/jobs"));
+    /// assert_eq!(resp.status, 405);
+    /// assert_eq!(resp.header("allow"), Some("GET"));
+    /// ```
     pub fn method_not_allowed(
         mut self,
         f: impl Fn(&Request, &[&str]) -> Response + 'static,
@@ -127,6 +182,12 @@ impl Router {
     }
 
     /// Routes `req` and returns the chosen function's response.
+    ///
+    /// ```
+    /// use baton_sdk::{Request, Response, Router};
+    /// let r = Router::new().get("/hello/{name}", |req| Response::text(200, req.param("name").unwrap()));
+    /// assert_eq!(r.handle(Request::new("GET", "/hello/ann")).body, b"ann");
+    /// ```
     pub fn handle(&self, mut req: Request) -> Response {
         let path = split_path(&req.path);
         let mut allowed: Vec<&str> = Vec::new();

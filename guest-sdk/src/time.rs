@@ -3,6 +3,10 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, now.
+///
+/// ```
+/// assert!(baton_sdk::time::now_millis() > 1_700_000_000_000);
+/// ```
 pub fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -11,11 +15,21 @@ pub fn now_millis() -> u64 {
 }
 
 /// Now as RFC 3339 UTC with milliseconds, e.g. `2026-11-23T19:04:05.123Z`.
+///
+/// ```
+/// let now = baton_sdk::time::now_rfc3339();
+/// assert!(now.ends_with('Z') && now.len() == 24);
+/// ```
 pub fn now_rfc3339() -> String {
     rfc3339(now_millis())
 }
 
 /// `millis` since the epoch as RFC 3339 UTC with milliseconds.
+///
+/// ```
+/// assert_eq!(baton_sdk::time::rfc3339(0), "1970-01-01T00:00:00.000Z");
+/// assert_eq!(baton_sdk::time::rfc3339(1_795_460_645_123), "2026-11-23T19:04:05.123Z");
+/// ```
 pub fn rfc3339(millis: u64) -> String {
     let secs = millis / 1000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
