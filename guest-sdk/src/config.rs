@@ -12,6 +12,10 @@ pub fn get(key: &str) -> Option<String> {
 }
 
 /// Like [`get`], with a default when the key is absent.
+///
+/// ```no_run
+/// let version = baton_sdk::config::get_or("server_version", "4.7.4");
+/// ```
 pub fn get_or(key: &str, default: &str) -> String {
     get(key).unwrap_or_else(|| default.to_string())
 }

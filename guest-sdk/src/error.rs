@@ -3,6 +3,16 @@
 use crate::bindings::baton::api::types::Error as WitError;
 
 /// An error returned by a host call (kv, jobs, auth).
+///
+/// ```no_run
+/// use baton_sdk::{HostError, Response};
+/// let resp = match baton_sdk::jobs::cancel("0190f0c2-…") {
+///     Ok(()) => Response::new(204),
+///     Err(HostError::NotFound) => Response::error(404, "no such job"),
+///     Err(HostError::Conflict) => Response::error(409, "the job already ended"),
+///     Err(e) => Response::error(500, &e.to_string()),
+/// };
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostError {
     /// The thing asked for does not exist.

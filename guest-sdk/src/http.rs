@@ -75,7 +75,23 @@ pub struct Request {
     pub params: HashMap<String, String>,
 }
 
-/// Why a request body could not be read as the type asked for.
+/// Why a request body could not be read as the type asked for; it converts
+/// into a 400 `{"error": "<message>"}`, so `req.json::<T>()?` is enough in a
+/// route returning `Result<Response, Response>`.
+///
+/// ```
+/// use baton_sdk::{Request, Response, Router};
+/// #[derive(serde::Deserialize)]
+/// struct Node { name: String }
+/// let r = Router::new().post("/nodes", |req| {
+///     let node: Node = req.json()?;
+///     Ok::<_, Response>(Response::text(201, &node.name))
+/// });
+/// let resp = r.handle(Request::new("POST", "/nodes").with_body(r#"{"nam": "x"}"#));
+/// assert_eq!(resp.status, 400);
+/// assert!(resp.body_json()["error"].as_str().unwrap().contains("unknown field `nam`") ||
+///         resp.body_json()["error"].as_str().unwrap().contains("missing field `name`"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BodyError {
     /// One line naming the field at fault where serde can tell,

@@ -12,6 +12,11 @@ pub use wit::{
 
 impl JobSpec {
     /// A spec with the given kind and input, one attempt, no dependencies.
+    ///
+    /// ```
+    /// let spec = baton_sdk::jobs::JobSpec::new("deploy-node", b"web-1".to_vec());
+    /// assert_eq!(spec.max_attempts, 1);
+    /// ```
     pub fn new(kind: &str, input: Vec<u8>) -> Self {
         JobSpec {
             kind: kind.to_string(),
@@ -24,18 +29,33 @@ impl JobSpec {
     }
 
     /// Allows `n` attempts (retried with backoff).
+    ///
+    /// ```
+    /// let spec = baton_sdk::jobs::JobSpec::new("bootstrap", vec![]).attempts(3);
+    /// assert_eq!(spec.max_attempts, 3);
+    /// ```
     pub fn attempts(mut self, n: u32) -> Self {
         self.max_attempts = n;
         self
     }
 
     /// Limits each attempt to `ms` milliseconds.
+    ///
+    /// ```
+    /// let spec = baton_sdk::jobs::JobSpec::new("upgrade", vec![]).timeout_ms(120_000);
+    /// assert_eq!(spec.timeout_ms, Some(120_000));
+    /// ```
     pub fn timeout_ms(mut self, ms: u64) -> Self {
         self.timeout_ms = Some(ms);
         self
     }
 
     /// Adds a label; in a graph, the `node` label names the spec for `after`.
+    ///
+    /// ```
+    /// let spec = baton_sdk::jobs::JobSpec::new("step", vec![]).label("node", "db").label("team", "ops");
+    /// assert_eq!(spec.labels.len(), 2);
+    /// ```
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.labels.push((key.to_string(), value.to_string()));
         self
@@ -43,6 +63,14 @@ impl JobSpec {
 
     /// Runs only after `dependency` succeeded: a job id for [`spawn`]; a
     /// `node` label or an index for [`spawn_graph`].
+    ///
+    /// ```
+    /// use baton_sdk::jobs::JobSpec;
+    /// // In a graph: "web" runs once the spec labelled `node=db` succeeded.
+    /// let db = JobSpec::new("provision", vec![]).label("node", "db");
+    /// let web = JobSpec::new("provision", vec![]).label("node", "web").after("db");
+    /// assert_eq!(web.depends_on, vec!["db".to_string()]);
+    /// ```
     pub fn after(mut self, dependency: &str) -> Self {
         self.depends_on.push(dependency.to_string());
         self
@@ -51,6 +79,12 @@ impl JobSpec {
 
 impl Command {
     /// `program` with `args`, an empty environment, no stdin, the default timeout.
+    ///
+    /// ```
+    /// let cmd = baton_sdk::jobs::Command::new("ssh", &["web-1", "puppet", "agent", "-t"]);
+    /// assert_eq!(cmd.args.len(), 4);
+    /// assert!(cmd.env.is_empty());
+    /// ```
     pub fn new(program: &str, args: &[&str]) -> Self {
         Command {
             program: program.to_string(),
@@ -62,6 +96,11 @@ impl Command {
     }
 
     /// Adds an environment variable (the process gets no others).
+    ///
+    /// ```
+    /// let cmd = baton_sdk::jobs::Command::new("kubectl", &["apply", "-f", "-"]).env("KUBECONFIG", "/etc/kube/config");
+    /// assert_eq!(cmd.env, vec![("KUBECONFIG".to_string(), "/etc/kube/config".to_string())]);
+    /// ```
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_string(), value.to_string()));
         self
@@ -84,17 +123,46 @@ impl Default for JobFilter {
 
 impl JobState {
     /// Whether the job will not run again.
+    ///
+    /// ```
+    /// use baton_sdk::jobs::JobState;
+    /// assert!(JobState::Failed.is_final());
+    /// assert!(!JobState::Running.is_final());
+    /// ```
     pub fn is_final(self) -> bool {
         !matches!(self, JobState::Queued | JobState::Running)
     }
 }
 
 /// Queues a job; returns its id.
+///
+/// ```no_run
+/// # fn main() -> Result<(), baton_sdk::HostError> {
+/// use baton_sdk::jobs::{self, JobSpec};
+/// let id = jobs::spawn(&JobSpec::new("deploy", br#"{"env":"production"}"#.to_vec()).attempts(2))?;
+/// # Ok(())
+/// # }
+/// ```
 pub fn spawn(spec: &JobSpec) -> Result<String, HostError> {
     Ok(wit::spawn(spec)?)
 }
 
 /// Queues a dependency graph of jobs; returns their ids in the order given.
+///
+/// ```no_run
+/// # fn main() -> Result<(), baton_sdk::HostError> {
+/// use baton_sdk::jobs::{self, JobSpec};
+/// let ids = jobs::spawn_graph(
+///     &[
+///         JobSpec::new("server", vec![]).label("node", "a"),
+///         JobSpec::new("taskserv", vec![]).label("node", "b").after("a"),
+///     ],
+///     2,    // at most two at once
+///     true, // roll back completed jobs, newest first, if one fails
+/// )?;
+/// # Ok(())
+/// # }
+/// ```
 pub fn spawn_graph(
     specs: &[JobSpec],
     parallel_limit: u32,
@@ -108,31 +176,80 @@ pub fn spawn_graph(
 }
 
 /// One job of this handler.
+///
+/// ```no_run
+/// # fn main() -> Result<(), baton_sdk::HostError> {
+/// if let Some(job) = baton_sdk::jobs::get("0190f0c2-…")? {
+///     let _state = job.state;
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub fn get(id: &str) -> Result<Option<JobInfo>, HostError> {
     Ok(wit::get(id)?)
 }
 
 /// This handler's jobs matching `filter`.
+///
+/// ```no_run
+/// # fn main() -> Result<(), baton_sdk::HostError> {
+/// use baton_sdk::jobs::{self, JobFilter, JobState};
+/// let running = jobs::list(&JobFilter { state: Some(JobState::Running), ..JobFilter::default() })?;
+/// # Ok(())
+/// # }
+/// ```
 pub fn list(filter: &JobFilter) -> Result<Vec<JobInfo>, HostError> {
     Ok(wit::list(filter)?)
 }
 
 /// Cancels a job; its running command, if any, is killed.
+///
+/// ```no_run
+/// # fn main() -> Result<(), baton_sdk::HostError> {
+/// baton_sdk::jobs::cancel("0190f0c2-…")?; // `Conflict` if it already ended
+/// # Ok(())
+/// # }
+/// ```
 pub fn cancel(id: &str) -> Result<(), HostError> {
     Ok(wit::cancel(id)?)
 }
 
 /// Events of a job after sequence number `after`, at most `limit`.
+///
+/// ```no_run
+/// # fn main() -> Result<(), baton_sdk::HostError> {
+/// let mut after = 0;
+/// for e in baton_sdk::jobs::events("0190f0c2-…", after, 100)? {
+///     after = e.seq; // resume from here next time
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub fn events(id: &str, after: u64, limit: u32) -> Result<Vec<JobEvent>, HostError> {
     Ok(wit::events(id, after, limit)?)
 }
 
 /// Inside a running job: reports progress.
+///
+/// ```no_run
+/// // Inside `run_job`:
+/// baton_sdk::jobs::progress("nodes deployed", 3, 10);
+/// ```
 pub fn progress(message: &str, done: u32, total: u32) {
     wit::progress(message, done, total)
 }
 
 /// Inside a running job: runs an allow-listed command (argv, never a shell).
+///
+/// ```no_run
+/// # fn main() -> Result<(), baton_sdk::HostError> {
+/// use baton_sdk::jobs::{self, Command};
+/// // Inside `run_job`; the program must be in [handler.capabilities] exec.
+/// let out = jobs::exec(&Command::new("sh", &["-c", "echo hello"]))?;
+/// assert_eq!(out.exit_code, Some(0));
+/// # Ok(())
+/// # }
+/// ```
 pub fn exec(cmd: &Command) -> Result<CommandOutput, HostError> {
     Ok(wit::exec(cmd)?)
 }

@@ -35,6 +35,11 @@ pub struct Write {
 
 impl Bucket {
     /// The bucket called `name`.
+    ///
+    /// ```
+    /// let nodes = baton_sdk::kv::Bucket::open("nodes");
+    /// assert_eq!(nodes.name(), "nodes");
+    /// ```
     pub fn open(name: &str) -> Self {
         Bucket {
             name: name.to_string(),
@@ -42,26 +47,60 @@ impl Bucket {
     }
 
     /// The bucket's name.
+    ///
+    /// ```
+    /// assert_eq!(baton_sdk::kv::Bucket::open("jobs").name(), "jobs");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The raw value at `key`.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), baton_sdk::HostError> {
+    /// let raw: Option<Vec<u8>> = baton_sdk::kv::Bucket::open("blobs").get("logo")?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
         Ok(wit::get(&self.name, key)?)
     }
 
     /// Stores raw bytes at `key`.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), baton_sdk::HostError> {
+    /// baton_sdk::kv::Bucket::open("blobs").set("logo", b"\x89PNG")?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set(&self, key: &str, value: &[u8]) -> Result<(), HostError> {
         Ok(wit::set(&self.name, key, value)?)
     }
 
     /// Deletes `key`; returns whether it existed.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), baton_sdk::HostError> {
+    /// let existed = baton_sdk::kv::Bucket::open("nodes").delete("web-1")?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn delete(&self, key: &str) -> Result<bool, HostError> {
         Ok(wit::delete(&self.name, key)?)
     }
 
     /// The value at `key` decoded from JSON.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), baton_sdk::HostError> {
+    /// #[derive(serde::Deserialize)]
+    /// struct Node { os: String }
+    /// let node: Option<Node> = baton_sdk::kv::Bucket::open("nodes").get_json("web-1")?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, HostError> {
         match self.get(key)? {
             None => Ok(None),
@@ -72,12 +111,28 @@ impl Bucket {
     }
 
     /// Stores `value` as JSON at `key`.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), baton_sdk::HostError> {
+    /// baton_sdk::kv::Bucket::open("nodes").set_json("web-1", &serde_json::json!({"os": "debian"}))?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), HostError> {
         self.set(key, &to_json(value)?)
     }
 
     /// Writes `new` only if the current value is `expected` (`None` = absent).
     /// Returns whether the write happened.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), baton_sdk::HostError> {
+    /// let jobs = baton_sdk::kv::Bucket::open("jobs");
+    /// // Claim the key only if nobody did.
+    /// let claimed = jobs.compare_and_swap("lock", None, Some(b"me".as_slice()))?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn compare_and_swap(
         &self,
         key: &str,
@@ -89,12 +144,28 @@ impl Bucket {
 
     /// Adds `delta` to the counter at `key` (absent = 0) and returns the new value.
     /// Handy for sequential names: `bucket.increment("next-job", 1)`.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), baton_sdk::HostError> {
+    /// let name = baton_sdk::kv::Bucket::open("seq").increment("jobs", 1)?; // 1, 2, 3…
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn increment(&self, key: &str, delta: i64) -> Result<i64, HostError> {
         Ok(wit::increment(&self.name, key, delta)?)
     }
 
     /// Up to `limit` entries whose key starts with `prefix`, in key order,
     /// strictly after `start_after` when given.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), baton_sdk::HostError> {
+    /// let nodes = baton_sdk::kv::Bucket::open("nodes");
+    /// let first = nodes.scan("web-", None, 50)?;
+    /// let next = nodes.scan("web-", first.last().map(|(k, _)| k.as_str()), 50)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn scan(
         &self,
         prefix: &str,
@@ -106,6 +177,13 @@ impl Bucket {
 
     /// Every entry whose key starts with `prefix`, decoded from JSON, paging
     /// through the host's scan limit.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), baton_sdk::HostError> {
+    /// let all: Vec<(String, serde_json::Value)> = baton_sdk::kv::Bucket::open("nodes").scan_all_json("")?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn scan_all_json<T: DeserializeOwned>(
         &self,
         prefix: &str,
@@ -129,6 +207,18 @@ impl Bucket {
     }
 
     /// A write of `value` as JSON at `key`, for [`apply`].
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), baton_sdk::HostError> {
+    /// use baton_sdk::kv::{self, Bucket};
+    /// let (jobs, index) = (Bucket::open("jobs"), Bucket::open("by-owner"));
+    /// kv::apply(vec![
+    ///     jobs.write_json("81", &serde_json::json!({"owner": "ann"}))?,
+    ///     index.write_json("ann/81", &true)?,
+    /// ])?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn write_json<T: Serialize>(&self, key: &str, value: &T) -> Result<Write, HostError> {
         Ok(Write {
             bucket: self.name.clone(),
@@ -138,6 +228,11 @@ impl Bucket {
     }
 
     /// A deletion of `key`, for [`apply`].
+    ///
+    /// ```
+    /// let w = baton_sdk::kv::Bucket::open("jobs").write_delete("81");
+    /// // Pass it to `kv::apply` with other writes.
+    /// ```
     pub fn write_delete(&self, key: &str) -> Write {
         Write {
             bucket: self.name.clone(),
@@ -148,6 +243,15 @@ impl Bucket {
 }
 
 /// Applies every write, across buckets, atomically: all or none.
+///
+/// ```no_run
+/// # fn main() -> Result<(), baton_sdk::HostError> {
+/// use baton_sdk::kv::{self, Bucket};
+/// let b = Bucket::open("nodes");
+/// kv::apply(vec![b.write_json("web-2", &"new")?, b.write_delete("web-1")])?; // both or neither
+/// # Ok(())
+/// # }
+/// ```
 pub fn apply(writes: Vec<Write>) -> Result<(), HostError> {
     let ops: Vec<wit::WriteOp> = writes
         .into_iter()
