@@ -209,20 +209,10 @@ fn a_restart_serves_the_last_deployed_version_from_the_compile_cache() {
     drop(server);
     // A manifest file changed while the server was down wins over the deploy.
     std::fs::write(&file, component("greeter_v1")).unwrap();
-    let mut other = component("greeter_v1");
-    append_custom_section(&mut other, "edited-offline");
+    let other = with_custom_section(&component("greeter_v1"), "edited-offline");
     std::fs::write(&file, other).unwrap();
     let server = Server::start(dir.path(), &m);
     assert_eq!(version(&server), "v1");
-}
-
-/// Appends a custom section, which changes the bytes (and sha) but not the behaviour.
-fn append_custom_section(bytes: &mut Vec<u8>, name: &str) {
-    let mut payload = vec![name.len() as u8];
-    payload.extend_from_slice(name.as_bytes());
-    bytes.push(0);
-    bytes.push(payload.len() as u8);
-    bytes.extend_from_slice(&payload);
 }
 
 #[test]

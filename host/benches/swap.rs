@@ -31,17 +31,6 @@ fn hello() -> types::Request {
     }
 }
 
-/// `bytes` with a custom section named `tag`: same behaviour, new sha256.
-fn tagged(bytes: &[u8], tag: &str) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    let mut payload = vec![tag.len() as u8];
-    payload.extend_from_slice(tag.as_bytes());
-    out.push(0);
-    out.push(payload.len() as u8);
-    out.extend_from_slice(&payload);
-    out
-}
-
 async fn serve(app: &Arc<App>) -> Vec<u8> {
     let slot = app.registry.get("greeter").unwrap();
     let version = slot.current();
@@ -110,7 +99,10 @@ fn bench(c: &mut Criterion) {
         "cold: upload of a new version → first request served",
         |b| {
             b.to_async(&rt).iter(|| async {
-                let bytes = tagged(&v2, &format!("cold-{}", n.fetch_add(1, Ordering::Relaxed)));
+                let bytes = support::with_custom_section(
+                    &v2,
+                    &format!("cold-{}", n.fetch_add(1, Ordering::Relaxed)),
+                );
                 app.deploy("greeter", bytes, Source::Admin).await.unwrap();
                 serve(&app).await
             })

@@ -62,6 +62,18 @@ pub fn wasip1_module(name: &str) -> Vec<u8> {
     std::fs::read(dir.join(format!("{name}.wasm"))).unwrap()
 }
 
+/// `bytes` with a custom section named `tag` appended: the same component
+/// behaviour under a new sha256 (a new version for the hot-swap tests).
+pub fn with_custom_section(bytes: &[u8], tag: &str) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let mut payload = vec![tag.len() as u8];
+    payload.extend_from_slice(tag.as_bytes());
+    out.push(0);
+    out.push(payload.len() as u8);
+    out.extend_from_slice(&payload);
+    out
+}
+
 /// `cargo` as the outer build found it.
 pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))

@@ -212,12 +212,17 @@ impl Auth {
                 self.limiter
                     .check(user, addr)
                     .map_err(AuthError::RateLimited)?;
-                if let Some(u) = self.basic_cache_hit(user, password)? {
-                    return Ok(Principal::of(&u));
+                let record = self.users.get(user)?;
+                if let Some(u) = &record
+                    && self.basic_cache_hit(u, password)
+                {
+                    return Ok(Principal::of(u));
                 }
-                let p = self.verify_password(user, password, None, addr).await?;
-                self.remember_basic(user, password)?;
-                Ok(p)
+                let u = self
+                    .check_password(user, record, password, None, addr)
+                    .await?;
+                self.remember_basic(&u, password);
+                Ok(Principal::of(&u))
             }
         }
     }
@@ -271,6 +276,21 @@ impl Auth {
             .check(user, addr)
             .map_err(AuthError::RateLimited)?;
         let record = self.users.get(user)?;
+        self.check_password(user, record, password, otp, addr)
+            .await
+            .map(|u| Principal::of(&u))
+    }
+
+    /// The password (and code) check behind [`Auth::verify_password`], on a
+    /// record already read (`None`: no such user, checked against a dummy hash).
+    async fn check_password(
+        &self,
+        user: &str,
+        record: Option<User>,
+        password: &str,
+        otp: Option<&str>,
+        addr: IpAddr,
+    ) -> Result<User, AuthError> {
         let hash = record
             .as_ref()
             .map_or(self.dummy_hash.clone(), |u| u.password_hash.clone());
@@ -300,7 +320,7 @@ impl Auth {
             }
         }
         self.limiter.succeed(user);
-        Ok(Principal::of(&record))
+        Ok(record)
     }
 
     fn basic_key(user: &str, password: &str, hash: &str) -> [u8; 32] {
@@ -312,26 +332,21 @@ impl Auth {
         h.finalize().into()
     }
 
-    fn basic_cache_hit(&self, user: &str, password: &str) -> Result<Option<User>, AuthError> {
-        let Some(u) = self.users.get(user)? else {
-            return Ok(None);
-        };
+    /// Whether `password` was verified for `u` lately (never for MFA users).
+    fn basic_cache_hit(&self, u: &User, password: &str) -> bool {
         if u.totp_secret.is_some() {
-            return Ok(None);
+            return false;
         }
-        let key = Self::basic_key(user, password, &u.password_hash);
+        let key = Self::basic_key(&u.name, password, &u.password_hash);
         let cache = self.basic_cache.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(cache
+        cache
             .get(&key)
-            .filter(|at| at.elapsed() < BASIC_CACHE_TTL)
-            .map(|_| u))
+            .is_some_and(|at| at.elapsed() < BASIC_CACHE_TTL)
     }
 
-    fn remember_basic(&self, user: &str, password: &str) -> Result<(), AuthError> {
-        let Some(u) = self.users.get(user)? else {
-            return Ok(());
-        };
-        let key = Self::basic_key(user, password, &u.password_hash);
+    /// Remembers that `password` is right for `u` as stored now.
+    fn remember_basic(&self, u: &User, password: &str) {
+        let key = Self::basic_key(&u.name, password, &u.password_hash);
         let mut cache = self.basic_cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= BASIC_CACHE_MAX {
             cache.retain(|_, at| at.elapsed() < BASIC_CACHE_TTL);
@@ -340,7 +355,6 @@ impl Auth {
             }
         }
         cache.insert(key, Instant::now());
-        Ok(())
     }
 
     /// Whether `principal` holds `permission`.

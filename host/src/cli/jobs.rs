@@ -114,43 +114,35 @@ fn is_final(state: &str) -> bool {
     !matches!(state, "queued" | "running")
 }
 
+/// Prints the events of job `id` after `after`; returns the last seq printed.
+fn print_events(c: &AdminClient, id: &str, after: u64) -> anyhow::Result<u64> {
+    let reply = c.call(
+        reqwest::Method::GET,
+        &format!("/jobs/{id}/events?after={after}"),
+        None,
+    )?;
+    for e in reply["items"].as_array().into_iter().flatten() {
+        println!(
+            "{:>4}  {}  {:<16}  {}",
+            e["seq"],
+            s(&e["at"]),
+            s(&e["kind"]),
+            s(&e["message"])
+        );
+    }
+    Ok(reply["next_after"].as_u64().unwrap_or(after))
+}
+
 /// Prints the job's events as they arrive until it ends; fails unless it succeeded.
 fn follow(c: &AdminClient, id: &str) -> anyhow::Result<()> {
     let mut after = 0u64;
     loop {
-        let reply = c.call(
-            reqwest::Method::GET,
-            &format!("/jobs/{id}/events?after={after}"),
-            None,
-        )?;
-        for e in reply["items"].as_array().into_iter().flatten() {
-            println!(
-                "{:>4}  {}  {:<16}  {}",
-                e["seq"],
-                s(&e["at"]),
-                s(&e["kind"]),
-                s(&e["message"])
-            );
-        }
-        after = reply["next_after"].as_u64().unwrap_or(after);
+        after = print_events(c, id, after)?;
         let job = c.call(reqwest::Method::GET, &format!("/jobs/{id}"), None)?;
         let state = s(&job["state"]);
         if is_final(&state) {
             // Events written between the two calls.
-            let rest = c.call(
-                reqwest::Method::GET,
-                &format!("/jobs/{id}/events?after={after}"),
-                None,
-            )?;
-            for e in rest["items"].as_array().into_iter().flatten() {
-                println!(
-                    "{:>4}  {}  {:<16}  {}",
-                    e["seq"],
-                    s(&e["at"]),
-                    s(&e["kind"]),
-                    s(&e["message"])
-                );
-            }
+            print_events(c, id, after)?;
             println!("job {id} {state}");
             if state == "succeeded" {
                 return Ok(());

@@ -247,13 +247,9 @@ impl Runtime {
 
     fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
         Component::new(&self.engine, bytes).map_err(|e| {
+            // Core modules never get here: `load` adapts them first.
             let msg = format!("{e:#}");
-            if bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
-                LoadError::NotAComponent(
-                    "this is a core WebAssembly module; build for wasm32-wasip2 to get a component"
-                        .into(),
-                )
-            } else if !bytes.starts_with(b"\0asm") {
+            if !bytes.starts_with(b"\0asm") {
                 LoadError::NotAComponent(format!(
                     "the file does not start with the wasm magic bytes ({msg})"
                 ))
