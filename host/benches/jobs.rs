@@ -6,10 +6,8 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use baton::app::App;
 use baton::host_calls::jobs::{JobRun, JobsState};
 use baton::jobs::{JobState, NewJob};
-use baton::manifest::Manifest;
 use baton::runtime::bindings::types::JobContext;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
@@ -27,21 +25,12 @@ fn quick() -> NewJob {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let wasm = support::test_components().join("jobber.wasm");
-    let text = support::manifest(&format!(
+    let (rt, _dir, app) = support::app_in_process(&support::manifest(&format!(
         "[jobs]\nmax_running = 64\n[[handler]]\nname = \"jobber\"\nwasm = \"{}\"\nmount = \"/jobber\"\n\
          [handler.limits]\nmax_running_jobs = 64\n",
         wasm.display()
-    ));
-    let manifest = Manifest::parse(&text, "bench.toml", dir.path()).unwrap();
-    let app = rt
-        .block_on(App::start(manifest, dir.path().join("data")))
-        .unwrap();
+    )));
     let slot = app.registry.get("jobber").unwrap();
     let version = slot.current();
 

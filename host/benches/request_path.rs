@@ -9,7 +9,6 @@ mod support;
 use axum::body::Body;
 use baton::app::App;
 use baton::host_calls::jobs::JobsState;
-use baton::manifest::Manifest;
 use baton::runtime::bindings::types;
 use baton::runtime::registry::HandlerSlot;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -36,20 +35,11 @@ fn jobs(app: &App, slot: &HandlerSlot) -> JobsState {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let wasm = support::test_components().join("faulty.wasm");
-    let text = support::manifest(&format!(
+    let (rt, _dir, app) = support::app_in_process(&support::manifest(&format!(
         "[[handler]]\nname = \"faulty\"\nwasm = \"{}\"\nmount = \"/faulty\"\n",
         wasm.display()
-    ));
-    let manifest = Manifest::parse(&text, "bench.toml", dir.path()).unwrap();
-    let app = rt
-        .block_on(App::start(manifest, dir.path().join("data")))
-        .unwrap();
+    )));
     let slot = app.registry.get("faulty").unwrap();
     let version = slot.current();
 

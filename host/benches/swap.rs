@@ -9,7 +9,6 @@ mod support;
 
 use baton::app::App;
 use baton::host_calls::jobs::JobsState;
-use baton::manifest::Manifest;
 use baton::runtime::bindings::types;
 use baton::runtime::versions::Source;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -45,22 +44,12 @@ async fn serve(app: &Arc<App>) -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let dir_path = dir.path().to_path_buf();
     let wasm = support::test_components().join("greeter_v1.wasm");
     let v2 = std::fs::read(support::test_components().join("greeter_v2.wasm")).unwrap();
-    let text = support::manifest(&format!(
+    let (rt, _dir, app) = support::app_in_process(&support::manifest(&format!(
         "[[handler]]\nname = \"greeter\"\nwasm = \"{}\"\nmount = \"/greeter\"\n",
         wasm.display()
-    ));
-    let manifest = Manifest::parse(&text, "bench.toml", &dir_path).unwrap();
-    let app = rt
-        .block_on(App::start(manifest, dir_path.join("data")))
-        .unwrap();
+    )));
     let v1 = std::fs::read(&wasm).unwrap();
 
     let mut g = c.benchmark_group("swap");

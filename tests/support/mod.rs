@@ -74,6 +74,28 @@ pub fn with_custom_section(bytes: &[u8], tag: &str) -> Vec<u8> {
     out
 }
 
+/// An in-process app (for benches) serving `manifest_text`, with its
+/// runtime and the temporary folder holding its data; keep all three alive.
+pub fn app_in_process(
+    manifest_text: &str,
+) -> (
+    tokio::runtime::Runtime,
+    tempfile::TempDir,
+    Arc<baton::app::App>,
+) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest =
+        baton::manifest::Manifest::parse(manifest_text, "bench.toml", dir.path()).unwrap();
+    let app = rt
+        .block_on(baton::app::App::start(manifest, dir.path().join("data")))
+        .unwrap();
+    (rt, dir, app)
+}
+
 /// `cargo` as the outer build found it.
 pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
