@@ -136,3 +136,100 @@ fn handlers_have_separate_kv_namespaces() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+/// `/count` of the faulty handler mounted twice: fresh (the default) and with
+/// `[handler.warm_instances]`.
+fn warm_manifest() -> String {
+    let wasm = test_components().join("faulty.wasm");
+    manifest(&format!(
+        "[[handler]]\nname = \"fresh\"\nwasm = \"{w}\"\nmount = \"/fresh\"\n\n\
+         [[handler]]\nname = \"warm\"\nwasm = \"{w}\"\nmount = \"/warm\"\n\
+         [handler.warm_instances]\nmax_requests = 3\nmax_idle = 1\n",
+        w = wasm.display()
+    ))
+}
+
+fn count(c: &reqwest::blocking::Client, server: &Server, path: &str) -> (u64, Value) {
+    let resp = c.get(server.url(path)).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().unwrap();
+    (body["count"].as_u64().unwrap(), body["caller"].clone())
+}
+
+#[test]
+fn warm_instances_are_reused_then_retired_after_max_requests_and_on_a_trap() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &warm_manifest());
+    let c = server.client();
+    // The default: every request meets a new instance.
+    for _ in 0..3 {
+        assert_eq!(count(&c, &server, "/fresh/count").0, 1);
+    }
+    // Warm: one instance serves three requests, then a new one takes over.
+    let served: Vec<u64> = (0..5)
+        .map(|_| count(&c, &server, "/warm/count").0)
+        .collect();
+    assert_eq!(served, [1, 2, 3, 1, 2]);
+    // A trap retires the instance it happened in.
+    assert_eq!(
+        c.get(server.url("/warm/trap")).send().unwrap().status(),
+        500
+    );
+    assert_eq!(count(&c, &server, "/warm/count").0, 1);
+}
+
+#[test]
+fn a_warm_instance_sees_each_requests_own_caller_and_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &warm_manifest());
+    let resp = server
+        .client()
+        .put(server.url("/admin/v1/users/bob"))
+        .json(&serde_json::json!({"password": "bob-password-1", "roles": ["viewer"]}))
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success(), "{:?}", resp.text());
+    let admin = server.client();
+    let bob = server.client_with_token(&server.token("bob"));
+    assert_eq!(count(&admin, &server, "/warm/count"), (1, "admin".into()));
+    // Same instance, next caller: the host hands it bob, not the admin.
+    assert_eq!(count(&bob, &server, "/warm/count"), (2, "bob".into()));
+    // Without credentials the request is refused before the guest runs.
+    let anon = server
+        .anonymous()
+        .get(server.url("/warm/count"))
+        .send()
+        .unwrap();
+    assert_eq!(anon.status(), 401);
+    assert_eq!(count(&admin, &server, "/warm/count"), (3, "admin".into()));
+
+    // Guest output is tagged with the request that printed it.
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            let resp = admin.get(server.url("/warm/print")).send().unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.headers()["x-request-id"].to_str().unwrap().to_string()
+        })
+        .collect();
+    for id in &ids {
+        let log = server.wait_log(&format!("guest says hello to {id}"));
+        assert!(
+            log.lines()
+                .any(|l| l.contains("guest warns on stderr") && l.contains(id.as_str())),
+            "stderr of request {id} is not tagged with it:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn warm_instances_with_zero_requests_are_refused_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("baton.toml");
+    std::fs::write(
+        &path,
+        warm_manifest().replace("max_requests = 3", "max_requests = 0"),
+    )
+    .unwrap();
+    let err = serve_fails(&["--manifest", path.to_str().unwrap()]);
+    assert!(err.contains("warm_instances"), "{err}");
+}

@@ -39,6 +39,8 @@ impl AddedMount {
             policy: Policy::parse(&self.policy)?,
             routes: Vec::new(),
             capabilities: Default::default(),
+            // Components uploaded at run time are not trusted with reuse.
+            warm_instances: None,
         })
     }
 }

@@ -83,6 +83,9 @@ pub fn app_in_process(
     tempfile::TempDir,
     Arc<baton::app::App>,
 ) {
+    // SAFETY: the benches call this from their main thread before any
+    // runtime or worker thread exists, as `baton`'s own `main` does.
+    unsafe { baton::disable_library_backtraces() };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

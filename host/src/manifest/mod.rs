@@ -260,6 +260,29 @@ pub struct HandlerSpec {
     /// What the handler may do beyond its own storage.
     #[serde(default)]
     pub capabilities: Capabilities,
+    /// Opt-in for trusted handlers: reuse warm instances across requests.
+    /// Absent (the default): a fresh instance for every request.
+    pub warm_instances: Option<WarmInstances>,
+}
+
+/// `[handler.warm_instances]`: requests reuse idle instances instead of
+/// instantiating afresh. What this gives up: a request can see what an
+/// earlier request of the same handler left in the instance's memory (globals,
+/// caches, a leaked secret), so a handler bug can leak data between callers.
+/// Host state (the caller, kv writes, deadlines, logs) is still per request,
+/// and an instance is retired after `max_requests` or on any trap.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WarmInstances {
+    /// Requests one instance serves before it is retired (default 1000).
+    #[serde(default = "default_warm_max_requests")]
+    pub max_requests: u32,
+    /// Idle instances kept for reuse (default 8); each holds a pool slot.
+    pub max_idle: Option<u32>,
+}
+
+fn default_warm_max_requests() -> u32 {
+    1000
 }
 
 fn default_policy() -> Policy {
@@ -386,6 +409,14 @@ impl Manifest {
                 return Err(self.invalid(key("wasm"), "expected a path or `builtin:<name>`"));
             }
             self.validate_limits(&key("limits"), &self.limits_for(h))?;
+            if let Some(w) = h.warm_instances
+                && (w.max_requests == 0 || w.max_idle == Some(0))
+            {
+                return Err(self.invalid(
+                    key("warm_instances"),
+                    "max_requests and max_idle must be at least 1 (remove the table for a fresh instance per request)",
+                ));
+            }
         }
         for (i, l) in self.listeners.iter().enumerate() {
             if l.address.parse::<SocketAddr>().is_err() {

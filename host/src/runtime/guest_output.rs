@@ -51,6 +51,19 @@ impl GuestOutput {
     }
 }
 
+impl GuestOutput {
+    /// Starts a new request on this stream (a warm instance's next request):
+    /// the pending partial line is logged, then lines carry `request_id` and
+    /// the per-request byte budget starts again.
+    pub fn begin(&self, request_id: Arc<str>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.emit();
+        inner.request_id = request_id;
+        inner.written = 0;
+        inner.dropped = false;
+    }
+}
+
 impl Inner {
     fn emit(&mut self) {
         if self.line.is_empty() {

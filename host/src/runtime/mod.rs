@@ -8,6 +8,7 @@ pub mod guest_output;
 pub mod registry;
 pub mod state;
 pub mod versions;
+pub mod warm;
 
 use crate::auth::Auth;
 use crate::host_calls::{
@@ -19,10 +20,11 @@ use bindings::{HandlerPre, types};
 use guest_output::{GuestOutput, Stream};
 use registry::{HandlerSlot, HandlerVersion};
 use sha2::{Digest, Sha256};
-use state::{HostState, MemoryLimiter};
+use state::{HostState, MemoryLimiter, RequestScope};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
+use warm::WarmInstance;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
@@ -33,6 +35,14 @@ use wasmtime_wasi::WasiCtxBuilder;
 /// How often the epoch advances; the granularity of wall-clock deadlines and
 /// of yields from long-running guests back to the async executor.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Bytes of each pooled linear memory reset in place (not decommitted) when
+/// an instance ends: a handler's stack, data and first heap pages.
+const KEEP_RESIDENT_MEMORY: usize = 2 << 20;
+/// Bytes of each pooled table reset in place when an instance ends.
+const KEEP_RESIDENT_TABLE: usize = 64 << 10;
+/// How many slot decommits are queued before one batch of `madvise` calls.
+const DECOMMIT_BATCH: usize = 16;
 
 /// Engine-wide sizing, taken from the manifest.
 #[derive(Debug, Clone, Copy)]
@@ -167,8 +177,23 @@ impl Runtime {
             .total_memories(n * 2)
             .total_tables(n * 8)
             .total_stacks(n)
-            .max_memory_size(config.max_memory_bytes);
+            .max_memory_size(config.max_memory_bytes)
+            // A freed slot is reset in place instead of being handed back to
+            // the kernel: the pages a request dirtied (found with the
+            // PAGEMAP_SCAN ioctl where the kernel has it, Linux ≥ 6.7) are
+            // rewritten from the image with memset, up to these sizes, so the
+            // next instance in the slot takes no page faults there and no
+            // `madvise` (with its TLB shootdowns) runs per request.
+            .linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
+            .table_keep_resident(KEEP_RESIDENT_TABLE)
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            // What still needs `madvise` is decommitted in batches.
+            .decommit_batch_size(DECOMMIT_BATCH);
         let mut cfg = Config::new();
+        if std::env::var_os("BATON_PERFMAP").is_some_and(|v| v == "1") {
+            // `perf` can then name guest functions (it reads /tmp/perf-PID.map).
+            cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         cfg.wasm_component_model(true)
             .epoch_interruption(true)
             .memory_init_cow(true)
@@ -259,35 +284,15 @@ impl Runtime {
         })
     }
 
-    fn new_store(&self, slot: &HandlerSlot, setup: InstanceSetup<'_>) -> Store<HostState> {
+    /// The per-request part of an instance's state.
+    fn request_scope(&self, slot: &HandlerSlot, setup: InstanceSetup<'_>) -> RequestScope {
         let handler: Arc<str> = slot.name.clone();
         let trace_id: Arc<str> = Arc::from(setup.trace_id);
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(GuestOutput::new(
-            Stream::Stdout,
-            handler.clone(),
-            trace_id.clone(),
-        ))
-        .stderr(GuestOutput::new(
-            Stream::Stderr,
-            handler.clone(),
-            trace_id.clone(),
-        ))
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false);
-        let state = HostState {
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-            limiter: MemoryLimiter {
-                max_bytes: slot.limits.memory_mib as usize * 1024 * 1024,
-                refused: false,
-            },
+        RequestScope {
             deadline: Instant::now() + setup.timeout,
             cancel: setup.cancel,
             kv: KvState::new(self.store.clone(), handler.clone()),
-            config: ConfigState::new(slot.config.clone()),
-            log: LogState::new(handler, trace_id),
+            log: LogState::new(handler, trace_id.clone()),
             jobs: setup.jobs,
             auth: AuthState::new(
                 self.auth.clone(),
@@ -295,6 +300,35 @@ impl Runtime {
                 setup.remote_addr,
                 slot.capabilities.issue_tokens,
             ),
+            trace_id,
+        }
+    }
+
+    fn new_store(&self, slot: &HandlerSlot, setup: InstanceSetup<'_>) -> Store<HostState> {
+        let scope = self.request_scope(slot, setup);
+        let output = [Stream::Stdout, Stream::Stderr]
+            .map(|s| GuestOutput::new(s, slot.name.clone(), scope.trace_id.clone()));
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(output[0].clone())
+            .stderr(output[1].clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                max_bytes: slot.limits.memory_mib as usize * 1024 * 1024,
+                refused: false,
+            },
+            deadline: scope.deadline,
+            cancel: scope.cancel,
+            kv: scope.kv,
+            config: ConfigState::new(slot.config.clone()),
+            log: scope.log,
+            jobs: scope.jobs,
+            auth: scope.auth,
+            output,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -383,24 +417,49 @@ impl Runtime {
             jobs,
             cancel: None,
         };
-        let mut store = self.new_store(slot, setup);
+        // A warm instance of this version when the slot keeps them, else a
+        // fresh one.
+        let (mut store, warm, served) =
+            match slot.warm.as_ref().and_then(|p| p.take(&version.sha256)) {
+                Some(w) => {
+                    let mut store = w.store;
+                    store.data_mut().begin(self.request_scope(slot, setup));
+                    store.set_epoch_deadline(1);
+                    (store, Some(w.handler), w.served)
+                }
+                None => (self.new_store(slot, setup), None, 0),
+            };
         let result = async {
-            let instance = version
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| ("instantiate", e))?;
-            instance
+            let instance = match warm {
+                Some(instance) => instance,
+                None => version
+                    .pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(|e| ("instantiate", e))?,
+            };
+            let response = instance
                 .call_handle(&mut store, req)
                 .await
-                .map_err(|e| ("handle", e))
+                .map_err(|e| ("handle", e))?;
+            Ok((instance, response))
         }
         .await;
         match result {
-            Ok(response) => Ok(Outcome {
-                response,
-                wrote: store.data().kv.wrote,
-            }),
+            Ok((instance, response)) => {
+                let wrote = store.data().kv.wrote;
+                if let Some(pool) = &slot.warm {
+                    pool.give_back(WarmInstance {
+                        version: version.sha256.clone(),
+                        store,
+                        handler: instance,
+                        served: served + 1,
+                    });
+                }
+                Ok(Outcome { response, wrote })
+            }
+            // The store (and with it a warm instance) is dropped: a trap or
+            // timeout always retires the instance.
             Err((phase, e)) => Err(classify(
                 &store,
                 phase,

@@ -4,6 +4,7 @@
 
 use super::bindings::HandlerPre;
 use super::state::HostState;
+use super::warm::WarmPool;
 use crate::manifest::{AccessRules, Capabilities, ErrorStyle, HandlerSpec, Limits};
 use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
@@ -47,6 +48,8 @@ pub struct HandlerSlot {
     pub wasm_path: Option<std::path::PathBuf>,
     /// The last component refused for this slot, and why.
     pub last_rejection: std::sync::Mutex<Option<Rejection>>,
+    /// Idle instances for reuse, when the manifest opts in (`warm_instances`).
+    pub warm: Option<WarmPool>,
     current: ArcSwap<HandlerVersion>,
 }
 
@@ -81,6 +84,7 @@ impl HandlerSlot {
             wasm_path: None,
             last_rejection: std::sync::Mutex::new(None),
             permits: Arc::new(Semaphore::new(limits.max_concurrent as usize)),
+            warm: spec.warm_instances.map(WarmPool::new),
             current: ArcSwap::new(version),
         }
     }

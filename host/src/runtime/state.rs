@@ -1,6 +1,7 @@
 //! What one wasmtime `Store` holds: one field per capability, plus WASI and
 //! the memory limiter.
 
+use super::guest_output::GuestOutput;
 use crate::host_calls::{
     auth::AuthState, config::ConfigState, jobs::JobsState, kv::KvState, log::LogState,
 };
@@ -28,6 +29,37 @@ pub struct HostState {
     pub jobs: JobsState,
     /// `auth` host calls.
     pub auth: AuthState,
+    /// The guest's stdout and stderr, retagged for each request a warm
+    /// instance serves.
+    pub(crate) output: [GuestOutput; 2],
+}
+
+/// The part of [`HostState`] that belongs to one request (or job attempt).
+pub(crate) struct RequestScope {
+    pub deadline: Instant,
+    pub cancel: Option<std::sync::Arc<crate::jobs::CancelFlag>>,
+    pub kv: KvState,
+    pub log: LogState,
+    pub jobs: JobsState,
+    pub auth: AuthState,
+    pub trace_id: std::sync::Arc<str>,
+}
+
+impl HostState {
+    /// Points a (warm) instance's state at the next request: its caller,
+    /// deadline, kv write flag, log tags and jobs state.
+    pub(crate) fn begin(&mut self, scope: RequestScope) {
+        self.deadline = scope.deadline;
+        self.cancel = scope.cancel;
+        self.kv = scope.kv;
+        self.log = scope.log;
+        self.jobs = scope.jobs;
+        self.auth = scope.auth;
+        self.limiter.refused = false;
+        for o in &self.output {
+            o.begin(scope.trace_id.clone());
+        }
+    }
 }
 
 impl WasiView for HostState {

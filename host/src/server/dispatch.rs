@@ -33,7 +33,10 @@ pub async fn dispatch(
     State(ctx): State<Arc<ListenerCtx>>,
     req: axum::extract::Request,
 ) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    // A v4 uuid from the thread-local CSPRNG: no getrandom syscall per request.
+    let request_id = uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string();
     let span = tracing::info_span!(
         "request", id = %request_id, method = %req.method(), path = %req.uri().path()
     );

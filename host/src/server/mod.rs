@@ -27,6 +27,17 @@ pub struct ListenerCtx {
     pub local_addr: SocketAddr,
 }
 
+/// The axum router of one listener: the admin API when it serves it, and
+/// every other path through [`dispatch::dispatch`]. Requests must carry a
+/// [`listen::ConnInfo`] extension (which [`listen::serve`] adds).
+pub fn listener_router(ctx: Arc<ListenerCtx>, serves_admin: bool) -> axum::Router {
+    let mut router = axum::Router::new();
+    if serves_admin {
+        router = router.nest(ADMIN_MOUNT, admin::router());
+    }
+    router.fallback(dispatch::dispatch).with_state(ctx)
+}
+
 /// Binds every listener of the manifest, prints `listening on URL` for each
 /// on stdout, and serves until `shutdown` resolves.
 pub async fn run(
@@ -72,11 +83,7 @@ pub async fn run(
             scheme,
             local_addr,
         });
-        let mut router = axum::Router::new();
-        if l.serves(ADMIN_MOUNT_NAME) {
-            router = router.nest(ADMIN_MOUNT, admin::router());
-        }
-        let router = router.fallback(dispatch::dispatch).with_state(ctx);
+        let router = listener_router(ctx, l.serves(ADMIN_MOUNT_NAME));
         println!("listening on {scheme}://{local_addr}");
         tracing::info!(%local_addr, scheme, mutual_tls = l.tls.as_ref().is_some_and(|t| t.client_ca.is_some()), "listening");
         let mut rx = tx.subscribe();

@@ -1,6 +1,7 @@
 //! A handler that misbehaves on request, to prove the sandbox holds.
 
 use baton_sdk::{Handler, Request, Response, Router, kv::Bucket};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 struct Faulty;
 
@@ -8,6 +9,14 @@ impl Handler for Faulty {
     fn handle(req: Request) -> Response {
         Router::new()
             .get("/ok", |_| Response::text(200, "ok"))
+            // How many requests this instance has served: always 1 with a
+            // fresh instance per request, more with warm instances.
+            .get("/count", |req| {
+                static SERVED: AtomicU32 = AtomicU32::new(0);
+                let n = SERVED.fetch_add(1, Ordering::Relaxed) + 1;
+                let caller = req.principal.as_ref().map(|p| p.subject.clone());
+                Response::json(200, &serde_json::json!({ "count": n, "caller": caller }))
+            })
             .get("/trap", |_| -> Response { panic!("deliberate trap for the test") })
             .get("/loop", |_| -> Response {
                 let mut n: u64 = 0;
