@@ -1,5 +1,8 @@
-//! Per-request cost of a fresh Wasm instance + `handle` for a trivial
-//! component, next to a native axum handler measured in the same run.
+//! Per-request cost of the Wasm path for a trivial component, next to a
+//! native axum handler measured in the same run: the full host path through
+//! the listener's router (route, token check, instantiate, lift/lower,
+//! `handle`, response), fresh and warm instances, instantiation alone, and
+//! kv get/set host calls.
 //!
 //! `cargo bench -p baton --bench request_path`
 
@@ -8,10 +11,14 @@ mod support;
 
 use axum::body::Body;
 use baton::app::App;
+use baton::auth::tokens::TokenKind;
 use baton::host_calls::jobs::JobsState;
 use baton::runtime::bindings::types;
 use baton::runtime::registry::HandlerSlot;
+use baton::server::listen::ConnInfo;
+use baton::server::{ListenerCtx, listener_router};
 use criterion::{Criterion, criterion_group, criterion_main};
+use std::sync::Arc;
 use tower::ServiceExt;
 
 fn request(path: &str) -> types::Request {
@@ -34,17 +41,97 @@ fn jobs(app: &App, slot: &HandlerSlot) -> JobsState {
     JobsState::for_request(app.jobs.clone(), slot.name.clone())
 }
 
+/// A GET through the listener's router as a client on 127.0.0.1 would send it.
+fn http_get(path: &str, token: &str) -> axum::http::Request<Body> {
+    let mut req = axum::http::Request::get(path)
+        .header("host", "127.0.0.1:8143")
+        .header("x-authentication", token)
+        .body(Body::empty())
+        .unwrap();
+    req.extensions_mut().insert(ConnInfo {
+        remote: "127.0.0.1:40000".parse().unwrap(),
+        peer_subject: None,
+    });
+    req
+}
+
 fn bench(c: &mut Criterion) {
     let wasm = support::test_components().join("faulty.wasm");
     let (rt, _dir, app) = support::app_in_process(&support::manifest(&format!(
-        "[[handler]]\nname = \"faulty\"\nwasm = \"{}\"\nmount = \"/faulty\"\n",
-        wasm.display()
+        "[[handler]]\nname = \"faulty\"\nwasm = \"{w}\"\nmount = \"/faulty\"\n\n\
+         [[handler]]\nname = \"warm\"\nwasm = \"{w}\"\nmount = \"/warm\"\n\
+         [handler.warm_instances]\nmax_requests = 1000000\n",
+        w = wasm.display()
     )));
     let slot = app.registry.get("faulty").unwrap();
     let version = slot.current();
+    let token = app
+        .auth
+        .issue("admin", TokenKind::Access, 3600)
+        .expect("a token for the bench");
+    let router = listener_router(
+        Arc::new(ListenerCtx {
+            app: app.clone(),
+            mounts: None,
+            scheme: "http",
+            local_addr: "127.0.0.1:8143".parse().unwrap(),
+        }),
+        true,
+    );
 
     let mut group = c.benchmark_group("request_path");
+    for (name, path) in [
+        ("full_host_path_fresh_instance", "/faulty/ok"),
+        ("full_host_path_warm_instance", "/warm/ok"),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let resp = router
+                    .clone()
+                    .oneshot(http_get(path, &token))
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+            })
+        });
+    }
+    let native_full = axum::Router::new().route(
+        "/faulty/ok",
+        axum::routing::get(|| async {
+            axum::Json(serde_json::json!({"success": true, "data": "ok", "error": null}))
+        }),
+    );
+    group.bench_function("native_axum_handler_json", |b| {
+        b.to_async(&rt).iter(|| async {
+            let resp = native_full
+                .clone()
+                .oneshot(http_get("/faulty/ok", &token))
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+        })
+    });
+    group.bench_function("instantiate_only", |b| {
+        b.to_async(&rt).iter(|| async {
+            app.runtime
+                .instantiate_and_drop(&slot, &version, jobs(&app, &slot))
+                .await
+                .unwrap();
+        })
+    });
+    let warm_slot = app.registry.get("warm").unwrap();
+    let warm_version = warm_slot.current();
     let req = request("/ok");
+    group.bench_function("warm_instance_handle (later calls)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let out = app
+                .runtime
+                .handle(&warm_slot, &warm_version, &req, jobs(&app, &warm_slot))
+                .await
+                .unwrap();
+            assert_eq!(out.response.status, 200);
+        })
+    });
     group.bench_function("wasm_fresh_instance_handle", |b| {
         b.to_async(&rt).iter(|| async {
             let out = app
@@ -64,6 +151,19 @@ fn bench(c: &mut Criterion) {
             .handle(&slot, &version, &put, jobs(&app, &slot))
             .await
             .unwrap();
+    });
+    let mut kv_put = request("/kv/bench");
+    kv_put.method = "PUT".into();
+    kv_put.body = b"value".to_vec();
+    group.bench_function("wasm_fresh_instance_kv_set", |b| {
+        b.to_async(&rt).iter(|| async {
+            let out = app
+                .runtime
+                .handle(&slot, &version, &kv_put, jobs(&app, &slot))
+                .await
+                .unwrap();
+            assert_eq!(out.response.status, 204);
+        })
     });
     group.bench_function("wasm_fresh_instance_kv_get", |b| {
         b.to_async(&rt).iter(|| async {
