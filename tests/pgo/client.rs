@@ -1,5 +1,6 @@
 //! Helpers of the PGO tests: the documented request bodies, a server whose
 //! `/pgo` is called with the real curl, manifests with observable commands.
+#![allow(dead_code)]
 
 use crate::support::{Server, root};
 use serde_json::{Value, json};

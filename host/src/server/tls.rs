@@ -222,3 +222,39 @@ pub fn peer_common_name(cert: &CertificateDer<'_>) -> Option<String> {
     let cn = parsed.subject().iter_common_name().next()?;
     cn.as_str().ok().map(str::to_string)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_certificates_name_the_user_and_share_the_server_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let issued = issue_client_cert(dir.path(), "ann", 30, &out).unwrap();
+        assert_eq!(issued.ca, dir.path().join(TLS_DIR).join(CA_CERT));
+        let cert = read_certs(&issued.cert).unwrap();
+        assert_eq!(peer_common_name(&cert[0]).as_deref(), Some("ann"));
+        // The server certificate generated later is signed by the same CA.
+        let ca_before = std::fs::read(&issued.ca).unwrap();
+        self_signed(dir.path(), "127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_eq!(std::fs::read(&issued.ca).unwrap(), ca_before);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&issued.key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn unusable_names_and_lifetimes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["", "../x", ".hidden", "a b", "a/b"] {
+            let e = issue_client_cert(dir.path(), bad, 30, dir.path()).unwrap_err();
+            assert!(e.to_string().contains("not a user name"), "{bad:?}: {e}");
+        }
+        let e = issue_client_cert(dir.path(), "ann", 0, dir.path()).unwrap_err();
+        assert!(e.to_string().contains("--days"), "{e}");
+    }
+}
