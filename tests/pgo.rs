@@ -233,6 +233,14 @@ fn mtls_listener_with_the_generated_ca_accepts_issued_client_certificates() {
         "user [ann] is not allowed access to namespace [pgouser2]"
     );
 
+    let r = pgo.post(
+        &with_cert,
+        "/clustersdelete",
+        &select_body("4.7.4", "pgouser1", "db1"),
+    );
+    assert_eq!(r.body["Results"], json!(["deleted db1"]), "{}", r.body);
+    pgo.wait_gone(&with_cert, "pgouser1", "db1");
+
     // With -u as well, the Basic credentials decide who acts.
     let both = ["--key", key.as_str(), "--cert", cert.as_str(), "-u", ADMIN];
     let r = pgo.post(&both, "/showclusters", &all_body("4.7.4", "pgouser2"));
