@@ -1,6 +1,7 @@
 //! The `baton` command line: `serve`, `token`, `user`, `jobs`, `deploy`,
-//! `handlers`, `new`.
+//! `handlers`, `new`, `cert`.
 
+mod cert;
 mod client;
 mod deploy;
 mod jobs;
@@ -39,6 +40,8 @@ pub enum Command {
     Handlers(deploy::HandlersArgs),
     /// Create a handler crate that builds to a component and deploys as is.
     New(new::NewArgs),
+    /// Issue client certificates for mutual TLS from the generated CA.
+    Cert(cert::CertArgs),
 }
 
 /// Which deployment a command works on: the manifest and the data directory.
@@ -80,6 +83,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Deploy(args) => deploy::run(args),
         Command::Handlers(args) => deploy::list(args),
         Command::New(args) => new::run(args),
+        Command::Cert(args) => cert::run(args),
     }
 }
 

@@ -9,7 +9,7 @@ pub mod access;
 pub mod security;
 
 pub use access::{AccessRules, Capabilities, Policy, RouteRule};
-pub use security::{AuthConfig, JwtAlgorithm, TlsSource, TlsSpec};
+pub use security::{AuthConfig, ClientCa, GENERATED_CLIENT_CA, JwtAlgorithm, TlsSource, TlsSpec};
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
@@ -593,6 +593,22 @@ mod tests {
         let err = parse("[[listener]]\naddress = \"127.0.0.1:0\"\ntls = { cert = \"c.pem\" }\n")
             .unwrap_err();
         assert!(err.to_string().contains("both `cert` and `key`"), "{err}");
+    }
+
+    #[test]
+    fn client_ca_self_signed_names_the_generated_ca() {
+        let m = parse(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\ntls = { self_signed = true, client_ca = \"self-signed\" }\n",
+        )
+        .unwrap();
+        let tls = m.listeners[0].tls.as_ref().unwrap();
+        assert_eq!(tls.source, TlsSource::SelfSigned);
+        assert_eq!(tls.client_ca, Some(ClientCa::Generated));
+        let err = parse(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\ntls = { cert = \"c.pem\", key = \"k.pem\", client_ca = \"self-signed\" }\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("self_signed = true"), "{err}");
     }
 
     #[test]

@@ -183,14 +183,27 @@ pub enum TlsSource {
     },
 }
 
+/// The CA a mutual-TLS listener verifies client certificates with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCa {
+    /// `client_ca = "self-signed"`: the CA generated into `<data>/tls`
+    /// (`baton cert issue --user U` signs client certificates with it).
+    Generated,
+    /// A PEM file of CA certificates.
+    File(PathBuf),
+}
+
+/// The `client_ca` value that names the generated CA.
+pub const GENERATED_CLIENT_CA: &str = "self-signed";
+
 /// A listener's `tls`: `"self-signed"` or `{ cert, key, client_ca? }`
 /// (or `{ self_signed = true, client_ca? }`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSpec {
     /// The server certificate.
     pub source: TlsSource,
-    /// When set, clients must present a certificate signed by this CA (PEM).
-    pub client_ca: Option<PathBuf>,
+    /// When set, clients must present a certificate signed by this CA.
+    pub client_ca: Option<ClientCa>,
 }
 
 #[derive(Deserialize)]
@@ -209,7 +222,7 @@ impl<'de> Deserialize<'de> for TlsSpec {
         impl<'de> serde::de::Visitor<'de> for Visitor {
             type Value = TlsSpec;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str(r#""self-signed" or a table { cert, key, client_ca? }"#)
+                f.write_str(r#""self-signed" or a table { cert, key, client_ca? } or { self_signed = true, client_ca? }"#)
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TlsSpec, E> {
                 if v == "self-signed" {
@@ -240,10 +253,19 @@ impl<'de> Deserialize<'de> for TlsSpec {
                         ));
                     }
                 };
-                Ok(TlsSpec {
-                    source,
-                    client_ca: t.client_ca,
-                })
+                let client_ca = match t.client_ca {
+                    None => None,
+                    Some(p) if p.as_os_str() == GENERATED_CLIENT_CA => {
+                        if source != TlsSource::SelfSigned {
+                            return Err(A::Error::custom(
+                                "`client_ca = \"self-signed\"` verifies clients with the generated CA, which needs `self_signed = true`; with `cert`/`key`, give `client_ca` a PEM file",
+                            ));
+                        }
+                        Some(ClientCa::Generated)
+                    }
+                    Some(p) => Some(ClientCa::File(p)),
+                };
+                Ok(TlsSpec { source, client_ca })
             }
         }
         d.deserialize_any(Visitor)

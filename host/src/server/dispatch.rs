@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -74,12 +74,15 @@ async fn serve(ctx: &ListenerCtx, req: axum::extract::Request, request_id: &str)
         ));
     };
     let policy = slot.access.policy_for(parts.method.as_str(), &rel_path);
+    let limit = slot.limits.max_body_bytes;
     let principal =
         match authn::authorize(&ctx.app.auth, &parts.headers, &conn, policy, style).await {
             Ok(p) => p,
-            Err(e) => return fail(e),
+            Err(e) => {
+                drain(body, limit.saturating_mul(2)).await;
+                return fail(e);
+            }
         };
-    let limit = slot.limits.max_body_bytes;
     let body = match read_body(&parts.headers, body, limit).await {
         Ok(b) => b,
         Err(e) => return fail(e),
@@ -136,7 +139,26 @@ async fn serve(ctx: &ListenerCtx, req: axum::extract::Request, request_id: &str)
     to_http(outcome.response, request_id).unwrap_or_else(fail)
 }
 
-async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<Vec<u8>, HostError> {
+/// Reads and discards up to `cap` bytes of a body that will not be used.
+///
+/// A reply sent while the client is still uploading ends the HTTP/2 stream
+/// with a reset, and curl (7.88 with nghttp2, for one) then reports a
+/// framing error instead of the reply; reading the body first lets clients
+/// see the refusal. Beyond `cap` the stream is reset as before.
+async fn drain(mut body: Body, cap: u64) {
+    let mut seen = 0u64;
+    while seen <= cap {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len() as u64),
+            _ => return,
+        }
+    }
+}
+
+/// The body, at most `limit` bytes. A larger one is refused (413) after
+/// reading up to twice the limit (see [`drain`]); one declared larger than
+/// that is refused at once.
+async fn read_body(headers: &HeaderMap, mut body: Body, limit: u64) -> Result<Vec<u8>, HostError> {
     let too_large = || {
         HostError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -144,22 +166,42 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<Vec<u8
             format!("the request body is larger than this endpoint's limit of {limit} bytes"),
         )
     };
+    let drain_cap = limit.saturating_mul(2);
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if let Some(n) = declared.filter(|n| *n > limit) {
+        if n <= drain_cap {
+            drain(body, drain_cap).await;
+        }
         return Err(too_large());
     }
-    match Limited::new(body, limit as usize).collect().await {
-        Ok(collected) => Ok(collected.to_bytes().to_vec()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(HostError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            format!("the request body could not be read: {e}"),
-        )),
+    let mut bytes = Vec::new();
+    let mut seen = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            HostError::new(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                format!("the request body could not be read: {e}"),
+            )
+        })?;
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        seen += data.len() as u64;
+        if seen > drain_cap {
+            return Err(too_large());
+        }
+        if seen <= limit {
+            bytes.extend_from_slice(data);
+        }
     }
+    if seen > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 fn invoke_error(handler: &str, e: InvokeError) -> HostError {
@@ -230,4 +272,26 @@ fn to_http(r: types::Response, request_id: &str) -> Result<Response, HostError> 
         headers.insert("x-request-id", v);
     }
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bodies_within_the_limit_are_read_whole_and_larger_ones_are_413() {
+        let h = HeaderMap::new();
+        let got = read_body(&h, Body::from("abcdef"), 6).await.unwrap();
+        assert_eq!(got, b"abcdef");
+        for too_big in ["abcdefg", "abcdefghijklmnopqrstuvwxyz"] {
+            let e = read_body(&h, Body::from(too_big), 6).await.unwrap_err();
+            assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE, "{too_big}");
+        }
+        let mut declared = HeaderMap::new();
+        declared.insert(header::CONTENT_LENGTH, HeaderValue::from_static("7"));
+        let e = read_body(&declared, Body::from("abcdefg"), 6)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
 }

@@ -2,7 +2,7 @@
 //! certificate generated into `<data>/tls` on first start and reused after,
 //! or PEM files; optionally required client certificates (mTLS).
 
-use crate::manifest::{Manifest, TlsSource, TlsSpec};
+use crate::manifest::{ClientCa, Manifest, TlsSource, TlsSpec};
 use anyhow::{Context, bail};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -16,7 +16,10 @@ use std::sync::Arc;
 pub const TLS_DIR: &str = "tls";
 /// The generated CA certificate (give it to clients instead of `-k`).
 pub const CA_CERT: &str = "ca.pem";
-const CA_KEY: &str = "ca-key.pem";
+/// The generated CA's private key (mode 0600).
+pub const CA_KEY: &str = "ca-key.pem";
+/// Where `baton cert issue` writes client certificates, inside [`TLS_DIR`].
+pub const CLIENTS_DIR: &str = "clients";
 const SERVER_CERT: &str = "server.pem";
 const SERVER_KEY: &str = "server-key.pem";
 
@@ -39,7 +42,10 @@ pub fn server_config(
         .with_safe_default_protocol_versions()?;
     let builder = match &spec.client_ca {
         Some(ca) => {
-            let ca = manifest.resolve(ca);
+            let ca = match ca {
+                ClientCa::Generated => data_dir.join(TLS_DIR).join(CA_CERT),
+                ClientCa::File(path) => manifest.resolve(path),
+            };
             let mut roots = RootCertStore::empty();
             for cert in read_certs(&ca)? {
                 roots
@@ -75,26 +81,11 @@ fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     Ok(certs)
 }
 
-/// The generated server certificate and key, created with their CA on first use.
-fn self_signed(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<(PathBuf, PathBuf)> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-    let dir = data_dir.join(TLS_DIR);
-    let (cert, key) = (dir.join(SERVER_CERT), dir.join(SERVER_KEY));
-    if cert.exists() && key.exists() {
-        return Ok((cert, key));
-    }
-    if dir.join(CA_CERT).exists() {
-        bail!(
-            "{} has a CA but no server certificate; delete the folder to generate both again",
-            dir.display()
-        );
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-
-    let ca_key = KeyPair::generate()?;
+/// The parameters of the generated CA. Its certificate is made from them
+/// once; afterwards they name it as the issuer of the certificates it signs
+/// (the same subject, so chains verify).
+fn ca_params() -> anyhow::Result<rcgen::CertificateParams> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyUsagePurpose};
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.distinguished_name
         .push(DnType::CommonName, "Baton self-signed CA");
@@ -104,8 +95,46 @@ fn self_signed(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<(PathBuf, Pa
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    let ca_cert = ca.self_signed(&ca_key)?;
+    Ok(ca)
+}
 
+/// The generated CA in `dir` as an issuer, created (certificate and 0600
+/// key) when the folder has none.
+fn load_or_create_ca(dir: &Path) -> anyhow::Result<rcgen::Issuer<'static, rcgen::KeyPair>> {
+    use rcgen::{Issuer, KeyPair};
+    let (cert, key) = (dir.join(CA_CERT), dir.join(CA_KEY));
+    if key.exists() {
+        let pem = std::fs::read_to_string(&key)
+            .with_context(|| format!("reading the CA key {}", key.display()))?;
+        let key_pair = KeyPair::from_pem(&pem)
+            .with_context(|| format!("{}: not a usable private key", key.display()))?;
+        return Ok(Issuer::new(ca_params()?, key_pair));
+    }
+    if cert.exists() {
+        bail!(
+            "{} has a CA certificate but not its key {CA_KEY}; delete the folder to generate both again",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key_pair = KeyPair::generate()?;
+    let params = ca_params()?;
+    let ca_cert = params.self_signed(&key_pair)?;
+    crate::auth::write_private_file(&key, key_pair.serialize_pem().as_bytes())?;
+    std::fs::write(&cert, ca_cert.pem())?;
+    Ok(Issuer::new(params, key_pair))
+}
+
+/// The generated server certificate and key, created (with the CA, if
+/// needed) on first use.
+fn self_signed(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<(PathBuf, PathBuf)> {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+    let dir = data_dir.join(TLS_DIR);
+    let (cert, key) = (dir.join(SERVER_CERT), dir.join(SERVER_KEY));
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    let issuer = load_or_create_ca(&dir)?;
     let mut names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
@@ -118,11 +147,7 @@ fn self_signed(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<(PathBuf, Pa
     let mut server = CertificateParams::new(names)?;
     server.distinguished_name.push(DnType::CommonName, "baton");
     server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let issuer = Issuer::new(ca, ca_key);
     let server_cert = server.signed_by(&server_key, &issuer)?;
-
-    std::fs::write(dir.join(CA_CERT), ca_cert.pem())?;
-    crate::auth::write_private_file(&dir.join(CA_KEY), issuer.key().serialize_pem().as_bytes())?;
     std::fs::write(&cert, server_cert.pem())?;
     crate::auth::write_private_file(&key, server_key.serialize_pem().as_bytes())?;
     tracing::info!(
@@ -132,9 +157,104 @@ fn self_signed(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<(PathBuf, Pa
     Ok((cert, key))
 }
 
+/// A client certificate issued by the generated CA.
+#[derive(Debug, Clone)]
+pub struct IssuedCert {
+    /// The certificate (PEM), for `curl --cert`.
+    pub cert: PathBuf,
+    /// Its private key (PEM, mode 0600), for `curl --key`.
+    pub key: PathBuf,
+    /// The CA that signed it (PEM), for `curl --cacert`.
+    pub ca: PathBuf,
+}
+
+/// Signs a client certificate whose common name is `user` with the CA
+/// generated into `<data>/tls` (created if there is none yet), valid for
+/// `days`, and writes it with its key into `out` as `<user>.pem` and
+/// `<user>-key.pem`. A mutual-TLS listener with `client_ca = "self-signed"`
+/// accepts it and authenticates the request as `user`.
+pub fn issue_client_cert(
+    data_dir: &Path,
+    user: &str,
+    days: u32,
+    out: &Path,
+) -> anyhow::Result<IssuedCert> {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
+    let file_safe = !user.is_empty()
+        && !user.starts_with('.')
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
+    if !file_safe {
+        bail!(
+            "`{user}` is not a user name a certificate can be issued for (letters, digits, `.`, `_`, `@`, `-`)"
+        );
+    }
+    if days == 0 {
+        bail!("--days must be at least 1");
+    }
+    let dir = data_dir.join(TLS_DIR);
+    let issuer = load_or_create_ca(&dir)?;
+    let now = time::OffsetDateTime::now_utc();
+    let key_pair = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, user);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + time::Duration::days(i64::from(days));
+    let cert = params.signed_by(&key_pair, &issuer)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let issued = IssuedCert {
+        cert: out.join(format!("{user}.pem")),
+        key: out.join(format!("{user}-key.pem")),
+        ca: dir.join(CA_CERT),
+    };
+    crate::auth::write_private_file(&issued.key, key_pair.serialize_pem().as_bytes())?;
+    std::fs::write(&issued.cert, cert.pem())
+        .with_context(|| format!("writing {}", issued.cert.display()))?;
+    Ok(issued)
+}
+
 /// The common name of a verified client certificate.
 pub fn peer_common_name(cert: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     let cn = parsed.subject().iter_common_name().next()?;
     cn.as_str().ok().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_certificates_name_the_user_and_share_the_server_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let issued = issue_client_cert(dir.path(), "ann", 30, &out).unwrap();
+        assert_eq!(issued.ca, dir.path().join(TLS_DIR).join(CA_CERT));
+        let cert = read_certs(&issued.cert).unwrap();
+        assert_eq!(peer_common_name(&cert[0]).as_deref(), Some("ann"));
+        // The server certificate generated later is signed by the same CA.
+        let ca_before = std::fs::read(&issued.ca).unwrap();
+        self_signed(dir.path(), "127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_eq!(std::fs::read(&issued.ca).unwrap(), ca_before);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&issued.key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn unusable_names_and_lifetimes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["", "../x", ".hidden", "a b", "a/b"] {
+            let e = issue_client_cert(dir.path(), bad, 30, dir.path()).unwrap_err();
+            assert!(e.to_string().contains("not a user name"), "{bad:?}: {e}");
+        }
+        let e = issue_client_cert(dir.path(), "ann", 0, dir.path()).unwrap_err();
+        assert!(e.to_string().contains("--days"), "{e}");
+    }
 }

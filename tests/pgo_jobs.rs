@@ -1,0 +1,116 @@
+//! The PGO API's jobs when things go wrong: a failing provision command,
+//! a delete that overtakes provisioning, a crash in the middle of one.
+
+#[path = "pgo/client.rs"]
+mod client;
+mod support;
+
+use client::*;
+use serde_json::json;
+
+#[test]
+fn a_failing_provision_marks_the_cluster_failed_and_it_can_still_be_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"provision_command = "sh -c 'echo applying; echo disk quota exceeded >&2; exit 3'"
+teardown_command = "sh -c 'cat > /dev/null'"
+"#;
+    let pgo = Pgo::start(dir.path(), &pgo_manifest(config));
+    let auth = ["-u", ADMIN];
+    let r = pgo.post(
+        &auth,
+        "/clusters",
+        &create_body("4.7.4", "pgouser1", "broken"),
+    );
+    assert_eq!(r.body["Status"]["Code"], "ok", "{}", r.body);
+    let detail = pgo.wait_state(&auth, "pgouser1", "broken", "failed");
+    let msg = detail["Cluster"]["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("exited with status 3") && msg.contains("disk quota exceeded"),
+        "{msg}"
+    );
+    assert_eq!(detail["Workflow"]["State"], "failed");
+
+    let r = pgo.post(
+        &auth,
+        "/clustersdelete",
+        &select_body("4.7.4", "pgouser1", "broken"),
+    );
+    assert_eq!(r.body["Results"], json!(["deleted broken"]), "{}", r.body);
+    pgo.wait_gone(&auth, "pgouser1", "broken");
+}
+
+#[test]
+fn deleting_a_cluster_being_created_cancels_its_provisioning() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("go-teardown"), "").unwrap();
+    let pgo = Pgo::start(dir.path(), &pgo_manifest(&gated_commands(dir.path())));
+    let auth = ["-u", ADMIN];
+    let r = pgo.post(
+        &auth,
+        "/clusters",
+        &create_body("4.7.4", "pgouser1", "slow"),
+    );
+    let provision = r.body["WorkflowID"].as_str().unwrap().to_string();
+    wait_for("the provision command to start", || {
+        pgo.show(&auth, "pgouser1", "slow")
+            .ok()
+            .filter(|d| d["Workflow"]["State"] == "running")
+    });
+    let r = pgo.post(
+        &auth,
+        "/clustersdelete",
+        &select_body("4.7.4", "pgouser1", "slow"),
+    );
+    assert_eq!(r.body["Results"], json!(["deleted slow"]), "{}", r.body);
+    pgo.wait_gone(&auth, "pgouser1", "slow");
+    let job = wait_for("the provision job to end", || {
+        let j = pgo.server.get_json(&format!("/admin/v1/jobs/{provision}"));
+        (j["state"] != "running").then_some(j)
+    });
+    assert_eq!(job["state"], "cancelled", "{job}");
+    // The provision never got past its gate, so it wrote nothing.
+    assert!(!dir.path().join("pgouser1.slow.yaml").exists());
+}
+
+#[test]
+fn clusters_survive_a_crash_and_an_interrupted_provision_shows_as_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = pgo_manifest(&gated_commands(dir.path()));
+    let pgo = Pgo::start(dir.path(), &manifest);
+    let auth = ["-u", ADMIN];
+    std::fs::write(dir.path().join("go-provision"), "").unwrap();
+    let r = pgo.post(
+        &auth,
+        "/clusters",
+        &create_body("4.7.4", "pgouser1", "kept"),
+    );
+    assert_eq!(r.body["Status"]["Code"], "ok", "{}", r.body);
+    pgo.wait_state(&auth, "pgouser1", "kept", "ready");
+    std::fs::remove_file(dir.path().join("go-provision")).unwrap();
+    let r = pgo.post(&auth, "/clusters", &create_body("4.7.4", "pgouser1", "cut"));
+    assert_eq!(r.body["Status"]["Code"], "ok", "{}", r.body);
+    wait_for("the provision command to start", || {
+        pgo.show(&auth, "pgouser1", "cut")
+            .ok()
+            .filter(|d| d["Workflow"]["State"] == "running")
+    });
+    pgo.server.kill9();
+
+    let pgo = Pgo::start(dir.path(), &manifest);
+    let detail = pgo.show(&auth, "pgouser1", "kept").unwrap();
+    assert_eq!(detail["Cluster"]["status"]["state"], "ready");
+    // Its one attempt was cut short: the cluster says so instead of `creating` forever.
+    let detail = pgo.wait_state(&auth, "pgouser1", "cut", "failed");
+    let msg = detail["Cluster"]["status"]["message"].as_str().unwrap();
+    assert!(msg.contains("ended failed: the server stopped"), "{msg}");
+    let r = pgo.post(&auth, "/clustersdelete", &all_body("4.7.4", "pgouser1"));
+    std::fs::write(dir.path().join("go-teardown"), "").unwrap();
+    assert_eq!(
+        r.body["Results"],
+        json!(["deleted cut", "deleted kept"]),
+        "{}",
+        r.body
+    );
+    pgo.wait_gone(&auth, "pgouser1", "cut");
+    pgo.wait_gone(&auth, "pgouser1", "kept");
+}
