@@ -21,10 +21,19 @@ pub struct ListenerCtx {
     pub app: Arc<App>,
     /// Handler names served here; `None` = all.
     pub mounts: Option<Vec<String>>,
+    /// Handler names not served here (with `mounts` absent).
+    pub exclude: Vec<String>,
     /// `http` or `https`.
     pub scheme: &'static str,
     /// The bound address.
     pub local_addr: SocketAddr,
+}
+
+impl ListenerCtx {
+    /// Whether this listener serves the handler named `name`.
+    pub fn serves(&self, name: &str) -> bool {
+        crate::manifest::serves(self.mounts.as_deref(), &self.exclude, name)
+    }
 }
 
 /// Binds every listener of the manifest, prints `listening on URL` for each
@@ -69,6 +78,7 @@ pub async fn run(
         let ctx = Arc::new(ListenerCtx {
             app: app.clone(),
             mounts: l.mounts.clone(),
+            exclude: l.exclude.clone(),
             scheme,
             local_addr,
         });
