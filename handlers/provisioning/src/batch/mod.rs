@@ -153,6 +153,17 @@ pub fn cancel(req: &Request) -> Reply {
             format!("batch `{}` already ended: {st}", b.id),
         ));
     }
+    if st == "RollingBack" {
+        // A task failed: the engine rolls back once the running ones end,
+        // and cancelling now would leave that half done.
+        return Err(ApiError::new(
+            409,
+            format!(
+                "batch `{}` is rolling back after a failure; it cannot be cancelled",
+                b.id
+            ),
+        ));
+    }
     b.cancel_requested = true;
     Bucket::open(BATCHES).set_json(&b.id, &b)?;
     // Running ones first, so that none of them ends as a failure (which

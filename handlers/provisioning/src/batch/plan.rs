@@ -259,6 +259,9 @@ pub fn plan(req: &BatchRequest) -> Result<Plan, ApiError> {
 
 type ItemRun = (String, Invocation, Invocation);
 
+/// An item's name and its own `(flag, value)` pairs.
+type Item = (String, Vec<(&'static str, String)>);
+
 /// Each item's name, command and rollback command.
 fn items_of(op: &Operation, defaults: &Flags) -> Result<(Vec<String>, Vec<ItemRun>), ApiError> {
     let infra = op.flags.infra.as_deref().or(defaults.infra.as_deref());
@@ -277,10 +280,7 @@ fn items_of(op: &Operation, defaults: &Flags) -> Result<(Vec<String>, Vec<ItemRu
     if let Some(s) = settings {
         check_value(&field("settings"), s, true)?;
     }
-    let (payload, noun, verb): (Vec<(String, Vec<(&str, String)>)>, &str, &str) = match op
-        .kind
-        .as_str()
-    {
+    let (payload, noun, verb): (Vec<Item>, &str, &str) = match op.kind.as_str() {
         "server_batch" => {
             let configs = op
                 .server_configs

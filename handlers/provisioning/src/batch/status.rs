@@ -107,7 +107,7 @@ fn progress(jobs: &[&JobInfo]) -> Value {
         .iter()
         .filter(|j| matches!(j.state, JobState::Succeeded | JobState::RolledBack))
         .count();
-    let percent = if total == 0 { 0 } else { done * 100 / total };
+    let percent = (done * 100).checked_div(total).unwrap_or(0);
     json!({ "completed": done, "total": total, "percent": percent })
 }
 
