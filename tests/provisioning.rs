@@ -263,6 +263,56 @@ fn multi_cloud_batch_completes_with_taskservs_after_the_servers() {
     assert_eq!(tasks[0]["id"], ops[1]["task_ids"][1]);
 }
 
+/// The most processes the log shows running at once.
+fn most_at_once(lines: &[String]) -> usize {
+    let (mut now, mut most) = (0usize, 0usize);
+    for l in lines {
+        if l.starts_with("start") {
+            now += 1;
+            most = most.max(now);
+        } else if l.starts_with("end") {
+            now -= 1;
+        }
+    }
+    most
+}
+
+#[test]
+fn parallel_limit_caps_the_operations_running_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, api, log) = start(dir.path());
+    for limit in [1, 2] {
+        std::fs::write(&log, "").unwrap();
+        let ops: Vec<Value> = (0..4)
+            .map(|i| {
+                json!({"id": format!("op{i}"), "type": "server_batch", "provider": "upcloud",
+                       "server_configs": [{"name": format!("s{i}-a")}, {"name": format!("s{i}-b")}]})
+            })
+            .collect();
+        let (status, v) = api.post(
+            "/batch/execute",
+            &json!({"name": "wide", "parallel_limit": limit, "operations": ops}),
+        );
+        assert_eq!(status, 200, "{v}");
+        let b = api.wait_batch(v["data"].as_str().unwrap());
+        assert_eq!(b["status"], "Completed", "{b}");
+        assert_eq!(b["parallel_limit"], limit);
+        let lines = log_lines(&log);
+        assert_eq!(lines.len(), 16, "{lines:#?}");
+        assert!(most_at_once(&lines) <= limit, "limit {limit}: {lines:#?}");
+        // Items of one operation run in order.
+        for i in 0..4 {
+            let a = position(&lines, |l| {
+                l.starts_with("end") && l.contains(&format!("s{i}-a"))
+            });
+            let b = position(&lines, |l| {
+                l.starts_with("start") && l.contains(&format!("s{i}-b"))
+            });
+            assert!(a[0] < b[0], "{lines:#?}");
+        }
+    }
+}
+
 #[test]
 fn a_failure_rolls_back_completed_operations_in_reverse_order() {
     let dir = tempfile::tempdir().unwrap();
