@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use support::*;
 
 /// The test CLI: logs start and end of every call; an argument `fail` makes
-/// it exit 1, an argument `slow` makes it sleep (until killed).
-const SCRIPT: &str = r#"echo "start $*" >> "$LOG"; sleep 0.2; case " $* " in *" fail "*) echo "refused: fail" >&2; exit 1;; *" slow "*) sleep 600;; esac; echo "end $*" >> "$LOG"; echo "done: $*""#;
+/// it exit 1, an argument `slow` makes it say `waiting …` and sleep (until killed).
+const SCRIPT: &str = r#"echo "start $*" >> "$LOG"; sleep 0.2; case " $* " in *" fail "*) echo "refused: fail" >&2; exit 1;; *" slow "*) echo "waiting $*" >> "$LOG"; sleep 600;; esac; echo "end $*" >> "$LOG"; echo "done: $*""#;
 
 fn prov_manifest(log: &Path) -> String {
     let args = serde_json::to_string(&json!(["-c", SCRIPT, "provisioning"])).unwrap();
@@ -434,6 +434,60 @@ fn cancel_stops_a_running_batch_and_nothing_pending_starts() {
     );
     let (status, v) = api.post(&format!("/batch/operations/{id}/cancel"), &json!({}));
     assert_eq!(status, 409, "{v}");
+}
+
+#[test]
+fn a_batch_survives_kill_9_and_its_interrupted_task_fails_into_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, api, log) = start(dir.path());
+    let body = json!({
+        "name": "crashy", "rollback_enabled": true,
+        "operations": [
+            {"id": "web", "type": "server_batch", "provider": "upcloud", "server_configs": [{"name": "web-01"}]},
+            {"id": "db", "type": "server_batch", "provider": "upcloud", "dependencies": ["web"],
+             "server_configs": [{"name": "slow"}]}
+        ]
+    });
+    let (_, v) = api.post("/batch/execute", &body);
+    let id = v["data"].as_str().unwrap().to_string();
+    api.wait(&format!("/batch/operations/{id}"), |b| {
+        b["operations"][1]["status"] == "Running"
+    });
+    let end = Instant::now() + Duration::from_secs(60);
+    while !log_lines(&log).iter().any(|l| l.starts_with("waiting")) {
+        assert!(Instant::now() < end, "the slow task never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill9();
+
+    // Restarted on the same data: the batch is there; the interrupted task
+    // (one attempt: creating servers is not retried blindly) failed, its
+    // process was killed, and the completed task was rolled back.
+    let server = Server::start(dir.path(), &prov_manifest(&log));
+    let api = Api::new(&server, Some(server.admin_token()));
+    let b = api.wait_batch(&id);
+    assert_eq!(b["status"], "RolledBack", "{b}");
+    assert!(
+        b["operations"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("server stopped"),
+        "{b}"
+    );
+    let lines = log_lines(&log);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("end servers delete") && l.contains("web-01")),
+        "{lines:#?}"
+    );
+    assert!(
+        server
+            .log()
+            .contains("killed the process group an interrupted attempt left behind"),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]
