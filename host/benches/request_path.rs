@@ -73,6 +73,7 @@ fn bench(c: &mut Criterion) {
         Arc::new(ListenerCtx {
             app: app.clone(),
             mounts: None,
+            exclude: Vec::new(),
             scheme: "http",
             local_addr: "127.0.0.1:8143".parse().unwrap(),
         }),

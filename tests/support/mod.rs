@@ -129,6 +129,8 @@ pub struct Server {
     /// The data directory.
     pub data: PathBuf,
     admin_token: OnceLock<String>,
+    /// Every `listening on URL` line so far, in manifest order.
+    listeners: Arc<Mutex<Vec<String>>>,
 }
 
 /// A manifest listening on an ephemeral port with the given handler tables.
@@ -193,8 +195,17 @@ impl Server {
             }
             if let Some(url) = line.trim().strip_prefix("listening on ") {
                 let base = url.to_string();
-                std::thread::spawn(move || for _ in out.lines() {});
+                let listeners = Arc::new(Mutex::new(vec![base.clone()]));
+                let seen = listeners.clone();
+                std::thread::spawn(move || {
+                    for line in out.lines().map_while(Result::ok) {
+                        if let Some(url) = line.trim().strip_prefix("listening on ") {
+                            seen.lock().unwrap().push(url.to_string());
+                        }
+                    }
+                });
                 return Server {
+                    listeners,
                     child,
                     base,
                     stderr,
@@ -203,6 +214,23 @@ impl Server {
                     admin_token: OnceLock::new(),
                 };
             }
+        }
+    }
+
+    /// The URL of the manifest's `i`-th listener (0 is [`Server::base`]),
+    /// waiting (bounded) for its `listening on` line.
+    pub fn listener_url(&self, i: usize) -> String {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(url) = self.listeners.lock().unwrap().get(i) {
+                return url.clone();
+            }
+            assert!(
+                Instant::now() < end,
+                "listener {i} never said `listening on`; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -245,6 +245,14 @@ impl JobEngine {
             run.cancel.clone(),
             move |p| {
                 let _ = e1.set_live_process(&id1, Some(p));
+                // On disk now, not at sled's next periodic flush: a crash
+                // meanwhile would leave the process running unseen by recovery.
+                let e = e1.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = e.store.flush().await {
+                        tracing::error!("flushing a job's live process failed: {err}");
+                    }
+                });
             },
             move |stream, line| {
                 let kind = match stream {

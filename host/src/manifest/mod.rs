@@ -195,6 +195,11 @@ pub struct Listener {
     /// Names of the handlers served here (and `admin` for the admin API);
     /// absent = every handler and the admin API.
     pub mounts: Option<Vec<String>>,
+    /// Names of handlers (or `admin`) this listener does not serve, when
+    /// `mounts` is absent: e.g. a handler mounted at `/` that has a listener
+    /// of its own. Handlers added later are still served.
+    #[serde(default)]
+    pub exclude: Vec<String>,
     /// Absent: plain HTTP. `"self-signed"` or `{ cert, key, client_ca? }`: HTTPS.
     pub tls: Option<TlsSpec>,
 }
@@ -208,10 +213,13 @@ pub const ADMIN_MOUNT: &str = "/admin/v1";
 impl Listener {
     /// Whether this listener serves the mount named `name`.
     pub fn serves(&self, name: &str) -> bool {
-        self.mounts
-            .as_ref()
-            .is_none_or(|ms| ms.iter().any(|m| m == name))
+        serves(self.mounts.as_deref(), &self.exclude, name)
     }
+}
+
+/// Whether a listener with `mounts` (`None` = all) and `exclude` serves `name`.
+pub fn serves(mounts: Option<&[String]>, exclude: &[String], name: &str) -> bool {
+    mounts.is_none_or(|ms| ms.iter().any(|m| m == name)) && !exclude.iter().any(|m| m == name)
 }
 
 /// The JSON shape of errors the host itself produces for a handler's mount
@@ -433,6 +441,20 @@ impl Manifest {
                     ));
                 }
             }
+            if l.mounts.is_some() && !l.exclude.is_empty() {
+                return Err(self.invalid(
+                    format!("listener[{i}].exclude"),
+                    "give either `mounts` (what is served) or `exclude` (what is not), not both",
+                ));
+            }
+            for m in &l.exclude {
+                if m != ADMIN_MOUNT_NAME && !names.contains(m.as_str()) {
+                    return Err(self.invalid(
+                        format!("listener[{i}].exclude"),
+                        format!("no [[handler]] is named `{m}`"),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -566,6 +588,31 @@ mod tests {
             parse("[[listener]]\naddress = \"127.0.0.1:1\"\nmounts = [\"ghost\"]\n").unwrap_err();
         assert!(err.to_string().contains("ghost"), "{err}");
         assert!(parse("").unwrap_err().to_string().contains("listener"));
+    }
+
+    #[test]
+    fn listener_exclude_hides_named_handlers_only() {
+        let h = |name: &str, mount: &str| {
+            format!("[[handler]]\nname = \"{name}\"\nwasm = \"x.wasm\"\nmount = \"{mount}\"\n")
+        };
+        let m = parse(&format!(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\nexclude = [\"root\"]\n{}{}",
+            h("root", "/"),
+            h("a", "/a")
+        ))
+        .unwrap();
+        let l = &m.listeners[0];
+        assert!(!l.serves("root"));
+        assert!(l.serves("a") && l.serves(ADMIN_MOUNT_NAME) && l.serves("added-later"));
+        let err =
+            parse("[[listener]]\naddress = \"127.0.0.1:1\"\nexclude = [\"ghost\"]\n").unwrap_err();
+        assert!(err.to_string().contains("listener[0].exclude"), "{err}");
+        let err = parse(&format!(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nmounts = [\"a\"]\nexclude = [\"a\"]\n{}",
+            h("a", "/a")
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("not both"), "{err}");
     }
 
     #[test]

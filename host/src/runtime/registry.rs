@@ -192,14 +192,22 @@ impl Registry {
         path: &str,
         allowed: Option<&[String]>,
     ) -> Option<(Arc<HandlerSlot>, String)> {
+        self.route_where(path, |name| {
+            allowed.is_none_or(|names| names.iter().any(|n| n == name))
+        })
+    }
+
+    /// Like [`Registry::route`], among the slots whose name `serves` accepts.
+    pub fn route_where(
+        &self,
+        path: &str,
+        serves: impl Fn(&str) -> bool,
+    ) -> Option<(Arc<HandlerSlot>, String)> {
         let slots = self.slots.load();
-        slots
-            .iter()
-            .filter(|s| allowed.is_none_or(|names| names.iter().any(|n| *n == *s.name)))
-            .find_map(|s| {
-                s.strip_mount(path)
-                    .map(|rest| (s.clone(), rest.to_string()))
-            })
+        slots.iter().filter(|s| serves(&s.name)).find_map(|s| {
+            s.strip_mount(path)
+                .map(|rest| (s.clone(), rest.to_string()))
+        })
     }
 }
 

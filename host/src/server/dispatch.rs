@@ -54,7 +54,8 @@ pub async fn dispatch(
 
 async fn serve(ctx: &ListenerCtx, req: axum::extract::Request, request_id: &str) -> Response {
     let path = req.uri().path().to_string();
-    let Some((slot, rel_path)) = ctx.app.registry.route(&path, ctx.mounts.as_deref()) else {
+    let Some((slot, rel_path)) = ctx.app.registry.route_where(&path, |name| ctx.serves(name))
+    else {
         return HostError::new(
             StatusCode::NOT_FOUND,
             "not-found",

@@ -21,6 +21,8 @@ pub struct ListenerCtx {
     pub app: Arc<App>,
     /// Handler names served here; `None` = all.
     pub mounts: Option<Vec<String>>,
+    /// Handler names not served here (with `mounts` absent).
+    pub exclude: Vec<String>,
     /// `http` or `https`.
     pub scheme: &'static str,
     /// The bound address.
@@ -36,6 +38,13 @@ pub fn listener_router(ctx: Arc<ListenerCtx>, serves_admin: bool) -> axum::Route
         router = router.nest(ADMIN_MOUNT, admin::router());
     }
     router.fallback(dispatch::dispatch).with_state(ctx)
+}
+
+impl ListenerCtx {
+    /// Whether this listener serves the handler named `name`.
+    pub fn serves(&self, name: &str) -> bool {
+        crate::manifest::serves(self.mounts.as_deref(), &self.exclude, name)
+    }
 }
 
 /// Binds every listener of the manifest, prints `listening on URL` for each
@@ -80,6 +89,7 @@ pub async fn run(
         let ctx = Arc::new(ListenerCtx {
             app: app.clone(),
             mounts: l.mounts.clone(),
+            exclude: l.exclude.clone(),
             scheme,
             local_addr,
         });
