@@ -187,5 +187,7 @@ teardown_command = '''sh -c 'while [ ! -e "$0/go-teardown" ]; do sleep 0.05; don
 pub fn default_manifest() -> String {
     let text = std::fs::read_to_string(root().join("host/baton.toml")).unwrap();
     assert!(text.contains("address = \"127.0.0.1:8143\""));
+    // Both fixed ports: other suites bind them.
     text.replace("address = \"127.0.0.1:8143\"", "address = \"127.0.0.1:0\"")
+        .replace("address = \"127.0.0.1:9090\"", "address = \"127.0.0.1:0\"")
 }
