@@ -49,12 +49,18 @@ name = "provisioning"
 wasm = "builtin:provisioning"
 mount = "/"
 errors = "envelope"
+[[handler.route]]
+path = "/health"
+policy = "public"
 
 [[handler]]
 name = "provisioning-warm"
 wasm = "builtin:provisioning"
 mount = "/warm"
 errors = "envelope"
+[[handler.route]]
+path = "/health"
+policy = "public"
 [handler.warm_instances]
 max_requests = 10000
 

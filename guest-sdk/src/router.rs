@@ -6,7 +6,9 @@
 //! gives 404. Both replies can be replaced to fit an API's error shape.
 
 use crate::http::{Request, Response};
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 type RouteFn = Box<dyn Fn(&Request) -> Response>;
 type ReplyFn = Box<dyn Fn(&Request, &[&str]) -> Response>;
@@ -179,6 +181,40 @@ impl Router {
     ) -> Self {
         self.method_not_allowed = Box::new(f);
         self
+    }
+
+    /// Routes `req` with the router `build` returns, building it once per
+    /// instance. With a fresh instance per request (the default) this is the
+    /// same as `build().handle(req)`; with warm instances
+    /// (`[handler.warm_instances]`) later requests skip building the routes.
+    ///
+    /// ```
+    /// use baton_sdk::{Request, Response, Router};
+    /// fn router() -> Router {
+    ///     Router::new().get("/ping", |_| Response::text(200, "pong"))
+    /// }
+    /// let first = Router::serve(router, Request::new("GET", "/ping"));
+    /// let second = Router::serve(router, Request::new("GET", "/ping"));
+    /// assert_eq!((first.status, second.body), (200, b"pong".to_vec()));
+    /// ```
+    pub fn serve(build: fn() -> Router, req: Request) -> Response {
+        thread_local! {
+            static BUILT: RefCell<Vec<(usize, Rc<Router>)>> = const { RefCell::new(Vec::new()) };
+        }
+        let key = build as usize;
+        let router = BUILT.with(|built| {
+            let mut built = built.borrow_mut();
+            match built.iter().find(|(k, _)| *k == key) {
+                Some((_, r)) => r.clone(),
+                None => {
+                    let r = Rc::new(build());
+                    built.push((key, r.clone()));
+                    r
+                }
+            }
+        });
+        // The borrow has ended: a route may itself call `serve`.
+        router.handle(req)
     }
 
     /// Routes `req` and returns the chosen function's response.

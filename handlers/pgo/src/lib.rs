@@ -23,7 +23,7 @@ struct Pgo;
 
 impl Handler for Pgo {
     fn handle(req: Request) -> Response {
-        router().handle(req)
+        Router::serve(router, req)
     }
 
     fn run_job(job: Job) -> Result<Vec<u8>, String> {

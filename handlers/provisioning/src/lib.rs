@@ -21,7 +21,7 @@ struct Provisioning;
 
 impl Handler for Provisioning {
     fn handle(req: Request) -> Response {
-        router().handle(req)
+        Router::serve(router, req)
     }
 
     fn run_job(job: Job) -> Result<Vec<u8>, String> {
