@@ -125,8 +125,8 @@ impl PrivateDir {
                 .mode(0o600)
                 .open(&path)
                 .map_err(|e| io("creating", &path, e))?;
+            // No fsync: the file lives only as long as the command.
             file.write_all(&f.contents)
-                .and_then(|_| file.sync_all())
                 .map_err(|e| io("writing", &path, e))?;
         }
         Ok(out)
