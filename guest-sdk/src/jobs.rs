@@ -7,7 +7,8 @@ use crate::HostError;
 use crate::bindings::baton::api::jobs as wit;
 
 pub use wit::{
-    Command, CommandOutput, JobEvent, JobFilter, JobInfo, JobProgress, JobSpec, JobState,
+    Command, CommandFile, CommandOutput, JobEvent, JobFilter, JobInfo, JobProgress, JobSpec,
+    JobState,
 };
 
 impl JobSpec {
@@ -92,6 +93,7 @@ impl Command {
             env: Vec::new(),
             stdin: None,
             timeout_ms: None,
+            files: Vec::new(),
         }
     }
 
@@ -103,6 +105,27 @@ impl Command {
     /// ```
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Hands the command a file, e.g. an SSH private key: the host writes
+    /// `contents` into a private directory (0700, the file 0600) and puts its
+    /// path wherever `{file:NAME}` appears in the args or env values; the
+    /// file is removed when the command ends, and its contents are never
+    /// logged. Names: 1-64 of `A-Z a-z 0-9 . _ -`.
+    ///
+    /// ```
+    /// use baton_sdk::jobs::Command;
+    /// let key = b"-----BEGIN OPENSSH PRIVATE KEY-----\n...".to_vec();
+    /// let cmd = Command::new("ssh", &["-i", "{file:key}", "root@10.0.0.5", "uptime"]).file("key", key);
+    /// assert_eq!(cmd.files[0].name, "key");
+    /// assert_eq!(cmd.args[1], "{file:key}"); // the key's bytes never enter argv
+    /// ```
+    pub fn file(mut self, name: &str, contents: impl Into<Vec<u8>>) -> Self {
+        self.files.push(CommandFile {
+            name: name.to_string(),
+            contents: contents.into(),
+        });
         self
     }
 }

@@ -50,6 +50,7 @@ impl App {
         );
         let auth = Arc::new(Auth::open(&manifest, &data_dir, store.db())?);
         let jobs = JobEngine::open(store.db(), manifest.jobs)?;
+        jobs.set_files_root(data_dir.join("exec-files"));
         let max_memory_mib = manifest
             .handlers
             .iter()

@@ -2,6 +2,8 @@
 //! `baton` binary on an ephemeral port, talk to it over real HTTP.
 #![allow(dead_code)]
 
+pub mod clusters;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

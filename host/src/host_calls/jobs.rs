@@ -2,6 +2,7 @@
 //! running job, report progress and `exec` allow-listed commands.
 
 use crate::jobs::exec::{ExecError, ExecRequest};
+use crate::jobs::exec_files::ExecFile;
 use crate::jobs::{CancelFlag, JobEngine, JobError, JobRecord, JobState, ListFilter, NewJob};
 use crate::runtime::bindings::{jobs, types};
 use crate::runtime::state::HostState;
@@ -225,6 +226,15 @@ impl jobs::Host for JobsState {
             stdin: cmd.stdin,
             timeout: Duration::from_millis(cmd.timeout_ms.unwrap_or(config.exec_timeout_ms)),
             output_cap: config.exec_output_bytes as usize,
+            files: cmd
+                .files
+                .into_iter()
+                .map(|f| ExecFile {
+                    name: f.name,
+                    contents: f.contents,
+                })
+                .collect(),
+            files_root: self.engine.files_root(),
         };
         Ok(match self.engine.exec(run, req).await {
             Ok(o) => Ok(jobs::CommandOutput {
@@ -237,6 +247,11 @@ impl jobs::Host for JobsState {
             Err(e @ ExecError::NotAllowed(_)) => Err(types::Error::Denied(e.to_string())),
             Err(e @ ExecError::Spawn(..)) => Err(types::Error::Invalid(e.to_string())),
             Err(e @ ExecError::Cancelled) => Err(types::Error::Unavailable(e.to_string())),
+            Err(ExecError::Invalid(m)) => Err(types::Error::Invalid(m)),
+            Err(ExecError::Io(m)) => {
+                tracing::error!("exec: {m}");
+                Err(types::Error::Internal(m))
+            }
         })
     }
 }

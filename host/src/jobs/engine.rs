@@ -90,6 +90,8 @@ pub struct JobEngine {
     pub(super) wake: Notify,
     /// Woken whenever a job changes state at the end of an attempt or a cancel.
     pub(super) changed: Notify,
+    /// Where commands' private files go (see [`JobEngine::set_files_root`]).
+    files_root: OnceLock<std::path::PathBuf>,
 }
 
 impl JobEngine {
@@ -102,7 +104,24 @@ impl JobEngine {
             sched: Mutex::new(Sched::default()),
             wake: Notify::new(),
             changed: Notify::new(),
+            files_root: OnceLock::new(),
         }))
+    }
+
+    /// Puts commands' private files under `root` (the data directory's
+    /// `exec-files`), removing what a stopped server left there. Call once,
+    /// before the engine starts; without it they go to the system temp dir.
+    pub fn set_files_root(&self, root: std::path::PathBuf) {
+        super::exec_files::remove_leftovers(&root);
+        let _ = self.files_root.set(root);
+    }
+
+    /// Where commands' private files go.
+    pub fn files_root(&self) -> std::path::PathBuf {
+        self.files_root
+            .get()
+            .cloned()
+            .unwrap_or_else(|| std::env::temp_dir().join("baton-exec-files"))
     }
 
     /// The `[jobs]` settings.

@@ -1,7 +1,10 @@
 //! `exec`: run an allow-listed program as an argv vector (never a shell
 //! string), in its own process group, with only the environment it is given,
 //! a deadline, and capped output; cancel or timeout kills the whole group.
+//! Files it is given live in a private directory for exactly as long as it
+//! runs ([`super::exec_files`]).
 
+use super::exec_files::{ExecFile, FilesError, PrivateDir};
 use super::model::LiveProcess;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -64,6 +67,11 @@ pub struct ExecRequest {
     pub timeout: Duration,
     /// stdout and stderr kept, each.
     pub output_cap: usize,
+    /// Files written for the command; `{file:NAME}` in args and env values
+    /// becomes a file's path.
+    pub files: Vec<ExecFile>,
+    /// Where the private directory for `files` is made.
+    pub files_root: PathBuf,
 }
 
 /// How it ended.
@@ -93,6 +101,21 @@ pub enum ExecError {
     /// The job was cancelled while the command ran; its process group was killed.
     #[error("cancelled; the command's process group was killed")]
     Cancelled,
+    /// The command's files or placeholders are wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// The command's files could not be written.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<FilesError> for ExecError {
+    fn from(e: FilesError) -> Self {
+        match e {
+            FilesError::Invalid(m) => ExecError::Invalid(m),
+            io @ FilesError::Io(_) => ExecError::Io(io.to_string()),
+        }
+    }
 }
 
 /// Which stream a line came from.
@@ -158,10 +181,22 @@ pub async fn run(
     on_start: impl FnOnce(LiveProcess),
     on_line: impl Fn(Stream, &str) + Send + Sync + 'static,
 ) -> Result<ExecOutput, ExecError> {
+    // Removed when this function returns, or when its future is dropped.
+    let files = PrivateDir::create(&req.files_root, &req.files)?;
+    let args = req
+        .args
+        .iter()
+        .map(|a| files.substitute(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = req
+        .env
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), files.substitute(v)?)))
+        .collect::<Result<Vec<_>, FilesError>>()?;
     let mut cmd = tokio::process::Command::new(path);
-    cmd.args(&req.args)
+    cmd.args(&args)
         .env_clear()
-        .envs(req.env.iter().map(|(k, v)| (k, v)))
+        .envs(env)
         .stdin(if req.stdin.is_some() {
             Stdio::piped()
         } else {
@@ -224,6 +259,7 @@ pub async fn run(
     };
     let (stdout, t1) = collect(out).await;
     let (stderr, t2) = collect(err).await;
+    drop(files);
     if cancelled {
         return Err(ExecError::Cancelled);
     }
@@ -293,6 +329,8 @@ mod tests {
             stdin: None,
             timeout: Duration::from_secs(10),
             output_cap: 1024,
+            files: Vec::new(),
+            files_root: std::env::temp_dir(),
         }
     }
 
@@ -358,5 +396,63 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err, ExecError::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn a_file_is_private_named_by_path_in_argv_and_gone_after() {
+        let root = tempfile::tempdir().unwrap();
+        let mut r = req(
+            "sh",
+            &[
+                "-c",
+                "stat -c '%a' \"$1\"; stat -c '%a' \"$(dirname \"$1\")\"; echo \"$1\"; cat \"$1\"; echo; echo \"$KEYFILE\"",
+                "sh",
+                "{file:key}",
+            ],
+        );
+        r.env = vec![("KEYFILE".into(), "path={file:key}".into())];
+        r.files = vec![ExecFile {
+            name: "key".into(),
+            contents: b"-----BEGIN KEY----- s3cret".to_vec(),
+        }];
+        r.files_root = root.path().to_path_buf();
+        let path = resolve("sh", &["sh".to_string()]).unwrap();
+        let out = run(&path, r, Arc::default(), |_| {}, |_, _| {})
+            .await
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines[0], "600", "{stdout}");
+        assert_eq!(lines[1], "700", "{stdout}");
+        let file = Path::new(lines[2]);
+        assert!(file.starts_with(root.path()), "{stdout}");
+        assert_eq!(lines[3], "-----BEGIN KEY----- s3cret");
+        assert_eq!(lines[4], format!("path={}", file.display()));
+        assert!(!lines[2].contains("s3cret"));
+        assert!(!file.exists(), "the file outlived the command");
+        assert!(!file.parent().unwrap().exists());
+    }
+
+    #[tokio::test]
+    async fn files_are_removed_after_a_timeout_and_unknown_placeholders_are_invalid() {
+        let root = tempfile::tempdir().unwrap();
+        let mut r = req("sh", &["-c", "echo \"$0\"; sleep 30", "{file:key}"]);
+        r.files = vec![ExecFile {
+            name: "key".into(),
+            contents: b"k".to_vec(),
+        }];
+        r.files_root = root.path().to_path_buf();
+        r.timeout = Duration::from_millis(300);
+        let out = exec(r, Arc::default()).await.unwrap();
+        assert!(out.timed_out);
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+
+        let mut r = req("sh", &["-c", "true", "{file:nope}"]);
+        r.files_root = root.path().to_path_buf();
+        let err = exec(r, Arc::default()).await.unwrap_err();
+        assert!(
+            matches!(err, ExecError::Invalid(ref m) if m.contains("{file:nope}")),
+            "{err}"
+        );
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod engine;
 pub mod exec;
+pub mod exec_files;
 pub mod graph;
 pub mod model;
 pub mod runner;

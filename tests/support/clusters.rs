@@ -1,0 +1,128 @@
+//! Helpers for the cluster API's tests (`tests/clusters.rs`,
+//! `tests/cluster_jobs.rs`): a server with the default manifest's clusters
+//! handler on HTTPS, calls with HTTP Basic, polling.
+
+use super::*;
+use base64::Engine;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The default manifest's clusters handler (everything from its
+/// `[[handler]]` line to the end of `host/baton.toml`), with `overrides`
+/// replacing config lines, on an HTTPS listener on an ephemeral port.
+pub fn clusters_manifest(overrides: &[(&str, String)]) -> String {
+    let default = std::fs::read_to_string(root().join("host/baton.toml")).unwrap();
+    let at = default
+        .find("name = \"clusters\"")
+        .expect("clusters in host/baton.toml");
+    let start = default[..at].rfind("[[handler]]").unwrap();
+    let mut section = String::new();
+    for line in default[start..].lines() {
+        match overrides
+            .iter()
+            .find(|(k, _)| line.starts_with(&format!("{k} = ")))
+        {
+            Some((k, v)) => section.push_str(&format!("{k} = '''{v}'''\n")),
+            None => {
+                section.push_str(line);
+                section.push('\n');
+            }
+        }
+    }
+    format!("[[listener]]\naddress = \"127.0.0.1:0\"\ntls = \"self-signed\"\n\n{section}")
+}
+
+pub const OPS_PASSWORD: &str = "operator-password";
+
+/// A server with the clusters API and a user `ops` with the operator role.
+pub fn start(dir: &Path, overrides: &[(&str, String)]) -> Server {
+    let server = Server::start(dir, &clusters_manifest(overrides));
+    assert!(server.base.starts_with("https://"), "{}", server.base);
+    let resp = server
+        .client()
+        .put(server.url("/admin/v1/users/ops"))
+        .json(&json!({"password": OPS_PASSWORD, "roles": ["operator"]}))
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success(), "{:?}", resp.text());
+    server
+}
+
+/// Calls the API as `user` with HTTP Basic (`curl -u`); (status, body).
+pub fn call_as(
+    server: &Server,
+    user: (&str, &str),
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = server
+        .anonymous()
+        .request(
+            method.parse().unwrap(),
+            server.url(&format!("/api/v0{path}")),
+        )
+        .basic_auth(user.0, Some(user.1))
+        .header("content-type", "application/json");
+    if let Some(b) = body {
+        req = req.body(b.to_string());
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+pub fn call(server: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    call_as(server, ("ops", OPS_PASSWORD), method, path, body)
+}
+
+pub fn ok(server: &Server, method: &str, path: &str, body: Option<Value>, want: u16) -> Value {
+    let (status, v) = call(server, method, path, body);
+    assert_eq!(status, want, "{method} {path}: {v}");
+    v
+}
+
+pub fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// Polls `GET path` until `pred` holds (bounded: a hang fails the test).
+pub fn wait_for(server: &Server, path: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = ok(server, "GET", path, None, 200);
+        if pred(&v) {
+            return v;
+        }
+        assert!(Instant::now() < end, "{path} never became {what}: {v}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A job's events through the admin API.
+pub fn job_events(server: &Server, id: &str) -> Vec<Value> {
+    let v = server.get_json(&format!("/admin/v1/jobs/{id}/events?limit=1000"));
+    v["items"].as_array().unwrap().clone()
+}
+
+pub fn setup_cluster(server: &Server, cluster: &str) {
+    ok(
+        server,
+        "PUT",
+        "/network/net1",
+        Some(json!({"type": "flannel_etcd"})),
+        201,
+    );
+    ok(
+        server,
+        "PUT",
+        &format!("/cluster/{cluster}"),
+        Some(json!({"network": "net1"})),
+        201,
+    );
+}
