@@ -169,6 +169,7 @@ fn run_command(
         env,
         stdin: Some(c.manifest.clone().into_bytes()),
         timeout_ms: settings::command_timeout_ms(),
+        files: Vec::new(),
     };
     let out = jobs::exec(&cmd).map_err(|e| format!("`{program}` ({key}) did not run: {e}"))?;
     if out.timed_out {
