@@ -11,11 +11,11 @@ What it does, all on 127.0.0.1 and bounded in time:
 3. for each endpoint pair, runs `wrk -t1 -cN` against the native server and
    against Baton alternately, `--rounds` times, and prints the medians and
    the ratios;
-4. measures p50/p99 latency at half the measured maximum rate (wrk's
-   `delay()` hook paces each connection), and the resident memory of both
-   servers holding 1,000 keep-alive connections.
+4. measures p50/p99 latency at half the measured maximum rate (with `hey`,
+   which holds a fixed request rate; wrk cannot), and the resident memory of
+   both servers holding 1,000 keep-alive connections.
 
-It needs `wrk` (Debian: `apt-get install wrk`). Nothing here runs in the
+It needs `wrk` and `hey` (Debian: `apt-get install wrk hey`). Nothing here runs in the
 test suite; BENCHMARKS.md records its output.
 """
 
@@ -139,25 +139,16 @@ def request(method, url, token=None, body=None):
         return r.status, r.read()
 
 
-def wrk(url, duration, connections, token=None, script=None, latency=False):
+def wrk(url, duration, connections, token=None):
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s"]
     if token:
         cmd += ["-H", f"X-Authentication: {token}"]
-    if script:
-        cmd += ["-s", script]
-    if latency:
-        cmd.append("--latency")
     out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise SystemExit(f"{url}: {errors.group(1)} non-2xx responses\n{out}")
-    sockerr = re.search(r"Socket errors: (.*)", out)
-    percentiles = {}
-    for p, v, unit in re.findall(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
-        scale = {"us": 1.0, "ms": 1000.0, "s": 1e6}[unit]
-        percentiles[p] = float(v) * scale
-    return rps, percentiles, (sockerr.group(1) if sockerr else None)
+    return rps
 
 
 def rss_kib(pid):
@@ -182,14 +173,20 @@ def rss_under_connections(pid, url, token, connections, seconds=4):
     return peak, out
 
 
-def pacing_script(dirname, rate, connections):
-    """A wrk script whose connections each wait so that together they send
-    about `rate` requests per second."""
-    per_conn_ms = 1000.0 * connections / rate
-    path = os.path.join(dirname, f"pace-{int(rate)}.lua")
-    with open(path, "w") as f:
-        f.write(f"function delay() return {per_conn_ms:.3f} end\n")
-    return path
+def paced(url, rate, duration, connections, token=None):
+    """`hey` holding `rate` requests/s over `connections` keep-alive
+    connections (wrk has no rate limit): (achieved rate, p50 µs, p99 µs)."""
+    cmd = ["hey", "-z", f"{duration}s", "-c", str(connections),
+           "-q", f"{rate / connections:.1f}", "-t", "5", "-disable-compression"]
+    if token:
+        cmd += ["-H", f"X-Authentication: {token}"]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)
+    if any(code != "200" for code, _ in codes):
+        raise SystemExit(f"{url}: non-200 responses under paced load\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    pct = {p: float(v) * 1e6 for p, v in re.findall(r"^\s+(50|99)% in ([\d.]+) secs", out, re.M)}
+    return rps, pct.get("50", float("nan")), pct.get("99", float("nan"))
 
 
 def main():
@@ -199,8 +196,9 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--skip-build", action="store_true")
     args = ap.parse_args()
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    for tool in ("wrk", "hey"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is not installed (Debian: apt-get install wrk hey)")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
 
@@ -240,7 +238,7 @@ def main():
                 if r % 2:
                     order.reverse()
                 for who, url, tok in order:
-                    rps, _, _ = wrk(url, args.duration, args.connections, tok)
+                    rps = wrk(url, args.duration, args.connections, tok)
                     (nat if who == "native" else was).append(rps)
             results[label] = (nat, was)
             n, w = statistics.median(nat), statistics.median(was)
@@ -254,7 +252,8 @@ def main():
             runs = ", ".join(f"{x:,.0f}" for x in nat) + " / " + ", ".join(f"{x:,.0f}" for x in was)
             print(f"| {label} | {n:,.0f} | {w:,.0f} | {w / n:.2f}x | {runs} |")
 
-        print("\n## Latency at half the measured maximum rate\n")
+        print("\n## Latency at half the measured maximum rate (hey, open rate)\n")
+        print(f"`hey -c {args.connections} -q RATE/{args.connections}`: each connection sends at a fixed pace.\n")
         print("| endpoint | server | target rate | achieved | p50 | p99 |")
         print("|---|---|---|---|---|---|")
         for label, npath, bpath, auth in PAIRS:
@@ -262,10 +261,8 @@ def main():
             for who, url, tok, peak in (("native", nurl + npath, None, statistics.median(nat)),
                                         ("baton", burl + bpath, token if auth else None, statistics.median(was))):
                 rate = peak / 2
-                script = pacing_script(work, rate, args.connections)
-                rps, pct, _ = wrk(url, args.duration, args.connections, tok, script, latency=True)
-                print(f"| {label} | {who} | {rate:,.0f}/s | {rps:,.0f}/s | "
-                      f"{pct.get('50', float('nan')):.0f} µs | {pct.get('99', float('nan')):.0f} µs |")
+                rps, p50, p99 = paced(url, rate, args.duration, args.connections, tok)
+                print(f"| {label} | {who} | {rate:,.0f}/s | {rps:,.0f}/s | {p50:.0f} µs | {p99:.0f} µs |")
 
         print("\n## Resident memory with 1,000 keep-alive connections\n")
         print("| server | idle RSS | peak RSS under 1,000 connections |")

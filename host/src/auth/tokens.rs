@@ -8,7 +8,9 @@ use crate::manifest::{AuthConfig, JwtAlgorithm, Manifest};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The HS256 secret's file name inside the data directory.
@@ -65,7 +67,15 @@ pub struct TokenKeys {
     validation: Validation,
     issuer: String,
     audience: String,
+    /// Tokens whose signature and claims were verified already: a client
+    /// sends the same token with every request, and the signature check and
+    /// JSON parse are the bulk of a token check. Expiry is still checked on
+    /// every use; revocation and the user's roles are checked by the caller.
+    verified: Mutex<HashMap<String, Claims>>,
 }
+
+/// Most verified tokens remembered; the map is emptied when full.
+const VERIFIED_MAX: usize = 10_000;
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
@@ -140,6 +150,7 @@ impl TokenKeys {
             validation,
             issuer: cfg.issuer.clone(),
             audience: cfg.audience.clone(),
+            verified: Mutex::new(HashMap::new()),
         };
         // A key pair that does not match would fail every request; find out now.
         let (probe, _) = keys.issue("probe", TokenKind::Access, 60)?;
@@ -177,6 +188,15 @@ impl TokenKeys {
     /// the token is of `kind`.
     pub fn decode(&self, token: &str, kind: TokenKind) -> Result<Claims, TokenError> {
         use jsonwebtoken::errors::ErrorKind;
+        if let Some(c) = self.remembered(token)
+            && c.typ == kind
+        {
+            return if c.exp.saturating_add(self.validation.leeway) > now_secs() {
+                Ok(c)
+            } else {
+                Err(TokenError::Expired)
+            };
+        }
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -195,7 +215,21 @@ impl TokenKeys {
         if claims.typ != kind {
             return Err(TokenError::WrongKind(claims.typ));
         }
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= VERIFIED_MAX {
+            verified.clear();
+        }
+        verified.insert(token.to_string(), claims.clone());
         Ok(claims)
+    }
+
+    /// The claims of `token` if it was verified before.
+    fn remembered(&self, token: &str) -> Option<Claims> {
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token)
+            .cloned()
     }
 }
 
@@ -303,5 +337,27 @@ mod tests {
         let err = TokenKeys::load(&m, dir.path(), false).err().unwrap();
         assert!(err.to_string().contains("baton serve"), "{err}");
         assert!(!dir.path().join(SECRET_FILE).exists());
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_keeps_its_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = keys(dir.path(), "");
+        let (token, _) = k.issue("ann", TokenKind::Refresh, 3600).unwrap();
+        assert_eq!(k.decode(&token, TokenKind::Refresh).unwrap().sub, "ann");
+        // Remembered now; still not an access token.
+        assert_eq!(
+            k.decode(&token, TokenKind::Access),
+            Err(TokenError::WrongKind(TokenKind::Refresh))
+        );
+        // A remembered token past its expiry is refused without re-verifying.
+        k.verified.lock().unwrap().get_mut(&token).unwrap().exp = now_secs() - 1;
+        assert_eq!(
+            k.decode(&token, TokenKind::Refresh),
+            Err(TokenError::Expired)
+        );
+        // Garbage is never remembered.
+        assert!(k.decode("not.a.token", TokenKind::Access).is_err());
+        assert!(k.remembered("not.a.token").is_none());
     }
 }

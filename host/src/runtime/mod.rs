@@ -195,6 +195,10 @@ impl Runtime {
             cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         cfg.wasm_component_model(true)
+            // Handlers are plain request/response exports (no
+            // component-model async): without the concurrent-task machinery
+            // a store is cheaper to create and a call is a direct fiber call.
+            .concurrency_support(false)
             .epoch_interruption(true)
             .memory_init_cow(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

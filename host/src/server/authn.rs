@@ -131,7 +131,10 @@ pub fn guest_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(k, v)| {
-            let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            let value = match v.to_str() {
+                Ok(visible_ascii) => visible_ascii.to_string(),
+                Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            };
             let redact = k == header::AUTHORIZATION
                 && value
                     .get(..6)

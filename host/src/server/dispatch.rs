@@ -53,9 +53,9 @@ pub async fn dispatch(
 }
 
 async fn serve(ctx: &ListenerCtx, req: axum::extract::Request, request_id: &str) -> Response {
-    let path = req.uri().path().to_string();
-    let Some((slot, rel_path)) = ctx.app.registry.route_where(&path, |name| ctx.serves(name))
-    else {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    let Some((slot, rel_path)) = ctx.app.registry.route_where(path, |name| ctx.serves(name)) else {
         return HostError::new(
             StatusCode::NOT_FOUND,
             "not-found",
@@ -66,7 +66,6 @@ async fn serve(ctx: &ListenerCtx, req: axum::extract::Request, request_id: &str)
     let style = slot.errors;
     let fail = |e: HostError| e.into_response(style, request_id);
 
-    let (parts, body) = req.into_parts();
     let Some(conn) = parts.extensions.get::<ConnInfo>().cloned() else {
         return fail(HostError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -84,9 +83,14 @@ async fn serve(ctx: &ListenerCtx, req: axum::extract::Request, request_id: &str)
                 return fail(e);
             }
         };
-    let body = match read_body(&parts.headers, body, limit).await {
-        Ok(b) => b,
-        Err(e) => return fail(e),
+    // Most GETs have no body at all: skip the collecting future for them.
+    let body = if axum::body::HttpBody::is_end_stream(&body) {
+        Vec::new()
+    } else {
+        match read_body(&parts.headers, body, limit).await {
+            Ok(b) => b,
+            Err(e) => return fail(e),
+        }
     };
     let host = parts
         .headers
