@@ -63,7 +63,7 @@ pub async fn serve(
                     peer_subject: None,
                 };
                 let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(tcp), service(router, info))
+                    .serve_connection(TokioIo::new(tcp), service(router, info))
                     .into_owned();
                 let _ = watcher.watch(conn).await;
                 return;
@@ -90,7 +90,7 @@ pub async fn serve(
                 peer_subject,
             };
             let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service(router, info))
+                .serve_connection(TokioIo::new(stream), service(router, info))
                 .into_owned();
             let _ = watcher.watch(conn).await;
         });
