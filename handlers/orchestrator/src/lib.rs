@@ -1,11 +1,24 @@
 //! The orchestrator handler: a Puppet-orchestrator-style API at `/orchestrator/v1`
-//! (specs/orchestrator.md). This component serves the API metadata and the
-//! node inventory; jobs, commands and node groups build on the job engine.
+//! (specs/orchestrator.md): API metadata, the node inventory, node groups,
+//! deploy/task/stop commands, and jobs with their nodes, events and reports.
+//!
+//! A deploy or task is one orchestrator job and one job-engine job per node
+//! (a graph whose parallel limit is the request's `concurrency`); each node
+//! run `exec`s the command configured in `[handler.config]`.
 
+mod agent;
+mod command;
 mod errors;
+mod groups;
 mod inventory;
+mod jobs_api;
+mod lifecycle;
+mod model;
+mod query;
+mod run;
+mod store;
 
-use baton_sdk::{Handler, Request, Response, Router};
+use baton_sdk::{Handler, Job, Request, Response, Router};
 use errors::OrchError;
 use serde_json::json;
 
@@ -14,6 +27,13 @@ struct Orchestrator;
 impl Handler for Orchestrator {
     fn handle(req: Request) -> Response {
         router().handle(req)
+    }
+
+    fn run_job(job: Job) -> Result<Vec<u8>, String> {
+        match job.kind.as_str() {
+            run::NODE_RUN => run::run_node(&job),
+            other => Err(format!("the orchestrator runs no jobs of kind `{other}`")),
+        }
     }
 }
 
@@ -29,6 +49,18 @@ pub fn router() -> Router {
         .put("/inventory/nodes/{name}", inventory::put)
         .delete("/inventory/nodes/{name}", inventory::delete)
         .get("/inventory/{name}", inventory::status)
+        .get("/node_groups", groups::list)
+        .get("/node_groups/{id}", groups::get)
+        .put("/node_groups/{id}", groups::put)
+        .delete("/node_groups/{id}", groups::delete)
+        .post("/command/deploy", command::deploy)
+        .post("/command/task", command::task)
+        .post("/command/stop", command::stop)
+        .get("/jobs", jobs_api::list)
+        .get("/jobs/{name}", jobs_api::get)
+        .get("/jobs/{name}/nodes", jobs_api::nodes)
+        .get("/jobs/{name}/events", jobs_api::events)
+        .get("/jobs/{name}/report", jobs_api::report)
         .not_found(|req| {
             OrchError::new(404, "not-found", format!("no such endpoint: {} {}", req.method, req.path))
                 .into()
