@@ -1,0 +1,620 @@
+//! The orchestrator's commands and jobs over real HTTPS: the spec's curl
+//! calls verbatim, failing nodes, stop, concurrency, events, paging, node
+//! groups and errors. Node runs are real processes started through `exec`.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::*;
+
+const ALL_NODES: &str = "00000000-0000-4000-8000-000000000000";
+
+/// The shipped default manifest (`host/baton.toml`), on an ephemeral port.
+fn shipped_manifest() -> String {
+    let text = std::fs::read_to_string(root().join("host/baton.toml")).unwrap();
+    assert!(text.contains("address = \"127.0.0.1:8143\""));
+    text.replace("address = \"127.0.0.1:8143\"", "address = \"127.0.0.1:0\"")
+}
+
+/// An HTTPS orchestrator whose deploys run `agent` (a JSON argv template).
+fn manifest_with_agent(agent: &str) -> String {
+    format!(
+        "[[listener]]\naddress = \"127.0.0.1:0\"\ntls = \"self-signed\"\n\n{ORCHESTRATOR}\
+         [handler.capabilities]\nexec = [\"sh\"]\n[handler.limits]\nmax_running_jobs = 16\n\
+         [handler.config]\nagent_command = '''{agent}'''\n"
+    )
+}
+
+fn add_nodes(server: &Server, names: &[&str]) {
+    let c = server.client();
+    for n in names {
+        let url = server.url(&format!("/orchestrator/v1/inventory/nodes/{n}"));
+        assert!(c.put(url).send().unwrap().status().is_success());
+    }
+}
+
+fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
+    let resp = server
+        .client()
+        .post(server.url(&format!("/orchestrator/v1{path}")))
+        .json(&body)
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+fn deploy(server: &Server, body: Value) -> String {
+    let (status, reply) = post(server, "/command/deploy", body);
+    assert_eq!(status, 202, "{reply}");
+    reply["job"]["name"].as_str().unwrap().to_string()
+}
+
+fn job(server: &Server, name: &str) -> Value {
+    server.get_json(&format!("/orchestrator/v1/jobs/{name}"))
+}
+
+/// Polls job `name` until `done` holds for it (generous deadline).
+fn wait_job(server: &Server, name: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let j = job(server, name);
+        if done(&j) {
+            return j;
+        }
+        assert!(Instant::now() < end, "job {name} never became {what}: {j}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_final(server: &Server, name: &str) -> Value {
+    wait_job(server, name, "final", |j| {
+        matches!(j["state"].as_str(), Some("finished" | "failed" | "stopped"))
+    })
+}
+
+fn events(server: &Server, name: &str) -> Vec<Value> {
+    let body = server.get_json(&format!("/orchestrator/v1/jobs/{name}/events"));
+    body["items"].as_array().unwrap().clone()
+}
+
+fn nodes(server: &Server, name: &str) -> Vec<Value> {
+    let body = server.get_json(&format!("/orchestrator/v1/jobs/{name}/nodes"));
+    body["items"].as_array().unwrap().clone()
+}
+
+fn node<'a>(items: &'a [Value], name: &str) -> &'a Value {
+    items.iter().find(|n| n["name"] == name).unwrap()
+}
+
+/// Checks a finished job's events: ids 1, 2, 3… without gaps; `job_running`
+/// first and the job's end last; per node, running before its end.
+fn assert_events_complete_and_ordered(events: &[Value], nodes: &[&str], end: &str) {
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["id"], (i + 1).to_string(), "{events:#?}");
+    }
+    assert_eq!(events[0]["type"], "job_running", "{events:#?}");
+    assert_eq!(events.last().unwrap()["type"], end, "{events:#?}");
+    let ends = ["node_finished", "node_failed", "node_errored", "node_skipped"];
+    for n in nodes {
+        let of_node: Vec<&str> = events
+            .iter()
+            .filter(|e| e["details"]["node"] == *n)
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        let last = of_node.last().unwrap();
+        assert!(ends.contains(last), "{n}: {of_node:?}");
+        assert_eq!(of_node.iter().filter(|t| ends.contains(t)).count(), 1, "{n}: {of_node:?}");
+        if *last != "node_skipped" {
+            assert_eq!(of_node, ["node_running", *last], "{n}");
+        }
+    }
+}
+
+/// The three calls of specs/orchestrator.md, verbatim but for the address.
+const SPEC_CALLS: [&str; 3] = [
+    r#"curl -k -H "X-Authentication: $TOKEN" https://localhost:8143/orchestrator/v1/jobs"#,
+    r#"curl -k -H "X-Authentication: $TOKEN" -H 'Content-Type: application/json' \
+  -X POST https://localhost:8143/orchestrator/v1/command/deploy \
+  -d '{"environment": "production", "scope": {"node_group": "00000000-0000-4000-8000-000000000000"}}'"#,
+    r#"curl -k -H "X-Authentication: $TOKEN" https://localhost:8143/orchestrator/v1/jobs/81"#,
+];
+
+fn curl(call: &str, hostport: &str, token: &str) -> Value {
+    let script = call.replace("localhost:8143", hostport);
+    let out = Command::new("sh")
+        .args(["-c", &script.replace("curl ", "/usr/bin/curl -sS ")])
+        .env("TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn spec_curl_calls_deploy_to_all_nodes_and_the_job_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &shipped_manifest());
+    assert!(server.base.starts_with("https://127.0.0.1:"), "{}", server.base);
+    let hostport = server.base.trim_start_matches("https://").to_string();
+    add_nodes(&server, &["web-1.example.com", "db-1.example.com"]);
+    let (ok, token, err) = server.cli(&["token"], None);
+    assert!(ok, "{err}");
+    let token = token.trim();
+
+    let list = curl(SPEC_CALLS[0], &hostport, token);
+    assert_eq!(list["items"], json!([]));
+    assert_eq!(list["pagination"]["total"], 0);
+
+    let reply = curl(SPEC_CALLS[1], &hostport, token);
+    let url = format!("https://{hostport}/orchestrator/v1/jobs/1");
+    assert_eq!(reply, json!({"job": {"id": url, "name": "1"}}));
+    let reply = curl(SPEC_CALLS[1], &hostport, token);
+    assert_eq!(reply["job"]["name"], "2", "names are sequential");
+
+    // Follow the job URL (the third call, for this job's name) to the end.
+    let third = SPEC_CALLS[2].replace("/jobs/81", "/jobs/1");
+    let end = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let j = curl(&third, &hostport, token);
+        if j["state"] == "finished" {
+            break j;
+        }
+        assert_ne!(j["state"], "failed", "{j}");
+        assert!(Instant::now() < end, "never finished: {j}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(job["id"], url);
+    assert_eq!(job["type"], "deploy");
+    assert_eq!(job["command"], "deploy");
+    assert_eq!(job["environment"]["name"], "production");
+    assert_eq!(job["options"]["environment"], "production");
+    assert_eq!(job["options"]["scope"]["node_group"], ALL_NODES);
+    assert_eq!(job["owner"]["login"], "admin");
+    assert_eq!(job["node_count"], 2);
+    assert_eq!(job["node_states"]["finished"], 2);
+    let states: Vec<&str> = job["status"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["new", "running", "finished"]);
+    assert!(job["finished_timestamp"].is_string());
+    assert!(job["duration"].as_f64().unwrap() >= 0.0);
+    for link in ["nodes", "report", "events"] {
+        assert_eq!(job[link]["id"], format!("{url}/{link}"));
+    }
+
+    // Each node ran the shipped agent command: a real process, exit 0.
+    let items = nodes(&server, "1");
+    for n in ["web-1.example.com", "db-1.example.com"] {
+        let item = node(&items, n);
+        assert_eq!(item["state"], "finished");
+        assert_eq!(item["result"]["exit_code"], 0);
+        let out = item["result"]["output"].as_str().unwrap();
+        assert!(out.contains("puppet agent run: changes are applied"), "{out}");
+        assert!(out.contains(&format!("ssh {n} puppet agent -t --environment production")), "{out}");
+        assert!(item["start_timestamp"].is_string() && item["duration"].is_number());
+    }
+    assert_events_complete_and_ordered(
+        &events(&server, "1"),
+        &["web-1.example.com", "db-1.example.com"],
+        "job_finished",
+    );
+    let list = curl(SPEC_CALLS[0], &hostport, token);
+    assert_eq!(list["pagination"]["total"], 2);
+    assert_eq!(list["items"][0]["name"], "1");
+}
+
+#[test]
+fn noop_and_tasks_reach_the_shipped_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &shipped_manifest());
+    let name = deploy(
+        &server,
+        json!({"environment": "staging", "noop": true, "scope": {"nodes": ["web-1"]}}),
+    );
+    assert_eq!(wait_final(&server, &name)["state"], "finished");
+    let out = node(&nodes(&server, &name), "web-1")["result"]["output"].clone();
+    let out = out.as_str().unwrap();
+    assert!(out.contains("noop run: changes are only reported"), "{out}");
+    assert!(out.contains("--environment staging --noop"), "{out}");
+    assert_eq!(events(&server, &name)[1]["details"]["detail"]["noop"], true);
+
+    let (status, reply) = post(
+        &server,
+        "/command/task",
+        json!({"task": "package::install", "params": {"name": "nginx"},
+               "scope": {"nodes": ["web-1", "web-2"]}, "description": "nginx everywhere"}),
+    );
+    assert_eq!(status, 202, "{reply}");
+    let name = reply["job"]["name"].as_str().unwrap();
+    let j = wait_final(&server, name);
+    assert_eq!(j["state"], "finished", "{j}");
+    assert_eq!(j["type"], "task");
+    assert_eq!(j["options"]["task"], "package::install");
+    assert_eq!(j["description"], "nginx everywhere");
+    let out = node(&nodes(&server, name), "web-2")["result"]["output"].clone();
+    let out = out.as_str().unwrap();
+    assert!(out.contains("task package::install on node web-2"), "{out}");
+    assert!(out.contains(r#"params: {"name":"nginx"}"#), "{out}");
+    // Listing filters by type and by a part of the task's name.
+    let tasks = server.get_json("/orchestrator/v1/jobs?type=task&task=install");
+    assert_eq!(tasks["pagination"]["total"], 1);
+    let deploys = server.get_json("/orchestrator/v1/jobs?type=deploy");
+    assert_eq!(deploys["items"][0]["name"], "1");
+    assert_eq!(deploys["pagination"]["total"], 1);
+}
+
+#[test]
+fn a_failing_node_fails_the_job_and_keeps_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = r#"["sh", "-c", "echo agent on $1; if [ $1 = bad ]; then echo catalog broken >&2; exit 3; fi", "agent", "{node}"]"#;
+    let server = Server::start(dir.path(), &manifest_with_agent(agent));
+    let name = deploy(
+        &server,
+        json!({"environment": "production", "concurrency": 1,
+               "scope": {"nodes": ["good-1", "bad", "good-2"]}}),
+    );
+    let j = wait_final(&server, &name);
+    assert_eq!(j["state"], "failed", "{j}");
+    assert_eq!(j["node_states"]["failed"], 1);
+    assert_eq!(j["node_states"]["finished"], 2, "the other nodes still ran: {j}");
+    let items = nodes(&server, &name);
+    let bad = node(&items, "bad");
+    assert_eq!(bad["state"], "failed");
+    assert_eq!(bad["result"]["exit_code"], 3);
+    assert_eq!(bad["result"]["output"], "agent on bad\ncatalog broken\n");
+    assert!(bad["details"]["message"].as_str().unwrap().contains("exit code 3"));
+    assert_eq!(node(&items, "good-2")["result"]["output"], "agent on good-2\n");
+    let failed = server.get_json(&format!("/orchestrator/v1/jobs/{name}/nodes?state=failed"));
+    assert_eq!(failed["items"].as_array().unwrap().len(), 1);
+    let evs = events(&server, &name);
+    assert_events_complete_and_ordered(&evs, &["good-1", "bad", "good-2"], "job_finished");
+    let failed_event = evs.iter().find(|e| e["type"] == "node_failed").unwrap();
+    assert_eq!(failed_event["details"]["node"], "bad");
+    assert_eq!(evs.last().unwrap()["details"]["detail"]["state"], "failed");
+
+    // `start` resumes after what a follower saw; `next-events` says where.
+    let tail = server.get_json(&format!("/orchestrator/v1/jobs/{name}/events?start=3"));
+    let tail_items = tail["items"].as_array().unwrap();
+    assert_eq!(tail_items[0]["id"], "3");
+    assert_eq!(tail_items.len(), evs.len() - 2);
+    let next = evs.len() + 1;
+    assert_eq!(tail["next-events"]["event"], next.to_string());
+    let more = server.get_json(&format!("/orchestrator/v1/jobs/{name}/events?start={next}"));
+    assert_eq!(more["items"], json!([]));
+    assert_eq!(more["next-events"]["event"], next.to_string());
+
+    // The report: each node's state and its event ids.
+    let report = server.get_json(&format!("/orchestrator/v1/jobs/{name}/report"));
+    let bad_report = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["node"] == "bad")
+        .unwrap()
+        .clone();
+    assert_eq!(bad_report["state"], "failed");
+    let ids: Vec<&str> = evs
+        .iter()
+        .filter(|e| e["details"]["node"] == "bad")
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(bad_report["events"], json!(ids));
+}
+
+/// An agent that blocks until the file `gate` exists, logging its start
+/// and end lines to `log`.
+fn gated_agent(gate: &Path, log: &Path) -> String {
+    format!(
+        r#"["sh", "-c", "echo start $1 >> \"$3\"; while [ ! -e \"$2\" ]; do sleep 0.02; done; echo end $1 >> \"$3\"; echo ran $1", "agent", "{{node}}", "{}", "{}"]"#,
+        gate.display(),
+        log.display()
+    )
+}
+
+fn running_nodes(server: &Server, name: &str) -> usize {
+    let body = server.get_json(&format!("/orchestrator/v1/jobs/{name}/nodes?state=running"));
+    body["items"].as_array().unwrap().len()
+}
+
+fn wait_running(server: &Server, name: &str, n: usize) {
+    let end = Instant::now() + Duration::from_secs(60);
+    while running_nodes(server, name) < n {
+        assert!(Instant::now() < end, "{n} nodes never ran at once");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn stop_skips_the_nodes_not_started_and_lets_the_running_one_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gate, log) = (dir.path().join("gate"), dir.path().join("runs.log"));
+    let server = Server::start(dir.path(), &manifest_with_agent(&gated_agent(&gate, &log)));
+    let name = deploy(
+        &server,
+        json!({"environment": "production", "concurrency": 1,
+               "scope": {"nodes": ["n1", "n2", "n3", "n4"]}}),
+    );
+    wait_running(&server, &name, 1);
+    let (status, reply) = post(&server, "/command/stop", json!({"job": name}));
+    assert_eq!(status, 202, "{reply}");
+    assert_eq!(reply["job"]["state"], "stopping");
+    assert_eq!(reply["job"]["nodes"]["skipped"], 3);
+    assert_eq!(reply["job"]["nodes"]["running"], 1);
+    assert_eq!(job(&server, &name)["state"], "stopping");
+
+    std::fs::write(&gate, "").unwrap();
+    let j = wait_final(&server, &name);
+    assert_eq!(j["state"], "stopped", "{j}");
+    assert_eq!(j["node_states"]["finished"], 1);
+    assert_eq!(j["node_states"]["skipped"], 3);
+    let items = nodes(&server, &name);
+    let ran: Vec<&Value> = items.iter().filter(|n| n["state"] == "finished").collect();
+    let ran_name = ran[0]["name"].as_str().unwrap().to_string();
+    assert_eq!(ran[0]["result"]["output"], format!("ran {ran_name}\n"));
+    for n in items.iter().filter(|n| n["state"] == "skipped") {
+        assert!(n["result"].is_null() && n["start_timestamp"].is_null(), "{n}");
+        assert!(n["details"]["message"].as_str().unwrap().contains("stopped"));
+    }
+    let evs = events(&server, &name);
+    assert_events_complete_and_ordered(&evs, &["n1", "n2", "n3", "n4"], "job_stopped");
+    assert!(evs.iter().any(|e| e["type"] == "job_stopping"));
+    // Only the node that had started ever ran a process.
+    let runs = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(runs, format!("start {ran_name}\nend {ran_name}\n"));
+
+    // Stopping again changes nothing; unknown and malformed jobs are refused.
+    let (status, reply) = post(&server, "/command/stop", json!({"job": name}));
+    assert_eq!((status, reply["job"]["state"].clone()), (202, json!("stopped")));
+    let (status, reply) = post(&server, "/command/stop", json!({"job": "999"}));
+    assert_eq!(status, 404);
+    assert_eq!(reply["kind"], "puppetlabs.orchestrator/unknown-job");
+    let (status, reply) = post(&server, "/command/stop", json!({"job": true}));
+    assert_eq!(status, 400);
+    assert!(reply["msg"].as_str().unwrap().contains("`job`"), "{reply}");
+}
+
+#[test]
+fn concurrency_bounds_the_nodes_running_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gate, log) = (dir.path().join("gate"), dir.path().join("runs.log"));
+    let server = Server::start(dir.path(), &manifest_with_agent(&gated_agent(&gate, &log)));
+    let all: Vec<String> = (1..=6).map(|i| format!("n{i}")).collect();
+    let name = deploy(
+        &server,
+        json!({"environment": "production", "concurrency": 2, "scope": {"nodes": all}}),
+    );
+    wait_running(&server, &name, 2);
+    std::fs::write(&gate, "").unwrap();
+    assert_eq!(wait_final(&server, &name)["state"], "finished");
+    // Replay the processes' own start/end lines: never more than two at once.
+    let runs = std::fs::read_to_string(&log).unwrap();
+    let (mut now, mut most) = (0, 0);
+    for line in runs.lines() {
+        now += if line.starts_with("start") { 1 } else { -1 };
+        most = most.max(now);
+    }
+    assert_eq!(runs.lines().count(), 12, "{runs}");
+    assert_eq!(most, 2, "{runs}");
+}
+
+#[test]
+fn paging_is_stable_while_jobs_are_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &manifest_with_agent(r#"["sh", "-c", "true"]"#));
+    for _ in 0..5 {
+        deploy(&server, json!({"environment": "production", "scope": {"nodes": ["a"]}}));
+    }
+    let creator = {
+        let client = server.client();
+        let url = server.url("/orchestrator/v1/command/deploy");
+        std::thread::spawn(move || {
+            for _ in 0..15 {
+                let resp = client
+                    .post(&url)
+                    .json(&json!({"environment": "production", "scope": {"nodes": ["a"]}}))
+                    .send()
+                    .unwrap();
+                assert_eq!(resp.status(), 202);
+            }
+        })
+    };
+    let mut seen: Vec<u64> = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = server.get_json(&format!("/orchestrator/v1/jobs?limit=2&offset={offset}"));
+        let items = page["items"].as_array().unwrap();
+        if items.is_empty() {
+            break;
+        }
+        assert!(page["pagination"]["total"].as_u64().unwrap() >= 5);
+        assert_eq!(page["pagination"]["limit"], 2);
+        seen.extend(items.iter().map(|j| j["name"].as_str().unwrap().parse::<u64>().unwrap()));
+        offset += items.len();
+    }
+    creator.join().unwrap();
+    let expected: Vec<u64> = (1..=seen.len() as u64).collect();
+    assert_eq!(seen, expected, "every job once, in order");
+    assert!(seen.len() >= 5);
+    // Descending order and ordering by another field.
+    let desc = server.get_json("/orchestrator/v1/jobs?order=desc&limit=1");
+    assert_eq!(desc["items"][0]["name"], "20");
+    assert_eq!(desc["pagination"]["total"], 20);
+    let by_state = server.get_json("/orchestrator/v1/jobs?order_by=state&offset=19");
+    assert_eq!(by_state["items"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn node_groups_resolve_and_all_nodes_follows_the_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &manifest_with_agent(r#"["sh", "-c", "echo $1", "x", "{node}"]"#));
+    let c = server.client();
+    let all = server.get_json(&format!("/orchestrator/v1/node_groups/{ALL_NODES}"));
+    assert_eq!(all["name"], "All Nodes");
+    assert_eq!(all["nodes"], json!([]));
+    // An empty inventory: the All Nodes deploy has no target.
+    let (status, reply) = post(
+        &server,
+        "/command/deploy",
+        json!({"environment": "production", "scope": {"node_group": ALL_NODES}}),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(reply["kind"], "puppetlabs.orchestrator/empty-target");
+
+    add_nodes(&server, &["web-1", "web-2", "db-1"]);
+    let all = server.get_json(&format!("/orchestrator/v1/node_groups/{ALL_NODES}"));
+    assert_eq!(all["nodes"], json!(["db-1", "web-1", "web-2"]));
+    let web = "3f2c1a9e-0b1d-4c6e-9f00-1234567890ab";
+    let url = server.url(&format!("/orchestrator/v1/node_groups/{web}"));
+    let body = json!({"name": "web", "rule": {"nodes": ["web-2", "web-1"]}});
+    assert_eq!(c.put(&url).json(&body).send().unwrap().status(), 201);
+    assert_eq!(c.put(&url).json(&body).send().unwrap().status(), 200);
+    let list = server.get_json("/orchestrator/v1/node_groups");
+    assert_eq!(list["items"][0]["id"], ALL_NODES);
+    assert_eq!(list["items"][1]["nodes"], json!(["web-1", "web-2"]));
+
+    let name = deploy(&server, json!({"environment": "production", "scope": {"node_group": web}}));
+    let j = wait_final(&server, &name);
+    assert_eq!((j["state"].clone(), j["node_count"].clone()), (json!("finished"), json!(2)));
+    let name = deploy(&server, json!({"environment": "production", "scope": {"node_group": ALL_NODES}}));
+    assert_eq!(wait_final(&server, &name)["node_count"], 3);
+
+    // All Nodes is built in; unknown groups are 404.
+    let all_url = server.url(&format!("/orchestrator/v1/node_groups/{ALL_NODES}"));
+    for resp in [
+        c.put(&all_url).json(&body).send().unwrap(),
+        c.delete(&all_url).send().unwrap(),
+    ] {
+        assert_eq!(resp.status(), 403);
+        let b: Value = resp.json().unwrap();
+        assert_eq!(b["kind"], "puppetlabs.orchestrator/not-permitted");
+    }
+    assert_eq!(c.delete(&url).send().unwrap().status(), 204);
+    assert_eq!(c.delete(&url).send().unwrap().status(), 404);
+    let (status, reply) = post(
+        &server,
+        "/command/deploy",
+        json!({"environment": "production", "scope": {"node_group": web}}),
+    );
+    assert_eq!(status, 404);
+    assert_eq!(reply["kind"], "puppetlabs.orchestrator/unknown-node-group");
+    let bad = c.put(&url).json(&json!({"name": "x", "rule": "some"})).send().unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
+#[test]
+fn bad_requests_get_orchestrator_errors_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &manifest_with_agent(r#"["sh", "-c", "true"]"#));
+    let cases = [
+        (json!({"scope": {"nodes": ["a"]}}), "missing field `environment`"),
+        (json!({"environment": "production", "scope": {}}), "exactly one of"),
+        (
+            json!({"environment": "production", "scope": {"nodes": ["a"], "node_group": ALL_NODES}}),
+            "nodes and node_group",
+        ),
+        (json!({"environment": 7, "scope": {"nodes": ["a"]}}), "invalid type"),
+        (json!({"environment": "production", "scope": {"nodes": "a"}}), "invalid type"),
+        (
+            json!({"environment": "production", "scope": {"nodes": ["a"]}, "concurrency": "2"}),
+            "invalid type",
+        ),
+        (
+            json!({"environment": "production", "scope": {"nodes": ["a"]}, "colour": "red"}),
+            "unknown field `colour`",
+        ),
+        (
+            json!({"environment": "production", "scope": {"query": ["from", "nodes"]}}),
+            "not supported",
+        ),
+        (json!({"environment": "production", "scope": {"node_group": "web"}}), "UUID"),
+    ];
+    for (body, needle) in cases {
+        let (status, reply) = post(&server, "/command/deploy", body.clone());
+        assert_eq!(status, 400, "{body} → {reply}");
+        assert_eq!(reply["kind"], "puppetlabs.orchestrator/validation-error", "{reply}");
+        assert!(reply["msg"].as_str().unwrap().contains(needle), "{body} → {reply}");
+        assert!(reply["details"].is_object());
+    }
+    let (status, reply) = post(
+        &server,
+        "/command/deploy",
+        json!({"environment": "production", "scope": {"nodes": []}}),
+    );
+    assert_eq!((status, reply["kind"].clone()), (400, json!("puppetlabs.orchestrator/empty-target")));
+    let (status, reply) = post(&server, "/command/task", json!({"task": "Bad Task", "params": {}, "scope": {"nodes": ["a"]}}));
+    assert_eq!(status, 400);
+    assert!(reply["msg"].as_str().unwrap().contains("task"), "{reply}");
+    let resp = server
+        .client()
+        .post(server.url("/orchestrator/v1/command/deploy"))
+        .body("{garbage")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let reply: Value = resp.json().unwrap();
+    assert!(reply["msg"].as_str().unwrap().contains("not valid JSON"), "{reply}");
+
+    for (path, status, kind) in [
+        ("/jobs/42", 404, "unknown-job"),
+        ("/jobs/42/nodes", 404, "unknown-job"),
+        ("/jobs/42/events", 404, "unknown-job"),
+        ("/jobs/42/report", 404, "unknown-job"),
+        ("/jobs/forty-two", 400, "validation-error"),
+        ("/jobs?limit=-1", 400, "validation-error"),
+        ("/jobs?order_by=colour", 400, "validation-error"),
+        ("/jobs?type=deploy&task=x", 400, "validation-error"),
+        ("/jobs?min_finish_timestamp=yesterday", 400, "validation-error"),
+    ] {
+        let resp = server
+            .client()
+            .get(server.url(&format!("/orchestrator/v1{path}")))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), status, "{path}");
+        let body: Value = resp.json().unwrap();
+        assert_eq!(body["kind"], format!("puppetlabs.orchestrator/{kind}"), "{path}: {body}");
+    }
+    // No job was created by any of these.
+    assert_eq!(server.get_json("/orchestrator/v1/jobs")["pagination"]["total"], 0);
+    // Without a token: 401 in the same shape.
+    let resp = server.anonymous().get(server.url("/orchestrator/v1/jobs")).send().unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+#[test]
+fn a_viewer_may_read_jobs_but_not_start_or_stop_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &shipped_manifest());
+    let resp = server
+        .client()
+        .put(server.url("/admin/v1/users/vera"))
+        .json(&json!({"password": "viewer-password", "roles": ["viewer"]}))
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success());
+    let name = deploy(&server, json!({"environment": "production", "scope": {"nodes": ["a"]}}));
+    let viewer = server.client_with_token(&server.token("vera"));
+    for path in ["/command/deploy", "/command/stop"] {
+        let resp = viewer
+            .post(server.url(&format!("/orchestrator/v1{path}")))
+            .json(&json!({"environment": "production", "scope": {"nodes": ["a"]}, "job": name}))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 403, "{path}");
+        let body: Value = resp.json().unwrap();
+        assert_eq!(body["kind"], "puppetlabs.orchestrator/not-permitted");
+    }
+    let resp = viewer
+        .get(server.url(&format!("/orchestrator/v1/jobs/{name}")))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
