@@ -618,3 +618,34 @@ fn a_viewer_may_read_jobs_but_not_start_or_stop_them() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+#[test]
+fn a_run_lost_to_a_crash_fails_its_node_instead_of_running_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gate, log) = (dir.path().join("gate"), dir.path().join("runs.log"));
+    let manifest = manifest_with_agent(&gated_agent(&gate, &log));
+    let server = Server::start(dir.path(), &manifest);
+    let name = deploy(
+        &server,
+        json!({"environment": "production", "concurrency": 1,
+               "scope": {"nodes": ["n1", "n2", "n3"]}}),
+    );
+    wait_running(&server, &name, 1);
+    server.kill9();
+
+    let server = Server::start(dir.path(), &manifest);
+    let j = wait_final(&server, &name);
+    assert_eq!(j["state"], "failed", "{j}");
+    let items = nodes(&server, &name);
+    let lost: Vec<&Value> = items.iter().filter(|n| n["state"] == "failed").collect();
+    assert_eq!(lost.len(), 1, "{items:#?}");
+    let msg = lost[0]["details"]["message"].as_str().unwrap();
+    assert!(msg.contains("server stopped"), "{msg}");
+    assert_eq!(j["node_states"]["skipped"], 2, "{j}");
+    assert_events_complete_and_ordered(&events(&server, &name), &["n1", "n2", "n3"], "job_finished");
+    // The next job gets the next name (and runs through).
+    std::fs::write(&gate, "").unwrap();
+    let next = deploy(&server, json!({"environment": "production", "scope": {"nodes": ["n1"]}}));
+    assert_eq!(next, "2");
+    assert_eq!(wait_final(&server, &next)["state"], "finished");
+}
