@@ -98,7 +98,12 @@ fn assert_events_complete_and_ordered(events: &[Value], nodes: &[&str], end: &st
     }
     assert_eq!(events[0]["type"], "job_running", "{events:#?}");
     assert_eq!(events.last().unwrap()["type"], end, "{events:#?}");
-    let ends = ["node_finished", "node_failed", "node_errored", "node_skipped"];
+    let ends = [
+        "node_finished",
+        "node_failed",
+        "node_errored",
+        "node_skipped",
+    ];
     for n in nodes {
         let of_node: Vec<&str> = events
             .iter()
@@ -107,7 +112,11 @@ fn assert_events_complete_and_ordered(events: &[Value], nodes: &[&str], end: &st
             .collect();
         let last = of_node.last().unwrap();
         assert!(ends.contains(last), "{n}: {of_node:?}");
-        assert_eq!(of_node.iter().filter(|t| ends.contains(t)).count(), 1, "{n}: {of_node:?}");
+        assert_eq!(
+            of_node.iter().filter(|t| ends.contains(t)).count(),
+            1,
+            "{n}: {of_node:?}"
+        );
         if *last != "node_skipped" {
             assert_eq!(of_node, ["node_running", *last], "{n}");
         }
@@ -130,7 +139,11 @@ fn curl(call: &str, hostport: &str, token: &str) -> Value {
         .env("TOKEN", token)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
@@ -139,7 +152,11 @@ fn curl(call: &str, hostport: &str, token: &str) -> Value {
 fn spec_curl_calls_deploy_to_all_nodes_and_the_job_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &shipped_manifest());
-    assert!(server.base.starts_with("https://127.0.0.1:"), "{}", server.base);
+    assert!(
+        server.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.base
+    );
     let hostport = server.base.trim_start_matches("https://").to_string();
     add_nodes(&server, &["web-1.example.com", "db-1.example.com"]);
     let (ok, token, err) = server.cli(&["token"], None);
@@ -197,8 +214,14 @@ fn spec_curl_calls_deploy_to_all_nodes_and_the_job_finishes() {
         assert_eq!(item["state"], "finished");
         assert_eq!(item["result"]["exit_code"], 0);
         let out = item["result"]["output"].as_str().unwrap();
-        assert!(out.contains("puppet agent run: changes are applied"), "{out}");
-        assert!(out.contains(&format!("ssh {n} puppet agent -t --environment production")), "{out}");
+        assert!(
+            out.contains("puppet agent run: changes are applied"),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("ssh {n} puppet agent -t --environment production")),
+            "{out}"
+        );
         assert!(item["start_timestamp"].is_string() && item["duration"].is_number());
     }
     assert_events_complete_and_ordered(
@@ -264,14 +287,25 @@ fn a_failing_node_fails_the_job_and_keeps_its_output() {
     let j = wait_final(&server, &name);
     assert_eq!(j["state"], "failed", "{j}");
     assert_eq!(j["node_states"]["failed"], 1);
-    assert_eq!(j["node_states"]["finished"], 2, "the other nodes still ran: {j}");
+    assert_eq!(
+        j["node_states"]["finished"], 2,
+        "the other nodes still ran: {j}"
+    );
     let items = nodes(&server, &name);
     let bad = node(&items, "bad");
     assert_eq!(bad["state"], "failed");
     assert_eq!(bad["result"]["exit_code"], 3);
     assert_eq!(bad["result"]["output"], "agent on bad\ncatalog broken\n");
-    assert!(bad["details"]["message"].as_str().unwrap().contains("exit code 3"));
-    assert_eq!(node(&items, "good-2")["result"]["output"], "agent on good-2\n");
+    assert!(
+        bad["details"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exit code 3")
+    );
+    assert_eq!(
+        node(&items, "good-2")["result"]["output"],
+        "agent on good-2\n"
+    );
     let failed = server.get_json(&format!("/orchestrator/v1/jobs/{name}/nodes?state=failed"));
     assert_eq!(failed["items"].as_array().unwrap().len(), 1);
     let evs = events(&server, &name);
@@ -360,8 +394,16 @@ fn stop_skips_the_nodes_not_started_and_lets_the_running_one_finish() {
     let ran_name = ran[0]["name"].as_str().unwrap().to_string();
     assert_eq!(ran[0]["result"]["output"], format!("ran {ran_name}\n"));
     for n in items.iter().filter(|n| n["state"] == "skipped") {
-        assert!(n["result"].is_null() && n["start_timestamp"].is_null(), "{n}");
-        assert!(n["details"]["message"].as_str().unwrap().contains("stopped"));
+        assert!(
+            n["result"].is_null() && n["start_timestamp"].is_null(),
+            "{n}"
+        );
+        assert!(
+            n["details"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("stopped")
+        );
     }
     let evs = events(&server, &name);
     assert_events_complete_and_ordered(&evs, &["n1", "n2", "n3", "n4"], "job_stopped");
@@ -372,7 +414,10 @@ fn stop_skips_the_nodes_not_started_and_lets_the_running_one_finish() {
 
     // Stopping again changes nothing; unknown and malformed jobs are refused.
     let (status, reply) = post(&server, "/command/stop", json!({"job": name}));
-    assert_eq!((status, reply["job"]["state"].clone()), (202, json!("stopped")));
+    assert_eq!(
+        (status, reply["job"]["state"].clone()),
+        (202, json!("stopped"))
+    );
     let (status, reply) = post(&server, "/command/stop", json!({"job": "999"}));
     assert_eq!(status, 404);
     assert_eq!(reply["kind"], "puppetlabs.orchestrator/unknown-job");
@@ -410,7 +455,10 @@ fn paging_is_stable_while_jobs_are_created() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &manifest_with_agent(r#"["sh", "-c", "true"]"#));
     for _ in 0..5 {
-        deploy(&server, json!({"environment": "production", "scope": {"nodes": ["a"]}}));
+        deploy(
+            &server,
+            json!({"environment": "production", "scope": {"nodes": ["a"]}}),
+        );
     }
     let creator = {
         let client = server.client();
@@ -436,7 +484,11 @@ fn paging_is_stable_while_jobs_are_created() {
         }
         assert!(page["pagination"]["total"].as_u64().unwrap() >= 5);
         assert_eq!(page["pagination"]["limit"], 2);
-        seen.extend(items.iter().map(|j| j["name"].as_str().unwrap().parse::<u64>().unwrap()));
+        seen.extend(
+            items
+                .iter()
+                .map(|j| j["name"].as_str().unwrap().parse::<u64>().unwrap()),
+        );
         offset += items.len();
     }
     creator.join().unwrap();
@@ -454,7 +506,10 @@ fn paging_is_stable_while_jobs_are_created() {
 #[test]
 fn node_groups_resolve_and_all_nodes_follows_the_inventory() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &manifest_with_agent(r#"["sh", "-c", "echo $1", "x", "{node}"]"#));
+    let server = Server::start(
+        dir.path(),
+        &manifest_with_agent(r#"["sh", "-c", "echo $1", "x", "{node}"]"#),
+    );
     let c = server.client();
     let all = server.get_json(&format!("/orchestrator/v1/node_groups/{ALL_NODES}"));
     assert_eq!(all["name"], "All Nodes");
@@ -480,10 +535,19 @@ fn node_groups_resolve_and_all_nodes_follows_the_inventory() {
     assert_eq!(list["items"][0]["id"], ALL_NODES);
     assert_eq!(list["items"][1]["nodes"], json!(["web-1", "web-2"]));
 
-    let name = deploy(&server, json!({"environment": "production", "scope": {"node_group": web}}));
+    let name = deploy(
+        &server,
+        json!({"environment": "production", "scope": {"node_group": web}}),
+    );
     let j = wait_final(&server, &name);
-    assert_eq!((j["state"].clone(), j["node_count"].clone()), (json!("finished"), json!(2)));
-    let name = deploy(&server, json!({"environment": "production", "scope": {"node_group": ALL_NODES}}));
+    assert_eq!(
+        (j["state"].clone(), j["node_count"].clone()),
+        (json!("finished"), json!(2))
+    );
+    let name = deploy(
+        &server,
+        json!({"environment": "production", "scope": {"node_group": ALL_NODES}}),
+    );
     assert_eq!(wait_final(&server, &name)["node_count"], 3);
 
     // All Nodes is built in; unknown groups are 404.
@@ -505,7 +569,11 @@ fn node_groups_resolve_and_all_nodes_follows_the_inventory() {
     );
     assert_eq!(status, 404);
     assert_eq!(reply["kind"], "puppetlabs.orchestrator/unknown-node-group");
-    let bad = c.put(&url).json(&json!({"name": "x", "rule": "some"})).send().unwrap();
+    let bad = c
+        .put(&url)
+        .json(&json!({"name": "x", "rule": "some"}))
+        .send()
+        .unwrap();
     assert_eq!(bad.status(), 400);
 }
 
@@ -514,14 +582,26 @@ fn bad_requests_get_orchestrator_errors_naming_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &manifest_with_agent(r#"["sh", "-c", "true"]"#));
     let cases = [
-        (json!({"scope": {"nodes": ["a"]}}), "missing field `environment`"),
-        (json!({"environment": "production", "scope": {}}), "exactly one of"),
+        (
+            json!({"scope": {"nodes": ["a"]}}),
+            "missing field `environment`",
+        ),
+        (
+            json!({"environment": "production", "scope": {}}),
+            "exactly one of",
+        ),
         (
             json!({"environment": "production", "scope": {"nodes": ["a"], "node_group": ALL_NODES}}),
             "nodes and node_group",
         ),
-        (json!({"environment": 7, "scope": {"nodes": ["a"]}}), "invalid type"),
-        (json!({"environment": "production", "scope": {"nodes": "a"}}), "invalid type"),
+        (
+            json!({"environment": 7, "scope": {"nodes": ["a"]}}),
+            "invalid type",
+        ),
+        (
+            json!({"environment": "production", "scope": {"nodes": "a"}}),
+            "invalid type",
+        ),
         (
             json!({"environment": "production", "scope": {"nodes": ["a"]}, "concurrency": "2"}),
             "invalid type",
@@ -534,13 +614,22 @@ fn bad_requests_get_orchestrator_errors_naming_the_problem() {
             json!({"environment": "production", "scope": {"query": ["from", "nodes"]}}),
             "not supported",
         ),
-        (json!({"environment": "production", "scope": {"node_group": "web"}}), "UUID"),
+        (
+            json!({"environment": "production", "scope": {"node_group": "web"}}),
+            "UUID",
+        ),
     ];
     for (body, needle) in cases {
         let (status, reply) = post(&server, "/command/deploy", body.clone());
         assert_eq!(status, 400, "{body} → {reply}");
-        assert_eq!(reply["kind"], "puppetlabs.orchestrator/validation-error", "{reply}");
-        assert!(reply["msg"].as_str().unwrap().contains(needle), "{body} → {reply}");
+        assert_eq!(
+            reply["kind"], "puppetlabs.orchestrator/validation-error",
+            "{reply}"
+        );
+        assert!(
+            reply["msg"].as_str().unwrap().contains(needle),
+            "{body} → {reply}"
+        );
         assert!(reply["details"].is_object());
     }
     let (status, reply) = post(
@@ -548,8 +637,15 @@ fn bad_requests_get_orchestrator_errors_naming_the_problem() {
         "/command/deploy",
         json!({"environment": "production", "scope": {"nodes": []}}),
     );
-    assert_eq!((status, reply["kind"].clone()), (400, json!("puppetlabs.orchestrator/empty-target")));
-    let (status, reply) = post(&server, "/command/task", json!({"task": "Bad Task", "params": {}, "scope": {"nodes": ["a"]}}));
+    assert_eq!(
+        (status, reply["kind"].clone()),
+        (400, json!("puppetlabs.orchestrator/empty-target"))
+    );
+    let (status, reply) = post(
+        &server,
+        "/command/task",
+        json!({"task": "Bad Task", "params": {}, "scope": {"nodes": ["a"]}}),
+    );
     assert_eq!(status, 400);
     assert!(reply["msg"].as_str().unwrap().contains("task"), "{reply}");
     let resp = server
@@ -560,7 +656,10 @@ fn bad_requests_get_orchestrator_errors_naming_the_problem() {
         .unwrap();
     assert_eq!(resp.status(), 400);
     let reply: Value = resp.json().unwrap();
-    assert!(reply["msg"].as_str().unwrap().contains("not valid JSON"), "{reply}");
+    assert!(
+        reply["msg"].as_str().unwrap().contains("not valid JSON"),
+        "{reply}"
+    );
 
     for (path, status, kind) in [
         ("/jobs/42", 404, "unknown-job"),
@@ -571,7 +670,11 @@ fn bad_requests_get_orchestrator_errors_naming_the_problem() {
         ("/jobs?limit=-1", 400, "validation-error"),
         ("/jobs?order_by=colour", 400, "validation-error"),
         ("/jobs?type=deploy&task=x", 400, "validation-error"),
-        ("/jobs?min_finish_timestamp=yesterday", 400, "validation-error"),
+        (
+            "/jobs?min_finish_timestamp=yesterday",
+            400,
+            "validation-error",
+        ),
     ] {
         let resp = server
             .client()
@@ -580,12 +683,23 @@ fn bad_requests_get_orchestrator_errors_naming_the_problem() {
             .unwrap();
         assert_eq!(resp.status(), status, "{path}");
         let body: Value = resp.json().unwrap();
-        assert_eq!(body["kind"], format!("puppetlabs.orchestrator/{kind}"), "{path}: {body}");
+        assert_eq!(
+            body["kind"],
+            format!("puppetlabs.orchestrator/{kind}"),
+            "{path}: {body}"
+        );
     }
     // No job was created by any of these.
-    assert_eq!(server.get_json("/orchestrator/v1/jobs")["pagination"]["total"], 0);
+    assert_eq!(
+        server.get_json("/orchestrator/v1/jobs")["pagination"]["total"],
+        0
+    );
     // Without a token: 401 in the same shape.
-    let resp = server.anonymous().get(server.url("/orchestrator/v1/jobs")).send().unwrap();
+    let resp = server
+        .anonymous()
+        .get(server.url("/orchestrator/v1/jobs"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 401);
 }
 
@@ -600,7 +714,10 @@ fn a_viewer_may_read_jobs_but_not_start_or_stop_them() {
         .send()
         .unwrap();
     assert!(resp.status().is_success());
-    let name = deploy(&server, json!({"environment": "production", "scope": {"nodes": ["a"]}}));
+    let name = deploy(
+        &server,
+        json!({"environment": "production", "scope": {"nodes": ["a"]}}),
+    );
     let viewer = server.client_with_token(&server.token("vera"));
     for path in ["/command/deploy", "/command/stop"] {
         let resp = viewer
@@ -642,10 +759,17 @@ fn a_run_lost_to_a_crash_fails_its_node_instead_of_running_forever() {
     let msg = lost[0]["details"]["message"].as_str().unwrap();
     assert!(msg.contains("server stopped"), "{msg}");
     assert_eq!(j["node_states"]["skipped"], 2, "{j}");
-    assert_events_complete_and_ordered(&events(&server, &name), &["n1", "n2", "n3"], "job_finished");
+    assert_events_complete_and_ordered(
+        &events(&server, &name),
+        &["n1", "n2", "n3"],
+        "job_finished",
+    );
     // The next job gets the next name (and runs through).
     std::fs::write(&gate, "").unwrap();
-    let next = deploy(&server, json!({"environment": "production", "scope": {"nodes": ["n1"]}}));
+    let next = deploy(
+        &server,
+        json!({"environment": "production", "scope": {"nodes": ["n1"]}}),
+    );
     assert_eq!(next, "2");
     assert_eq!(wait_final(&server, &next)["state"], "finished");
 }

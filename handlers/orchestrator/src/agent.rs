@@ -124,16 +124,36 @@ mod tests {
 
     #[test]
     fn bad_templates_name_the_key() {
-        assert!(Template::parse("agent_command", "").unwrap_err().contains("agent_command"));
-        assert!(Template::parse("agent_command", "[1, 2]").unwrap_err().contains("JSON array"));
-        assert!(Template::parse("task_command", "{node} x").unwrap_err().contains("program"));
+        assert!(
+            Template::parse("agent_command", "")
+                .unwrap_err()
+                .contains("agent_command")
+        );
+        assert!(
+            Template::parse("agent_command", "[1, 2]")
+                .unwrap_err()
+                .contains("JSON array")
+        );
+        assert!(
+            Template::parse("task_command", "{node} x")
+                .unwrap_err()
+                .contains("program")
+        );
     }
 
     #[test]
     fn shipped_defaults_parse() {
         let t = Template::parse("agent_command", DEFAULT_AGENT).unwrap();
         assert_eq!(t.program(), "sh");
-        assert!(t.args(&Values::default()).contains(&"--no-noop".to_string()));
-        assert_eq!(Template::parse("task_command", DEFAULT_TASK).unwrap().program(), "sh");
+        assert!(
+            t.args(&Values::default())
+                .contains(&"--no-noop".to_string())
+        );
+        assert_eq!(
+            Template::parse("task_command", DEFAULT_TASK)
+                .unwrap()
+                .program(),
+            "sh"
+        );
     }
 }

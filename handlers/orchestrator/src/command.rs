@@ -9,7 +9,9 @@ use crate::errors::OrchError;
 use crate::groups::{self, MAX_GROUP_NODES};
 use crate::inventory::validate_name;
 use crate::lifecycle;
-use crate::model::{Event, JobRecord, JobState, JobType, NodeRecord, Owner, StatusEntry, count_states};
+use crate::model::{
+    Event, JobRecord, JobState, JobType, NodeRecord, Owner, StatusEntry, count_states,
+};
 use crate::run::{NODE_RUN, NodeRun, RunConfig};
 use crate::store;
 use baton_sdk::jobs::{self, JobSpec};
@@ -125,7 +127,8 @@ pub fn validate_environment(env: &str) -> Result<(), OrchError> {
 pub fn validate_task(task: &str) -> Result<(), OrchError> {
     let part = |p: &str| {
         p.starts_with(|c: char| c.is_ascii_lowercase())
-            && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     };
     let parts: Vec<&str> = task.split("::").collect();
     if task.len() <= 255 && parts.len() <= 2 && parts.iter().all(|p| part(p)) {
@@ -313,7 +316,11 @@ fn create_job(req: &Request, new: NewJob) -> Reply {
         final_node_states: None,
         stop_logged: false,
     };
-    let nodes: Vec<NodeRecord> = new.nodes.iter().map(|n| NodeRecord::ready(n, now)).collect();
+    let nodes: Vec<NodeRecord> = new
+        .nodes
+        .iter()
+        .map(|n| NodeRecord::ready(n, now))
+        .collect();
     store::create(&job, &nodes)?;
     let msg = format!(
         "Started {} job {name} on {} nodes in environment {}",
@@ -365,8 +372,10 @@ fn create_job(req: &Request, new: NewJob) -> Reply {
 /// Parses a job name from the API: a positive integer (string or number).
 pub fn parse_job_name(raw: &str) -> Result<u64, OrchError> {
     raw.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-        OrchError::validation(format!("job `{raw}` is not a job name (a positive integer)"))
-            .details(json!({ "field": "job", "value": raw }))
+        OrchError::validation(format!(
+            "job `{raw}` is not a job name (a positive integer)"
+        ))
+        .details(json!({ "field": "job", "value": raw }))
     })
 }
 
@@ -431,14 +440,26 @@ mod tests {
     fn node_lists_are_checked_sorted_and_deduplicated() {
         let nodes = resolve_scope(&scope(json!({"nodes": ["b", "a", "b"]}))).unwrap();
         assert_eq!(nodes, ["a", "b"]);
-        let r: Response = resolve_scope(&scope(json!({"nodes": []}))).unwrap_err().into();
-        assert_eq!(r.body_json()["kind"], "puppetlabs.orchestrator/empty-target");
-        let r: Response = resolve_scope(&scope(json!({"nodes": ["No Way"]}))).unwrap_err().into();
+        let r: Response = resolve_scope(&scope(json!({"nodes": []})))
+            .unwrap_err()
+            .into();
+        assert_eq!(
+            r.body_json()["kind"],
+            "puppetlabs.orchestrator/empty-target"
+        );
+        let r: Response = resolve_scope(&scope(json!({"nodes": ["No Way"]})))
+            .unwrap_err()
+            .into();
         assert_eq!(r.status, 400);
         let r: Response = resolve_scope(&scope(json!({"query": ["from", "nodes"]})))
             .unwrap_err()
             .into();
-        assert!(r.body_json()["msg"].as_str().unwrap().contains("not supported"));
+        assert!(
+            r.body_json()["msg"]
+                .as_str()
+                .unwrap()
+                .contains("not supported")
+        );
     }
 
     #[test]
@@ -460,8 +481,10 @@ mod tests {
             err(r#"{"environment": "production", "scope": {"nodes": ["a"], "bogus": 1}}"#)
                 .contains("unknown field `bogus`")
         );
-        assert!(err(r#"{"environment": "prod env", "scope": {"nodes": ["a"]}}"#)
-            .contains("invalid environment"));
+        assert!(
+            err(r#"{"environment": "prod env", "scope": {"nodes": ["a"]}}"#)
+                .contains("invalid environment")
+        );
         assert!(
             err(r#"{"environment": "production", "scope": {"nodes": ["a"]}, "concurrency": 0}"#)
                 .contains("concurrency")

@@ -68,9 +68,10 @@ fn all_nodes_group() -> Group {
 pub fn validate_id(id: &str) -> Result<(), OrchError> {
     let groups: Vec<&str> = id.split('-').collect();
     let ok = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-        && groups
-            .iter()
-            .all(|g| g.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        && groups.iter().all(|g| {
+            g.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
     if ok {
         Ok(())
     } else {
@@ -94,7 +95,10 @@ pub fn resolve(id: &str) -> Result<Option<Vec<String>>, OrchError> {
         return Ok(None);
     };
     Ok(Some(match group.rule {
-        Rule::All => inventory::all_nodes()?.into_iter().map(|n| n.name).collect(),
+        Rule::All => inventory::all_nodes()?
+            .into_iter()
+            .map(|n| n.name)
+            .collect(),
         Rule::Nodes(mut nodes) => {
             nodes.sort();
             nodes
@@ -120,8 +124,12 @@ fn to_json(group: &Group) -> Result<Value, OrchError> {
 
 /// The 404 for a group id nobody created.
 pub fn unknown_group(id: &str) -> OrchError {
-    OrchError::new(404, "unknown-node-group", format!("no node group with id `{id}`"))
-        .details(json!({ "node_group": id }))
+    OrchError::new(
+        404,
+        "unknown-node-group",
+        format!("no node group with id `{id}`"),
+    )
+    .details(json!({ "node_group": id }))
 }
 
 fn id_param(req: &Request) -> Result<String, OrchError> {
@@ -211,7 +219,10 @@ pub fn put(req: &Request) -> Reply {
     let bucket = Bucket::open(GROUPS);
     let existed = bucket.get(&id)?.is_some();
     bucket.set_json(&id, &group)?;
-    Ok(Response::json(if existed { 200 } else { 201 }, &to_json(&group)?))
+    Ok(Response::json(
+        if existed { 200 } else { 201 },
+        &to_json(&group)?,
+    ))
 }
 
 /// `DELETE /node_groups/{id}`: 204, or 404 when unknown.

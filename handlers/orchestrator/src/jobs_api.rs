@@ -45,7 +45,8 @@ fn node_states(job: &JobRecord, nodes: &[NodeRecord]) -> BTreeMap<String, u64> {
 
 /// `GET /jobs`.
 pub fn list(req: &Request) -> Reply {
-    let paging = Paging::from_request(req, &["name", "owner", "timestamp", "environment", "state"])?;
+    let paging =
+        Paging::from_request(req, &["name", "owner", "timestamp", "environment", "state"])?;
     let kind = match req.query_param("type").as_deref() {
         None => None,
         Some("deploy") => Some(JobType::Deploy),
@@ -75,9 +76,9 @@ pub fn list(req: &Request) -> Reply {
             lifecycle::reconcile(job)?
         };
         let keep = kind.is_none_or(|k| k == job.kind)
-            && task.as_ref().is_none_or(|t| {
-                job.task.as_ref().is_some_and(|jt| jt.contains(t.as_str()))
-            })
+            && task
+                .as_ref()
+                .is_none_or(|t| job.task.as_ref().is_some_and(|jt| jt.contains(t.as_str())))
             && min_finish.is_none_or(|m| job.finished_ms.is_some_and(|f| f >= m))
             && max_finish.is_none_or(|m| job.finished_ms.is_some_and(|f| f <= m));
         if keep {
@@ -137,7 +138,13 @@ fn next_event_id(name: u64) -> Result<u64, OrchError> {
 pub fn nodes(req: &Request) -> Reply {
     let paging = Paging::from_request(
         req,
-        &["name", "duration", "state", "start_timestamp", "finish_timestamp"],
+        &[
+            "name",
+            "duration",
+            "state",
+            "start_timestamp",
+            "finish_timestamp",
+        ],
     )?;
     let state = match req.query_param("state") {
         None => None,

@@ -62,8 +62,12 @@ pub fn router() -> Router {
         .get("/jobs/{name}/events", jobs_api::events)
         .get("/jobs/{name}/report", jobs_api::report)
         .not_found(|req| {
-            OrchError::new(404, "not-found", format!("no such endpoint: {} {}", req.method, req.path))
-                .into()
+            OrchError::new(
+                404,
+                "not-found",
+                format!("no such endpoint: {} {}", req.method, req.path),
+            )
+            .into()
         })
         .method_not_allowed(|req, allowed| {
             OrchError::new(
@@ -112,7 +116,10 @@ mod tests {
         let mut req = Request::new("GET", "/");
         req.base_url = "https://localhost:8143/orchestrator/v1".into();
         let body = router().handle(req).body_json();
-        assert_eq!(body["commands"]["deploy"]["id"], "https://localhost:8143/orchestrator/v1/command/deploy");
+        assert_eq!(
+            body["commands"]["deploy"]["id"],
+            "https://localhost:8143/orchestrator/v1/command/deploy"
+        );
         assert_eq!(body["info"]["version"], "v1");
     }
 
@@ -120,7 +127,10 @@ mod tests {
     fn unknown_route_and_method_use_the_orchestrator_error_shape() {
         let resp = router().handle(Request::new("GET", "/nope"));
         assert_eq!(resp.status, 404);
-        assert_eq!(resp.body_json()["kind"], "puppetlabs.orchestrator/not-found");
+        assert_eq!(
+            resp.body_json()["kind"],
+            "puppetlabs.orchestrator/not-found"
+        );
         let resp = router().handle(Request::new("PATCH", "/inventory"));
         assert_eq!(resp.status, 405);
         assert_eq!(resp.body_json()["details"]["allowed"][0], "GET");
@@ -130,6 +140,9 @@ mod tests {
     fn invalid_node_names_are_rejected_before_storage() {
         let resp = router().handle(Request::new("PUT", "/inventory/nodes/bad%20name"));
         assert_eq!(resp.status, 400);
-        assert_eq!(resp.body_json()["kind"], "puppetlabs.orchestrator/validation-error");
+        assert_eq!(
+            resp.body_json()["kind"],
+            "puppetlabs.orchestrator/validation-error"
+        );
     }
 }

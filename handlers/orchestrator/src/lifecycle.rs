@@ -186,8 +186,18 @@ pub fn stop(name: u64) -> Result<Option<JobRecord>, OrchError> {
             .into_iter()
             .filter(|n| n.state == NodeState::Ready)
         {
-            let msg = format!("Skipped {}: job {name} was stopped before it started", n.name);
-            finish_node(&job, &n.name, NodeState::Ready, NodeState::Skipped, msg, None)?;
+            let msg = format!(
+                "Skipped {}: job {name} was stopped before it started",
+                n.name
+            );
+            finish_node(
+                &job,
+                &n.name,
+                NodeState::Ready,
+                NodeState::Skipped,
+                msg,
+                None,
+            )?;
         }
         maybe_finish(name)?;
     }
@@ -195,7 +205,8 @@ pub fn stop(name: u64) -> Result<Option<JobRecord>, OrchError> {
 }
 
 fn log_stopping(name: u64, now: u64) -> Result<(), OrchError> {
-    let msg = format!("Stopping job {name}: nodes not yet started are skipped; running ones finish");
+    let msg =
+        format!("Stopping job {name}: nodes not yet started are skipped; running ones finish");
     store::append_event(name, Event::new("job_stopping", None, msg, now))?;
     store::update_job(name, |j| (!j.stop_logged).then(|| j.stop_logged = true))?;
     Ok(())
@@ -238,7 +249,14 @@ pub fn reconcile(job: JobRecord) -> Result<(JobRecord, Vec<NodeRecord>), OrchErr
             NodeState::Ready => NodeState::Skipped,
             _ => NodeState::Failed,
         };
-        finish_node(&job, &n.name, n.state, to, format!("{}: {why}", n.name), None)?;
+        finish_node(
+            &job,
+            &n.name,
+            n.state,
+            to,
+            format!("{}: {why}", n.name),
+            None,
+        )?;
         changed = true;
     }
     if job.state == JobState::Stopping && !job.stop_logged && stale(job.changed_ms()) {
@@ -263,12 +281,19 @@ pub fn reconcile(job: JobRecord) -> Result<(JobRecord, Vec<NodeRecord>), OrchErr
 
 /// Writes the end event of final node `n` unless it is already in the log.
 fn heal_node_event(name: u64, n: &NodeRecord, now: u64) -> Result<(), OrchError> {
-    let end_kinds = ["node_finished", "node_failed", "node_errored", "node_skipped"];
+    let end_kinds = [
+        "node_finished",
+        "node_failed",
+        "node_errored",
+        "node_skipped",
+    ];
     let written = store::all_events(name)?
         .iter()
         .any(|e| e.node.as_deref() == Some(&n.name) && end_kinds.contains(&e.kind.as_str()));
     if written {
-        store::update_node(name, &n.name, |r| (!r.end_logged).then(|| r.end_logged = true))?;
+        store::update_node(name, &n.name, |r| {
+            (!r.end_logged).then(|| r.end_logged = true)
+        })?;
         maybe_finish(name)
     } else {
         log_node_end(name, n, now)

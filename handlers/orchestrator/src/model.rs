@@ -28,7 +28,10 @@ pub enum JobState {
 impl JobState {
     /// Whether the job will not change any more.
     pub fn is_final(self) -> bool {
-        matches!(self, JobState::Stopped | JobState::Finished | JobState::Failed)
+        matches!(
+            self,
+            JobState::Stopped | JobState::Finished | JobState::Failed
+        )
     }
 
     /// The name in the API.

@@ -112,7 +112,11 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
         if digits == 0 {
             return None;
         }
-        let ms: String = frac[..digits].chars().chain("000".chars()).take(3).collect();
+        let ms: String = frac[..digits]
+            .chars()
+            .chain("000".chars())
+            .take(3)
+            .collect();
         millis = ms.parse().ok()?;
         rest = &frac[digits..];
     }
@@ -173,8 +177,17 @@ mod tests {
             parse_rfc3339("2026-11-23T20:04:05+01:00"),
             parse_rfc3339("2026-11-23T19:04:05Z")
         );
-        assert_eq!(parse_rfc3339("2026-11-23T19:04:05.5Z"), Some(1_795_460_645_500));
-        for bad in ["", "2026-11-23", "2026-13-01T00:00:00Z", "2026-11-23T19:04:05", "x026-11-23T19:04:05Z"] {
+        assert_eq!(
+            parse_rfc3339("2026-11-23T19:04:05.5Z"),
+            Some(1_795_460_645_500)
+        );
+        for bad in [
+            "",
+            "2026-11-23",
+            "2026-13-01T00:00:00Z",
+            "2026-11-23T19:04:05",
+            "x026-11-23T19:04:05Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

@@ -111,8 +111,10 @@ fn run(input: &NodeRun) -> Result<Vec<u8>, OrchError> {
     };
     let code = result.exit_code;
     lifecycle::finish_node(&job, node, NodeState::Running, state, message, Some(result))?;
-    Ok(serde_json::to_vec(&serde_json::json!({ "node": node, "exit_code": code }))
-        .unwrap_or_default())
+    Ok(
+        serde_json::to_vec(&serde_json::json!({ "node": node, "exit_code": code }))
+            .unwrap_or_default(),
+    )
 }
 
 fn what(task: &Option<String>) -> String {
