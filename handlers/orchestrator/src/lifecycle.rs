@@ -98,16 +98,22 @@ pub fn finish_node(
     let Some((record, Some(()))) = changed else {
         return Ok(());
     };
-    log_node_end(job.name, &record, now)
+    log_node_end(job, &record, now)
 }
 
-/// Writes the end event of `record` and marks it logged, then tries to end the job.
-fn log_node_end(name: u64, record: &NodeRecord, now: u64) -> Result<(), OrchError> {
-    store::append_event(name, end_event(record, now))?;
-    store::update_node(name, &record.name, |n| {
+/// Writes the end event of `record` and marks it logged; the node that
+/// brings the count of logged nodes to the job's size tries to end the job
+/// (so a job of n nodes is scanned once at its end, not n times).
+fn log_node_end(job: &JobRecord, record: &NodeRecord, now: u64) -> Result<(), OrchError> {
+    store::append_event(job.name, end_event(record, now))?;
+    let logged = store::update_node(job.name, &record.name, |n| {
         (!n.end_logged).then(|| n.end_logged = true)
     })?;
-    maybe_finish(name)
+    if matches!(logged, Some((_, Some(())))) && store::count_logged_end(job.name)? >= job.node_count
+    {
+        maybe_finish(job.name)?;
+    }
+    Ok(())
 }
 
 /// Ends job `name` once every node ended and was logged: stopped if a stop
@@ -229,7 +235,7 @@ pub fn reconcile(job: JobRecord) -> Result<(JobRecord, Vec<NodeRecord>), OrchErr
     for n in nodes.iter().filter(|n| !n.end_logged) {
         if n.state.is_final() {
             if stale(n.changed_ms) {
-                heal_node_event(job.name, n, now)?;
+                heal_node_event(&job, n, now)?;
                 changed = true;
             }
             continue;
@@ -280,7 +286,8 @@ pub fn reconcile(job: JobRecord) -> Result<(JobRecord, Vec<NodeRecord>), OrchErr
 }
 
 /// Writes the end event of final node `n` unless it is already in the log.
-fn heal_node_event(name: u64, n: &NodeRecord, now: u64) -> Result<(), OrchError> {
+fn heal_node_event(job: &JobRecord, n: &NodeRecord, now: u64) -> Result<(), OrchError> {
+    let name = job.name;
     let end_kinds = [
         "node_finished",
         "node_failed",
@@ -296,7 +303,7 @@ fn heal_node_event(name: u64, n: &NodeRecord, now: u64) -> Result<(), OrchError>
         })?;
         maybe_finish(name)
     } else {
-        log_node_end(name, n, now)
+        log_node_end(job, n, now)
     }
 }
 

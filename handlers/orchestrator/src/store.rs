@@ -3,7 +3,8 @@
 //! Buckets: `seq` (the job-name counter), `jobs` (`<name>` → [`JobRecord`]),
 //! `job-nodes` (`<name>/<node>` → [`NodeRecord`]), `events`
 //! (`<name>/<id>` → [`Event`]), `event-heads` (`<name>` → highest event id
-//! written, a hint), `engine-ids` (`<name>` → node → job-engine id). Names
+//! written, a hint), `engine-ids` (`<name>` → node → job-engine id),
+//! `logged-ends` (`<name>` → nodes whose end event is written, a hint). Names
 //! and ids are zero-padded so that keys sort numerically.
 //!
 //! Node runs execute concurrently and a stop request may arrive at any time,
@@ -26,6 +27,7 @@ const NODES: &str = "job-nodes";
 const EVENTS: &str = "events";
 const HEADS: &str = "event-heads";
 const ENGINE: &str = "engine-ids";
+const ENDED: &str = "logged-ends";
 /// Compare-and-swap attempts before giving up on a hot record.
 const MAX_TRIES: usize = 10_000;
 
@@ -95,6 +97,14 @@ pub fn remove(job: &JobRecord, nodes: &[NodeRecord]) -> Result<(), OrchError> {
     }
     baton_sdk::kv::apply(writes)?;
     Ok(())
+}
+
+/// Counts one more node of job `name` whose end is logged; returns the count.
+/// Only a hint for when to check whether the job ended (a crash between
+/// logging and counting leaves it short; readers check in full).
+pub fn count_logged_end(name: u64) -> Result<u64, OrchError> {
+    let n = Bucket::open(ENDED).increment(&job_key(name), 1)?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// Records the job-engine id of each node of job `name`.
