@@ -36,6 +36,12 @@ impl OrchError {
     }
 }
 
+impl std::fmt::Display for OrchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.msg, self.kind)
+    }
+}
+
 impl From<OrchError> for Response {
     fn from(e: OrchError) -> Self {
         Response::json(

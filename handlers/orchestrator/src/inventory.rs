@@ -145,6 +145,10 @@ pub fn delete(req: &Request) -> Reply {
 }
 
 fn unknown_node(name: &str) -> OrchError {
-    OrchError::new(404, "unknown-node", format!("no node named `{name}` in the inventory"))
-        .details(json!({ "name": name }))
+    OrchError::new(
+        404,
+        "unknown-node",
+        format!("no node named `{name}` in the inventory"),
+    )
+    .details(json!({ "name": name }))
 }

@@ -1,11 +1,24 @@
 //! The orchestrator handler: a Puppet-orchestrator-style API at `/orchestrator/v1`
-//! (specs/orchestrator.md). This component serves the API metadata and the
-//! node inventory; jobs, commands and node groups build on the job engine.
+//! (specs/orchestrator.md): API metadata, the node inventory, node groups,
+//! deploy/task/stop commands, and jobs with their nodes, events and reports.
+//!
+//! A deploy or task is one orchestrator job and one job-engine job per node
+//! (a graph whose parallel limit is the request's `concurrency`); each node
+//! run `exec`s the command configured in `[handler.config]`.
 
+mod agent;
+mod command;
 mod errors;
+mod groups;
 mod inventory;
+mod jobs_api;
+mod lifecycle;
+mod model;
+mod query;
+mod run;
+mod store;
 
-use baton_sdk::{Handler, Request, Response, Router};
+use baton_sdk::{Handler, Job, Request, Response, Router};
 use errors::OrchError;
 use serde_json::json;
 
@@ -13,7 +26,14 @@ struct Orchestrator;
 
 impl Handler for Orchestrator {
     fn handle(req: Request) -> Response {
-        router().handle(req)
+        Router::serve(router, req)
+    }
+
+    fn run_job(job: Job) -> Result<Vec<u8>, String> {
+        match job.kind.as_str() {
+            run::NODE_RUN => run::run_node(&job),
+            other => Err(format!("the orchestrator runs no jobs of kind `{other}`")),
+        }
     }
 }
 
@@ -29,9 +49,25 @@ pub fn router() -> Router {
         .put("/inventory/nodes/{name}", inventory::put)
         .delete("/inventory/nodes/{name}", inventory::delete)
         .get("/inventory/{name}", inventory::status)
+        .get("/node_groups", groups::list)
+        .get("/node_groups/{id}", groups::get)
+        .put("/node_groups/{id}", groups::put)
+        .delete("/node_groups/{id}", groups::delete)
+        .post("/command/deploy", command::deploy)
+        .post("/command/task", command::task)
+        .post("/command/stop", command::stop)
+        .get("/jobs", jobs_api::list)
+        .get("/jobs/{name}", jobs_api::get)
+        .get("/jobs/{name}/nodes", jobs_api::nodes)
+        .get("/jobs/{name}/events", jobs_api::events)
+        .get("/jobs/{name}/report", jobs_api::report)
         .not_found(|req| {
-            OrchError::new(404, "not-found", format!("no such endpoint: {} {}", req.method, req.path))
-                .into()
+            OrchError::new(
+                404,
+                "not-found",
+                format!("no such endpoint: {} {}", req.method, req.path),
+            )
+            .into()
         })
         .method_not_allowed(|req, allowed| {
             OrchError::new(
@@ -80,7 +116,10 @@ mod tests {
         let mut req = Request::new("GET", "/");
         req.base_url = "https://localhost:8143/orchestrator/v1".into();
         let body = router().handle(req).body_json();
-        assert_eq!(body["commands"]["deploy"]["id"], "https://localhost:8143/orchestrator/v1/command/deploy");
+        assert_eq!(
+            body["commands"]["deploy"]["id"],
+            "https://localhost:8143/orchestrator/v1/command/deploy"
+        );
         assert_eq!(body["info"]["version"], "v1");
     }
 
@@ -88,7 +127,10 @@ mod tests {
     fn unknown_route_and_method_use_the_orchestrator_error_shape() {
         let resp = router().handle(Request::new("GET", "/nope"));
         assert_eq!(resp.status, 404);
-        assert_eq!(resp.body_json()["kind"], "puppetlabs.orchestrator/not-found");
+        assert_eq!(
+            resp.body_json()["kind"],
+            "puppetlabs.orchestrator/not-found"
+        );
         let resp = router().handle(Request::new("PATCH", "/inventory"));
         assert_eq!(resp.status, 405);
         assert_eq!(resp.body_json()["details"]["allowed"][0], "GET");
@@ -98,6 +140,9 @@ mod tests {
     fn invalid_node_names_are_rejected_before_storage() {
         let resp = router().handle(Request::new("PUT", "/inventory/nodes/bad%20name"));
         assert_eq!(resp.status, 400);
-        assert_eq!(resp.body_json()["kind"], "puppetlabs.orchestrator/validation-error");
+        assert_eq!(
+            resp.body_json()["kind"],
+            "puppetlabs.orchestrator/validation-error"
+        );
     }
 }

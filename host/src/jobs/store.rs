@@ -69,8 +69,16 @@ impl JobStore {
     }
 
     /// Makes every write so far durable.
+    ///
+    /// A blocking `flush` on a blocking thread, not `flush_async`: concurrent
+    /// `flush_async` calls deadlock sled 0.34 (spacejam/sled#1308) — with many
+    /// jobs ending at once the whole server hung, transactions waiting on
+    /// flushes that waited on sled's busy I/O threads.
     pub async fn flush(&self) -> Result<(), JobStoreError> {
-        self.db.flush_async().await?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| JobStoreError(format!("the flush task failed: {e}")))??;
         Ok(())
     }
 

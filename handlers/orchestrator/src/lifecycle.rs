@@ -1,0 +1,314 @@
+//! How jobs and their nodes move between states, and the events each move
+//! writes.
+//!
+//! Node runs, stop requests and readers may act on one job at the same
+//! time. Every transition is a compare-and-swap (see [`crate::store`]), so
+//! exactly one actor makes it; that actor then writes its event and marks
+//! the record "logged". A job ends only when every node is final *and*
+//! logged (and, when stopping, its `job_stopping` is logged), so its final
+//! event is always its last.
+//!
+//! A crash between a transition and its event leaves a record unlogged;
+//! [`reconcile`] writes the missing event once the record has been
+//! untouched for [`HEAL_AFTER_MS`].
+
+use crate::errors::OrchError;
+use crate::model::{Event, JobRecord, JobState, NodeRecord, NodeState, RunResult, count_states};
+use crate::store;
+use baton_sdk::jobs;
+use baton_sdk::time::now_millis;
+use serde_json::json;
+
+/// How long a transition may stay without its event before a reader
+/// writes it (its actor is then taken to have died).
+pub const HEAL_AFTER_MS: u64 = 60_000;
+
+/// Marks node `node` of job `job` running, unless it is no longer ready
+/// (the job was stopped). Returns whether the node may run.
+pub fn start_node(job: &JobRecord, node: &str) -> Result<bool, OrchError> {
+    let now = now_millis();
+    let started = store::update_node(job.name, node, |n| {
+        (n.state == NodeState::Ready).then(|| {
+            n.state = NodeState::Running;
+            n.start_ms = Some(now);
+            n.changed_ms = now;
+            n.message = format!("Started {} on {node}", what(job));
+        })
+    })?;
+    if !matches!(started, Some((_, Some(())))) {
+        return Ok(false);
+    }
+    let noop = job.options["noop"].as_bool().unwrap_or(false);
+    let event = Event::new(
+        "node_running",
+        Some(node),
+        format!("Started {} on {node} ...", what(job)),
+        now,
+    )
+    .with("noop", json!(noop));
+    store::append_event(job.name, event)?;
+    Ok(true)
+}
+
+/// "puppet run" or "task NAME".
+pub fn what(job: &JobRecord) -> String {
+    match &job.task {
+        Some(t) => format!("task {t}"),
+        None => "puppet run".to_string(),
+    }
+}
+
+fn end_event(node: &NodeRecord, now: u64) -> Event {
+    let kind = match (node.state, &node.result) {
+        (NodeState::Finished, _) => "node_finished",
+        (NodeState::Skipped, _) => "node_skipped",
+        (_, Some(r)) if r.exit_code.is_some() || r.timed_out => "node_failed",
+        _ => "node_errored",
+    };
+    let mut event = Event::new(kind, Some(&node.name), node.message.clone(), now);
+    if let Some(r) = &node.result {
+        event = event
+            .with("exit_code", json!(r.exit_code))
+            .with("timed_out", json!(r.timed_out));
+    }
+    event
+}
+
+/// Ends node `node` (from state `from`) in `state`, once; a later attempt
+/// finds it changed and does nothing. Then ends the job if it was the last.
+pub fn finish_node(
+    job: &JobRecord,
+    node: &str,
+    from: NodeState,
+    state: NodeState,
+    message: String,
+    result: Option<RunResult>,
+) -> Result<(), OrchError> {
+    let now = now_millis();
+    let changed = store::update_node(job.name, node, |n| {
+        (n.state == from).then(|| {
+            n.state = state;
+            n.finish_ms = Some(now);
+            n.changed_ms = now;
+            n.message = message.clone();
+            n.result = result.clone();
+            n.end_logged = false;
+        })
+    })?;
+    let Some((record, Some(()))) = changed else {
+        return Ok(());
+    };
+    log_node_end(job, &record, now)
+}
+
+/// Writes the end event of `record` and marks it logged; the node that
+/// brings the count of logged nodes to the job's size tries to end the job
+/// (so a job of n nodes is scanned once at its end, not n times).
+fn log_node_end(job: &JobRecord, record: &NodeRecord, now: u64) -> Result<(), OrchError> {
+    store::append_event(job.name, end_event(record, now))?;
+    let logged = store::update_node(job.name, &record.name, |n| {
+        (!n.end_logged).then(|| n.end_logged = true)
+    })?;
+    if matches!(logged, Some((_, Some(())))) && store::count_logged_end(job.name)? >= job.node_count
+    {
+        maybe_finish(job.name)?;
+    }
+    Ok(())
+}
+
+/// Ends job `name` once every node ended and was logged: stopped if a stop
+/// was asked for, failed if a node failed, finished otherwise. Safe to call
+/// at any time, by anyone.
+pub fn maybe_finish(name: u64) -> Result<(), OrchError> {
+    let nodes = store::nodes(name)?;
+    if nodes.iter().any(|n| !(n.state.is_final() && n.end_logged)) {
+        return Ok(());
+    }
+    let counts = count_states(nodes.iter().map(|n| &n.state));
+    let failed = counts["failed"];
+    let now = now_millis();
+    let ended = store::update_job(name, |j| {
+        if j.state.is_final() || (j.state == JobState::Stopping && !j.stop_logged) {
+            return None;
+        }
+        let end = if j.state == JobState::Stopping {
+            JobState::Stopped
+        } else if failed > 0 {
+            JobState::Failed
+        } else {
+            JobState::Finished
+        };
+        j.enter(end, now);
+        j.final_node_states = Some(counts.clone());
+        Some(end)
+    })?;
+    let Some((job, Some(end))) = ended else {
+        return Ok(());
+    };
+    let total = job.node_count;
+    let (kind, msg) = match end {
+        JobState::Stopped => (
+            "job_stopped",
+            format!(
+                "Stopped: {} of {total} nodes skipped, {failed} failed",
+                counts["skipped"]
+            ),
+        ),
+        JobState::Failed => (
+            "job_finished",
+            format!("Finished: {failed} of {total} nodes failed"),
+        ),
+        _ => (
+            "job_finished",
+            format!("Finished: {total} of {total} nodes succeeded"),
+        ),
+    };
+    let event = Event::new(kind, None, msg, now)
+        .with("state", json!(end.as_str()))
+        .with("node_states", json!(counts));
+    store::append_event(name, event)?;
+    Ok(())
+}
+
+/// `POST /command/stop`'s work: the job becomes `stopping`, its nodes that
+/// have not started are skipped, and it ends `stopped` once the running
+/// ones end. Returns the job as it is afterwards, or `None` if unknown.
+pub fn stop(name: u64) -> Result<Option<JobRecord>, OrchError> {
+    let now = now_millis();
+    let stopping = store::update_job(name, |j| {
+        (!j.state.is_final() && j.state != JobState::Stopping).then(|| {
+            j.enter(JobState::Stopping, now);
+            j.stop_logged = false;
+        })
+    })?;
+    let Some((job, changed)) = stopping else {
+        return Ok(None);
+    };
+    if changed.is_some() {
+        log_stopping(name, now)?;
+    }
+    if !job.state.is_final() {
+        for n in store::nodes(name)?
+            .into_iter()
+            .filter(|n| n.state == NodeState::Ready)
+        {
+            let msg = format!(
+                "Skipped {}: job {name} was stopped before it started",
+                n.name
+            );
+            finish_node(
+                &job,
+                &n.name,
+                NodeState::Ready,
+                NodeState::Skipped,
+                msg,
+                None,
+            )?;
+        }
+        maybe_finish(name)?;
+    }
+    store::job(name)
+}
+
+fn log_stopping(name: u64, now: u64) -> Result<(), OrchError> {
+    let msg =
+        format!("Stopping job {name}: nodes not yet started are skipped; running ones finish");
+    store::append_event(name, Event::new("job_stopping", None, msg, now))?;
+    store::update_job(name, |j| (!j.stop_logged).then(|| j.stop_logged = true))?;
+    Ok(())
+}
+
+/// Brings job `job` up to date with the job engine: a node whose engine
+/// job ended without recording its end (the server stopped mid-run, the
+/// run's time limit, a storage failure) ends `failed` (or `skipped` if it
+/// never started); an event its actor died before writing is written.
+/// Returns the job and its nodes as they are afterwards.
+pub fn reconcile(job: JobRecord) -> Result<(JobRecord, Vec<NodeRecord>), OrchError> {
+    let nodes = store::nodes(job.name)?;
+    if job.state.is_final() {
+        return Ok((job, nodes));
+    }
+    let now = now_millis();
+    let stale = |changed_ms: u64| now.saturating_sub(changed_ms) > HEAL_AFTER_MS;
+    let ids = store::engine_ids(job.name)?;
+    let mut changed = false;
+    for n in nodes.iter().filter(|n| !n.end_logged) {
+        if n.state.is_final() {
+            if stale(n.changed_ms) {
+                heal_node_event(&job, n, now)?;
+                changed = true;
+            }
+            continue;
+        }
+        let Some(id) = ids.get(&n.name) else { continue };
+        let why = match jobs::get(id)? {
+            None => "its run is no longer known to the job engine".to_string(),
+            Some(i) if !i.state.is_final() => continue,
+            Some(i) => match &i.error {
+                Some(e) => format!("its run ended without a result: {e}"),
+                None => format!("its run ended ({:?}) without a result", i.state),
+            },
+        };
+        // Conditional on the state read: a run that recorded its own end
+        // in the meantime keeps it.
+        let to = match n.state {
+            NodeState::Ready => NodeState::Skipped,
+            _ => NodeState::Failed,
+        };
+        finish_node(
+            &job,
+            &n.name,
+            n.state,
+            to,
+            format!("{}: {why}", n.name),
+            None,
+        )?;
+        changed = true;
+    }
+    if job.state == JobState::Stopping && !job.stop_logged && stale(job.changed_ms()) {
+        let written = store::all_events(job.name)?
+            .iter()
+            .any(|e| e.kind == "job_stopping");
+        if written {
+            store::update_job(job.name, |j| (!j.stop_logged).then(|| j.stop_logged = true))?;
+        } else {
+            log_stopping(job.name, now)?;
+        }
+    }
+    maybe_finish(job.name)?;
+    let latest = store::job(job.name)?.unwrap_or(job);
+    let nodes = if changed {
+        store::nodes(latest.name)?
+    } else {
+        nodes
+    };
+    Ok((latest, nodes))
+}
+
+/// Writes the end event of final node `n` unless it is already in the log.
+fn heal_node_event(job: &JobRecord, n: &NodeRecord, now: u64) -> Result<(), OrchError> {
+    let name = job.name;
+    let end_kinds = [
+        "node_finished",
+        "node_failed",
+        "node_errored",
+        "node_skipped",
+    ];
+    let written = store::all_events(name)?
+        .iter()
+        .any(|e| e.node.as_deref() == Some(&n.name) && end_kinds.contains(&e.kind.as_str()));
+    if written {
+        store::update_node(name, &n.name, |r| {
+            (!r.end_logged).then(|| r.end_logged = true)
+        })?;
+        maybe_finish(name)
+    } else {
+        log_node_end(job, n, now)
+    }
+}
+
+/// The 404 for a job name nobody created.
+pub fn unknown_job(name: &str) -> OrchError {
+    OrchError::new(404, "unknown-job", format!("no job named `{name}` exists"))
+        .details(json!({ "job": name }))
+}

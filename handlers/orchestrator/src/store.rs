@@ -1,0 +1,238 @@
+//! The orchestrator's kv layout and its concurrency rules.
+//!
+//! Buckets: `seq` (the job-name counter), `jobs` (`<name>` → [`JobRecord`]),
+//! `job-nodes` (`<name>/<node>` → [`NodeRecord`]), `events`
+//! (`<name>/<id>` → [`Event`]), `event-heads` (`<name>` → highest event id
+//! written, a hint), `engine-ids` (`<name>` → node → job-engine id),
+//! `logged-ends` (`<name>` → nodes whose end event is written, a hint). Names
+//! and ids are zero-padded so that keys sort numerically.
+//!
+//! Node runs execute concurrently and a stop request may arrive at any time,
+//! so every change of a record is a compare-and-swap of the whole record
+//! (retried on conflict), and every state change is made once: whoever swaps
+//! a node out of `ready` or `running` owns that transition and writes its
+//! event. Events are appended by claiming the next free key with a
+//! compare-and-swap, so ids have no gaps and a reader always sees a prefix.
+
+use crate::errors::OrchError;
+use crate::model::{Event, JobRecord, NodeRecord};
+use baton_sdk::kv::Bucket;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+
+const SEQ: &str = "seq";
+const JOBS: &str = "jobs";
+const NODES: &str = "job-nodes";
+const EVENTS: &str = "events";
+const HEADS: &str = "event-heads";
+const ENGINE: &str = "engine-ids";
+const ENDED: &str = "logged-ends";
+/// Compare-and-swap attempts before giving up on a hot record.
+const MAX_TRIES: usize = 10_000;
+
+/// The key of job `name`.
+pub fn job_key(name: u64) -> String {
+    format!("{name:012}")
+}
+
+fn node_key(job: u64, node: &str) -> String {
+    format!("{job:012}/{node}")
+}
+
+fn event_key(job: u64, id: u64) -> String {
+    format!("{job:012}/{id:012}")
+}
+
+/// The next job name: 1, 2, 3… never reused.
+pub fn next_job_name() -> Result<u64, OrchError> {
+    let n = Bucket::open(SEQ).increment("jobs", 1)?;
+    u64::try_from(n).map_err(|_| OrchError::new(500, "internal-error", "job counter overflowed"))
+}
+
+/// Job `name`.
+pub fn job(name: u64) -> Result<Option<JobRecord>, OrchError> {
+    Ok(Bucket::open(JOBS).get_json(&job_key(name))?)
+}
+
+/// Every job, by name.
+pub fn all_jobs() -> Result<Vec<JobRecord>, OrchError> {
+    Ok(Bucket::open(JOBS)
+        .scan_all_json::<JobRecord>("")?
+        .into_iter()
+        .map(|(_, j)| j)
+        .collect())
+}
+
+/// The nodes of job `name`, by node name.
+pub fn nodes(name: u64) -> Result<Vec<NodeRecord>, OrchError> {
+    Ok(Bucket::open(NODES)
+        .scan_all_json::<NodeRecord>(&format!("{name:012}/"))?
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect())
+}
+
+/// Writes a new job and its nodes in one atomic batch.
+pub fn create(job: &JobRecord, nodes: &[NodeRecord]) -> Result<(), OrchError> {
+    let (jobs, node_bucket) = (Bucket::open(JOBS), Bucket::open(NODES));
+    let mut writes = vec![jobs.write_json(&job_key(job.name), job)?];
+    for n in nodes {
+        writes.push(node_bucket.write_json(&node_key(job.name, &n.name), n)?);
+    }
+    baton_sdk::kv::apply(writes)?;
+    Ok(())
+}
+
+/// Removes a job that could not be queued, with its nodes and its first event.
+pub fn remove(job: &JobRecord, nodes: &[NodeRecord]) -> Result<(), OrchError> {
+    let (jobs, node_bucket) = (Bucket::open(JOBS), Bucket::open(NODES));
+    let mut writes = vec![
+        jobs.write_delete(&job_key(job.name)),
+        Bucket::open(EVENTS).write_delete(&event_key(job.name, 1)),
+        Bucket::open(HEADS).write_delete(&job_key(job.name)),
+    ];
+    for n in nodes {
+        writes.push(node_bucket.write_delete(&node_key(job.name, &n.name)));
+    }
+    baton_sdk::kv::apply(writes)?;
+    Ok(())
+}
+
+/// Counts one more node of job `name` whose end is logged; returns the count.
+/// Only a hint for when to check whether the job ended (a crash between
+/// logging and counting leaves it short; readers check in full).
+pub fn count_logged_end(name: u64) -> Result<u64, OrchError> {
+    let n = Bucket::open(ENDED).increment(&job_key(name), 1)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Records the job-engine id of each node of job `name`.
+pub fn set_engine_ids(name: u64, ids: &BTreeMap<String, String>) -> Result<(), OrchError> {
+    Ok(Bucket::open(ENGINE).set_json(&job_key(name), ids)?)
+}
+
+/// The job-engine id of each node of job `name` (empty until queued).
+pub fn engine_ids(name: u64) -> Result<BTreeMap<String, String>, OrchError> {
+    Ok(Bucket::open(ENGINE)
+        .get_json(&job_key(name))?
+        .unwrap_or_default())
+}
+
+/// Changes job `name` with `f`, which returns `None` to leave it as it is.
+/// Returns the record as written (or as found) and `f`'s answer.
+pub fn update_job<R>(
+    name: u64,
+    f: impl FnMut(&mut JobRecord) -> Option<R>,
+) -> Result<Option<(JobRecord, Option<R>)>, OrchError> {
+    update(&Bucket::open(JOBS), &job_key(name), f)
+}
+
+/// Changes node `node` of job `name` with `f`, like [`update_job`].
+pub fn update_node<R>(
+    name: u64,
+    node: &str,
+    f: impl FnMut(&mut NodeRecord) -> Option<R>,
+) -> Result<Option<(NodeRecord, Option<R>)>, OrchError> {
+    update(&Bucket::open(NODES), &node_key(name, node), f)
+}
+
+fn update<T: Serialize + DeserializeOwned, R>(
+    bucket: &Bucket,
+    key: &str,
+    mut f: impl FnMut(&mut T) -> Option<R>,
+) -> Result<Option<(T, Option<R>)>, OrchError> {
+    for _ in 0..MAX_TRIES {
+        let Some(old) = bucket.get(key)? else {
+            return Ok(None);
+        };
+        let mut value: T = decode(bucket, key, &old)?;
+        let Some(answer) = f(&mut value) else {
+            return Ok(Some((value, None)));
+        };
+        let new = encode(&value)?;
+        if bucket.compare_and_swap(key, Some(&old), Some(&new))? {
+            return Ok(Some((value, Some(answer))));
+        }
+    }
+    Err(OrchError::new(
+        500,
+        "internal-error",
+        format!("{}/{key} kept changing; try again", bucket.name()),
+    ))
+}
+
+/// Appends `event` to job `name`; returns its id.
+pub fn append_event(name: u64, mut event: Event) -> Result<u64, OrchError> {
+    let (events, heads) = (Bucket::open(EVENTS), Bucket::open(HEADS));
+    let head_key = job_key(name);
+    // Every id up to the head is taken; claim the first free one after it.
+    let head: u64 = heads.get_json(&head_key)?.unwrap_or(0);
+    let mut id = head + 1;
+    loop {
+        event.id = id;
+        if events.compare_and_swap(&event_key(name, id), None, Some(&encode(&event)?))? {
+            break;
+        }
+        id += 1;
+    }
+    // Move the hint forward (never back).
+    for _ in 0..MAX_TRIES {
+        let raw = heads.get(&head_key)?;
+        let current: u64 = match &raw {
+            Some(b) => decode(&heads, &head_key, b)?,
+            None => 0,
+        };
+        if current >= id
+            || heads.compare_and_swap(&head_key, raw.as_deref(), Some(&encode(&id)?))?
+        {
+            break;
+        }
+    }
+    Ok(id)
+}
+
+/// Events of job `name` with id `>= start`, at most `limit`.
+pub fn events(name: u64, start: u64, limit: u32) -> Result<Vec<Event>, OrchError> {
+    let bucket = Bucket::open(EVENTS);
+    let prefix = format!("{name:012}/");
+    let mut out = Vec::new();
+    let mut after = (start > 1).then(|| event_key(name, start - 1));
+    while out.len() < limit as usize {
+        let want = (limit as usize - out.len()).min(500) as u32;
+        let page = bucket.scan(&prefix, after.as_deref(), want)?;
+        let full = page.len() == want as usize;
+        for (key, bytes) in page {
+            out.push(decode::<Event>(&bucket, &key, &bytes)?);
+            after = Some(key);
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Every event of job `name`.
+pub fn all_events(name: u64) -> Result<Vec<Event>, OrchError> {
+    Ok(Bucket::open(EVENTS)
+        .scan_all_json::<Event>(&format!("{name:012}/"))?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect())
+}
+
+fn decode<T: DeserializeOwned>(bucket: &Bucket, key: &str, bytes: &[u8]) -> Result<T, OrchError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        OrchError::new(
+            500,
+            "internal-error",
+            format!("stored record {}/{key} is unreadable: {e}", bucket.name()),
+        )
+    })
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, OrchError> {
+    serde_json::to_vec(value)
+        .map_err(|e| OrchError::new(500, "internal-error", format!("encoding a record: {e}")))
+}
