@@ -66,22 +66,16 @@ fn check_common(infra: &str, settings: Option<&str>) -> Result<(), ApiError> {
 fn servers_task(b: &[u8]) -> Result<TaskSpec, ApiError> {
     let r: ServersCreate = body(b)?;
     check_common(&r.infra, r.settings.as_deref())?;
-    Ok(TaskSpec {
-        name: format!("servers create ({})", r.infra),
-        run: Invocation {
-            command: vec!["servers".into(), "create".into()],
-            args: common_args(
-                Some(&r.infra),
-                r.settings.as_deref(),
-                &[],
-                r.check_mode,
-                r.wait,
-            ),
-        },
-        rollback: None,
-        batch: None,
-        operation: None,
-    })
+    let name = format!("servers create ({})", r.infra);
+    let command = vec!["servers".into(), "create".into()];
+    Ok(workflow_task(
+        name,
+        command,
+        &r.infra,
+        r.settings.as_deref(),
+        r.check_mode,
+        r.wait,
+    ))
 }
 
 /// The task a `taskserv/create` body asks for.
@@ -90,22 +84,16 @@ fn taskserv_task(b: &[u8]) -> Result<TaskSpec, ApiError> {
     check_value("operation", &r.operation, false)?;
     check_value("taskserv", &r.taskserv, false)?;
     check_common(&r.infra, r.settings.as_deref())?;
-    Ok(TaskSpec {
-        name: format!("taskserv {} {} ({})", r.operation, r.taskserv, r.infra),
-        run: Invocation {
-            command: vec!["taskserv".into(), r.operation, r.taskserv],
-            args: common_args(
-                Some(&r.infra),
-                r.settings.as_deref(),
-                &[],
-                r.check_mode,
-                r.wait,
-            ),
-        },
-        rollback: None,
-        batch: None,
-        operation: None,
-    })
+    let name = format!("taskserv {} {} ({})", r.operation, r.taskserv, r.infra);
+    let command = vec!["taskserv".into(), r.operation, r.taskserv];
+    Ok(workflow_task(
+        name,
+        command,
+        &r.infra,
+        r.settings.as_deref(),
+        r.check_mode,
+        r.wait,
+    ))
 }
 
 /// The task a `cluster/create` body asks for.
@@ -114,22 +102,38 @@ fn cluster_task(b: &[u8]) -> Result<TaskSpec, ApiError> {
     check_value("operation", &r.operation, false)?;
     check_value("cluster_type", &r.cluster_type, false)?;
     check_common(&r.infra, r.settings.as_deref())?;
-    Ok(TaskSpec {
-        name: format!("cluster {} {} ({})", r.operation, r.cluster_type, r.infra),
+    let name = format!("cluster {} {} ({})", r.operation, r.cluster_type, r.infra);
+    let command = vec!["cluster".into(), r.operation, r.cluster_type];
+    Ok(workflow_task(
+        name,
+        command,
+        &r.infra,
+        r.settings.as_deref(),
+        r.check_mode,
+        r.wait,
+    ))
+}
+
+/// A workflow's task: `command` with the common `--infra`, `--settings`,
+/// `--check` and `--wait` arguments, outside any batch, with no rollback.
+fn workflow_task(
+    name: String,
+    command: Vec<String>,
+    infra: &str,
+    settings: Option<&str>,
+    check_mode: bool,
+    wait: bool,
+) -> TaskSpec {
+    TaskSpec {
+        name,
         run: Invocation {
-            command: vec!["cluster".into(), r.operation, r.cluster_type],
-            args: common_args(
-                Some(&r.infra),
-                r.settings.as_deref(),
-                &[],
-                r.check_mode,
-                r.wait,
-            ),
+            command,
+            args: common_args(Some(infra), settings, &[], check_mode, wait),
         },
         rollback: None,
         batch: None,
         operation: None,
-    })
+    }
 }
 
 fn spawn(workflow: &str, spec: TaskSpec) -> Reply {
