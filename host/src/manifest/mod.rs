@@ -425,6 +425,16 @@ impl Manifest {
                     "max_requests and max_idle must be at least 1 (remove the table for a fresh instance per request)",
                 ));
             }
+            // Idle instances hold pool slots that other handlers need.
+            let max_concurrent = self.limits_for(h).max_concurrent;
+            if let Some(w) = h.warm_instances
+                && w.max_idle.is_some_and(|n| n > max_concurrent)
+            {
+                return Err(self.invalid(
+                    key("warm_instances.max_idle"),
+                    format!("at most the handler's max_concurrent ({max_concurrent})"),
+                ));
+            }
         }
         for (i, l) in self.listeners.iter().enumerate() {
             if l.address.parse::<SocketAddr>().is_err() {
@@ -695,5 +705,21 @@ mod tests {
         ))
         .unwrap_err();
         assert!(err.to_string().contains("admin API"), "{err}");
+    }
+
+    #[test]
+    fn warm_instances_are_bounded() {
+        let handler = |table: &str| {
+            format!(
+                "[[listener]]\naddress = \"127.0.0.1:1\"\n[[handler]]\nname = \"h\"\nwasm = \"builtin:h\"\nmount = \"/h\"\n[handler.limits]\nmax_concurrent = 4\n[handler.warm_instances]\n{table}"
+            )
+        };
+        assert!(parse(&handler("max_idle = 4\n")).is_ok());
+        let err = parse(&handler("max_idle = 5\n")).unwrap_err().to_string();
+        assert!(err.contains("warm_instances.max_idle"), "{err}");
+        let err = parse(&handler("max_requests = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("warm_instances"), "{err}");
     }
 }

@@ -84,7 +84,9 @@ impl HandlerSlot {
             wasm_path: None,
             last_rejection: std::sync::Mutex::new(None),
             permits: Arc::new(Semaphore::new(limits.max_concurrent as usize)),
-            warm: spec.warm_instances.map(WarmPool::new),
+            warm: spec
+                .warm_instances
+                .map(|w| WarmPool::new(w, limits.max_concurrent)),
             current: ArcSwap::new(version),
         }
     }

@@ -35,11 +35,15 @@ pub struct WarmPool {
 }
 
 impl WarmPool {
-    /// A pool with the manifest's settings.
-    pub fn new(settings: WarmInstances) -> Self {
+    /// A pool with the manifest's settings for a handler allowed
+    /// `max_concurrent` instances at once (the default `max_idle` stays below it).
+    pub fn new(settings: WarmInstances, max_concurrent: u32) -> Self {
+        let max_idle = settings
+            .max_idle
+            .unwrap_or(DEFAULT_MAX_IDLE.min(max_concurrent));
         WarmPool {
             max_requests: settings.max_requests.max(1),
-            max_idle: settings.max_idle.unwrap_or(DEFAULT_MAX_IDLE).max(1) as usize,
+            max_idle: max_idle.max(1) as usize,
             idle: Mutex::new(Vec::new()),
         }
     }
