@@ -2,7 +2,7 @@
 
 use crate::bindings::baton::api::types as wit;
 use serde::{Serialize, de::DeserializeOwned};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// The authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -72,7 +72,7 @@ pub struct Request {
     /// The authenticated caller, if any.
     pub principal: Option<Principal>,
     /// Path parameters filled in by the [`Router`](crate::Router).
-    pub params: HashMap<String, String>,
+    pub params: BTreeMap<String, String>,
 }
 
 /// Why a request body could not be read as the type asked for; it converts
@@ -408,7 +408,7 @@ impl From<wit::Request> for Request {
             remote_addr: r.remote_addr,
             request_id: r.request_id,
             principal: r.principal.map(Principal::from),
-            params: HashMap::new(),
+            params: BTreeMap::new(),
         }
     }
 }

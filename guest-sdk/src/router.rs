@@ -7,7 +7,7 @@
 
 use crate::http::{Request, Response};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 type RouteFn = Box<dyn Fn(&Request) -> Response>;
@@ -269,8 +269,8 @@ fn split_path(path: &str) -> Vec<&str> {
     path.split('/').filter(|s| !s.is_empty()).collect()
 }
 
-fn match_segments(pattern: &[Segment], path: &[&str]) -> Option<HashMap<String, String>> {
-    let mut params = HashMap::new();
+fn match_segments(pattern: &[Segment], path: &[&str]) -> Option<BTreeMap<String, String>> {
+    let mut params = BTreeMap::new();
     for (i, seg) in pattern.iter().enumerate() {
         match seg {
             Segment::Rest(name) => {

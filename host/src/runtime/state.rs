@@ -46,19 +46,26 @@ pub(crate) struct RequestScope {
 }
 
 impl HostState {
-    /// Points a (warm) instance's state at the next request: its caller,
-    /// deadline, kv write flag, log tags and jobs state.
-    pub(crate) fn begin(&mut self, scope: RequestScope) {
-        self.deadline = scope.deadline;
-        self.cancel = scope.cancel;
-        self.kv = scope.kv;
-        self.log = scope.log;
-        self.jobs = scope.jobs;
-        self.auth = scope.auth;
+    /// Points a warm instance's state at its next request: deadline, caller,
+    /// jobs state, a cleared kv write flag and the new request id on log and
+    /// output lines. The handler's namespace and config stay as they are.
+    pub(crate) fn begin(
+        &mut self,
+        deadline: Instant,
+        trace_id: std::sync::Arc<str>,
+        jobs: JobsState,
+        auth: AuthState,
+    ) {
+        self.deadline = deadline;
+        self.cancel = None;
+        self.kv.wrote = false;
+        self.jobs = jobs;
+        self.auth = auth;
         self.limiter.refused = false;
         for o in &self.output {
-            o.begin(scope.trace_id.clone());
+            o.begin(trace_id.clone());
         }
+        self.log.set_request_id(trace_id);
     }
 }
 
