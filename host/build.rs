@@ -46,6 +46,9 @@ fn main() {
             .join("release")
             .join(format!("{}.wasm", n.replace('-', "_")));
         let copy = out_dir.join(format!("{n}.wasm"));
+        // A new file, never a rewrite in place: a build tree whose files are
+        // hard links (a copied `target/`) must not change another's handler.
+        let _ = std::fs::remove_file(&copy);
         std::fs::copy(&artifact, &copy).unwrap_or_else(|e| {
             panic!(
                 "the handler `{n}` was built but {} is missing: {e}",
@@ -58,7 +61,9 @@ fn main() {
         ));
     }
     generated.push_str("];\n");
-    std::fs::write(out_dir.join("builtin_handlers.rs"), generated).unwrap();
+    let list = out_dir.join("builtin_handlers.rs");
+    let _ = std::fs::remove_file(&list);
+    std::fs::write(list, generated).unwrap();
 }
 
 /// The member crates of the handlers workspace (each a folder with a Cargo.toml).
