@@ -22,11 +22,6 @@ impl LogState {
             request_id,
         }
     }
-
-    /// Tags later lines with `request_id` (a warm instance's next request).
-    pub fn set_request_id(&mut self, request_id: Arc<str>) {
-        self.request_id = request_id;
-    }
 }
 
 /// Registers `baton:api/log`.

@@ -461,18 +461,7 @@ impl Runtime {
             match slot.warm.as_ref().and_then(|p| p.take(&version.sha256)) {
                 Some(w) => {
                     let mut store = w.store;
-                    let auth = AuthState::new(
-                        self.auth.clone(),
-                        setup.principal,
-                        setup.remote_addr,
-                        slot.capabilities.issue_tokens,
-                    );
-                    store.data_mut().begin(
-                        Instant::now() + setup.timeout,
-                        Arc::from(setup.trace_id),
-                        setup.jobs,
-                        auth,
-                    );
+                    store.data_mut().begin(self.request_scope(slot, setup));
                     store.set_epoch_deadline(1);
                     (store, Some(w.handler), w.served)
                 }

@@ -47,25 +47,19 @@ pub(crate) struct RequestScope {
 
 impl HostState {
     /// Points a warm instance's state at its next request: deadline, caller,
-    /// jobs state, a cleared kv write flag and the new request id on log and
-    /// output lines. The handler's namespace and config stay as they are.
-    pub(crate) fn begin(
-        &mut self,
-        deadline: Instant,
-        trace_id: std::sync::Arc<str>,
-        jobs: JobsState,
-        auth: AuthState,
-    ) {
-        self.deadline = deadline;
-        self.cancel = None;
-        self.kv.wrote = false;
-        self.jobs = jobs;
-        self.auth = auth;
+    /// kv write flag, log and output tags, jobs state. The handler's config,
+    /// WASI context and resource table stay as they are.
+    pub(crate) fn begin(&mut self, scope: RequestScope) {
+        self.deadline = scope.deadline;
+        self.cancel = scope.cancel;
+        self.kv = scope.kv;
+        self.log = scope.log;
+        self.jobs = scope.jobs;
+        self.auth = scope.auth;
         self.limiter.refused = false;
         for o in &self.output {
-            o.begin(trace_id.clone());
+            o.begin(scope.trace_id.clone());
         }
-        self.log.set_request_id(trace_id);
     }
 }
 

@@ -77,9 +77,4 @@ impl WarmPool {
             idle.push(instance);
         }
     }
-
-    /// How many instances are idle now.
-    pub fn idle(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
 }
