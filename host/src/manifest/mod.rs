@@ -416,24 +416,23 @@ impl Manifest {
             if h.wasm.is_empty() {
                 return Err(self.invalid(key("wasm"), "expected a path or `builtin:<name>`"));
             }
-            self.validate_limits(&key("limits"), &self.limits_for(h))?;
-            if let Some(w) = h.warm_instances
-                && (w.max_requests == 0 || w.max_idle == Some(0))
-            {
-                return Err(self.invalid(
-                    key("warm_instances"),
-                    "max_requests and max_idle must be at least 1 (remove the table for a fresh instance per request)",
-                ));
-            }
-            // Idle instances hold pool slots that other handlers need.
-            let max_concurrent = self.limits_for(h).max_concurrent;
-            if let Some(w) = h.warm_instances
-                && w.max_idle.is_some_and(|n| n > max_concurrent)
-            {
-                return Err(self.invalid(
-                    key("warm_instances.max_idle"),
-                    format!("at most the handler's max_concurrent ({max_concurrent})"),
-                ));
+            let limits = self.limits_for(h);
+            self.validate_limits(&key("limits"), &limits)?;
+            if let Some(w) = h.warm_instances {
+                if w.max_requests == 0 || w.max_idle == Some(0) {
+                    return Err(self.invalid(
+                        key("warm_instances"),
+                        "max_requests and max_idle must be at least 1 (remove the table for a fresh instance per request)",
+                    ));
+                }
+                // Idle instances hold pool slots that other handlers need.
+                let max_concurrent = limits.max_concurrent;
+                if w.max_idle.is_some_and(|n| n > max_concurrent) {
+                    return Err(self.invalid(
+                        key("warm_instances.max_idle"),
+                        format!("at most the handler's max_concurrent ({max_concurrent})"),
+                    ));
+                }
             }
         }
         for (i, l) in self.listeners.iter().enumerate() {

@@ -83,14 +83,9 @@ async fn serve(ctx: &ListenerCtx, req: axum::extract::Request, request_id: &str)
                 return fail(e);
             }
         };
-    // Most GETs have no body at all: skip the collecting future for them.
-    let body = if axum::body::HttpBody::is_end_stream(&body) {
-        Vec::new()
-    } else {
-        match read_body(&parts.headers, body, limit).await {
-            Ok(b) => b,
-            Err(e) => return fail(e),
-        }
+    let body = match read_body(&parts.headers, body, limit).await {
+        Ok(b) => b,
+        Err(e) => return fail(e),
     };
     let host = parts
         .headers
