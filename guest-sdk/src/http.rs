@@ -75,6 +75,29 @@ pub struct Request {
     pub params: BTreeMap<String, String>,
 }
 
+/// How the type of a JSON value reads in an error message about a field:
+/// `null`, `a boolean`, `a number`, `a string`, `an array` or `an object`.
+///
+/// ```
+/// use baton_sdk::http::json_type_name;
+/// let v = serde_json::json!({"cpus": "four"});
+/// assert_eq!(
+///     format!("`cpus` must be a number, not {}", json_type_name(&v["cpus"])),
+///     "`cpus` must be a number, not a string"
+/// );
+/// ```
+pub fn json_type_name(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Why a request body could not be read as the type asked for; it converts
 /// into a 400 `{"error": "<message>"}`, so `req.json::<T>()?` is enough in a
 /// route returning `Result<Response, Response>`.

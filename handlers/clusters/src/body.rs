@@ -3,6 +3,7 @@
 
 use crate::errors::ApiError;
 use baton_sdk::Request;
+use baton_sdk::http::json_type_name;
 use serde_json::{Map, Value};
 use std::net::IpAddr;
 
@@ -13,18 +14,6 @@ const MAX_NAME: usize = 253;
 #[derive(Debug)]
 pub struct Body {
     obj: Map<String, Value>,
-}
-
-/// The JSON type of `v`, for messages.
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 impl Body {
@@ -40,7 +29,7 @@ impl Body {
         let Value::Object(obj) = value else {
             return Err(ApiError::bad(format!(
                 "request body must be a JSON object, not {}",
-                type_name(&value)
+                json_type_name(&value)
             )));
         };
         if let Some(unknown) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -75,7 +64,10 @@ impl Body {
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(v) => Err(ApiError::field(
                 field,
-                format!("field `{field}` must be a string, not {}", type_name(v)),
+                format!(
+                    "field `{field}` must be a string, not {}",
+                    json_type_name(v)
+                ),
             )),
         }
     }
@@ -100,13 +92,13 @@ impl Body {
                     Value::String(s) => Ok(s.clone()),
                     v => Err(wrong(format!(
                         "field `{field}` must hold strings; item {i} is {}",
-                        type_name(v)
+                        json_type_name(v)
                     ))),
                 })
                 .collect(),
             Some(v) => Err(wrong(format!(
                 "field `{field}` must be a list of strings, not {}",
-                type_name(v)
+                json_type_name(v)
             ))),
         }
     }
@@ -118,7 +110,10 @@ impl Body {
             Some(Value::Object(o)) => Ok(o.clone()),
             Some(v) => Err(ApiError::field(
                 field,
-                format!("field `{field}` must be an object, not {}", type_name(v)),
+                format!(
+                    "field `{field}` must be an object, not {}",
+                    json_type_name(v)
+                ),
             )),
         }
     }

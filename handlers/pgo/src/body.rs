@@ -6,6 +6,7 @@
 //! type is refused (HTTP 400) with the key named.
 
 use crate::status::PgoError;
+use baton_sdk::http::json_type_name;
 use serde_json::{Map, Value};
 
 /// A parsed JSON object body.
@@ -29,7 +30,7 @@ impl Body {
             Value::Object(fields) => Ok(Body { fields }),
             other => Err(PgoError::bad_request(format!(
                 "the request body must be a JSON object, not {}",
-                kind(&other)
+                json_type_name(&other)
             ))),
         }
     }
@@ -86,18 +87,10 @@ impl Body {
 }
 
 fn wrong_type(name: &str, expected: &str, got: &Value) -> PgoError {
-    PgoError::bad_request(format!("`{name}` must be {expected}, not {}", kind(got)))
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    PgoError::bad_request(format!(
+        "`{name}` must be {expected}, not {}",
+        json_type_name(got)
+    ))
 }
 
 #[cfg(test)]
