@@ -62,20 +62,7 @@ fn a_deploy_moves_host_by_host_and_a_second_one_meanwhile_is_409() {
     let server = start(dir.path(), &[("deploy_command", deploy)]);
     setup_cluster(&server, "c");
     let order = ["10.0.0.3", "10.0.0.1", "10.0.0.2"];
-    for a in order {
-        ok(
-            &server,
-            "PUT",
-            &format!("/host/{a}"),
-            Some(json!({"ssh_priv_key": b64("K"), "cluster": "c"})),
-            201,
-        );
-    }
-    for a in order {
-        wait_for(&server, &format!("/host/{a}"), "active", |h| {
-            h["status"] == "active"
-        });
-    }
+    add_active_hosts(&server, "c", &order);
     ok(
         &server,
         "PUT",
@@ -165,20 +152,7 @@ fn a_failing_host_stops_the_rollout_and_a_cancelled_one_does_not_block_the_next(
     );
     setup_cluster(&server, "c");
     let order = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
-    for a in order {
-        ok(
-            &server,
-            "PUT",
-            &format!("/host/{a}"),
-            Some(json!({"ssh_priv_key": b64("K"), "cluster": "c"})),
-            201,
-        );
-    }
-    for a in order {
-        wait_for(&server, &format!("/host/{a}"), "active", |h| {
-            h["status"] == "active"
-        });
-    }
+    add_active_hosts(&server, "c", &order);
 
     ok(
         &server,

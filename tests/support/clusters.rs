@@ -126,3 +126,22 @@ pub fn setup_cluster(server: &Server, cluster: &str) {
         201,
     );
 }
+
+/// Registers `addresses` as hosts of `cluster` (in that order) and waits
+/// until every one is `active`.
+pub fn add_active_hosts(server: &Server, cluster: &str, addresses: &[&str]) {
+    for a in addresses {
+        ok(
+            server,
+            "PUT",
+            &format!("/host/{a}"),
+            Some(json!({"ssh_priv_key": b64("K"), "cluster": cluster})),
+            201,
+        );
+    }
+    for a in addresses {
+        wait_for(server, &format!("/host/{a}"), "active", |h| {
+            h["status"] == "active"
+        });
+    }
+}
