@@ -229,8 +229,8 @@ impl Request {
             .split('&')
             .filter(|p| !p.is_empty())
             .map(|pair| match pair.split_once('=') {
-                Some((k, v)) => (percent_decode(k), percent_decode(v)),
-                None => (percent_decode(pair), String::new()),
+                Some((k, v)) => (percent_decode(k, true), percent_decode(v, true)),
+                None => (percent_decode(pair, true), String::new()),
             })
             .collect()
     }
@@ -271,7 +271,12 @@ fn describe_json_error(e: &serde_json::Error) -> String {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+/// `s` with `%XX` escapes decoded (malformed ones kept verbatim) and, in a
+/// query (`plus_is_space`), `+` read as a space.
+pub(crate) fn percent_decode(s: &str, plus_is_space: bool) -> String {
+    if !(s.contains('%') || plus_is_space && s.contains('+')) {
+        return s.to_string();
+    }
     fn hex(b: u8) -> Option<u8> {
         (b as char).to_digit(16).map(|d| d as u8)
     }
@@ -280,7 +285,7 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' => match (
                 bytes.get(i + 1).and_then(|&b| hex(b)),
                 bytes.get(i + 2).and_then(|&b| hex(b)),

@@ -5,7 +5,7 @@
 //! A path that matches with another method gives 405 with `Allow`; no match
 //! gives 404. Both replies can be replaced to fit an API's error shape.
 
-use crate::http::{Request, Response};
+use crate::http::{Request, Response, percent_decode};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -269,35 +269,39 @@ fn split_path(path: &str) -> Vec<&str> {
     path.split('/').filter(|s| !s.is_empty()).collect()
 }
 
+/// The route's parameters when `path` matches `pattern`. The match is
+/// checked first, so routes that do not match allocate nothing.
 fn match_segments(pattern: &[Segment], path: &[&str]) -> Option<BTreeMap<String, String>> {
+    if !segments_match(pattern, path) {
+        return None;
+    }
     let mut params = BTreeMap::new();
     for (i, seg) in pattern.iter().enumerate() {
         match seg {
             Segment::Rest(name) => {
                 params.insert(name.clone(), path.get(i..).unwrap_or(&[]).join("/"));
-                return Some(params);
+                break;
             }
-            Segment::Literal(lit) => {
-                if path.get(i) != Some(&lit.as_str()) {
-                    return None;
-                }
-            }
+            Segment::Literal(_) => {}
+            // `+` stays a plus in paths.
             Segment::Param(name) => {
-                let value = path.get(i)?;
-                params.insert(name.clone(), decode_segment(value));
+                params.insert(name.clone(), percent_decode(path[i], false));
             }
         }
     }
-    (pattern.len() == path.len()).then_some(params)
+    Some(params)
 }
 
-fn decode_segment(s: &str) -> String {
-    // Same rules as query decoding, except that `+` stays a plus in paths.
-    let escaped = s.replace('+', "%2B");
-    Request::new("GET", "/")
-        .with_query(&format!("v={escaped}"))
-        .query_param("v")
-        .unwrap_or_default()
+fn segments_match(pattern: &[Segment], path: &[&str]) -> bool {
+    for (i, seg) in pattern.iter().enumerate() {
+        match seg {
+            Segment::Rest(_) => return true,
+            Segment::Literal(lit) if path.get(i) != Some(&lit.as_str()) => return false,
+            Segment::Param(_) if i >= path.len() => return false,
+            _ => {}
+        }
+    }
+    pattern.len() == path.len()
 }
 
 #[cfg(test)]
@@ -349,6 +353,11 @@ mod tests {
             "/inventory/nodes/web%201+a.example.com",
         ));
         assert_eq!(body(&resp), "deleted web 1+a.example.com");
+        // Query syntax means nothing in a path segment.
+        let resp = r.handle(Request::new("GET", "/jobs/a%26b=c&d"));
+        assert_eq!(body(&resp), "job a&b=c&d");
+        let resp = r.handle(Request::new("GET", "/jobs/bad%zz"));
+        assert_eq!(body(&resp), "job bad%zz");
     }
 
     #[test]

@@ -42,12 +42,20 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The provisioning handler's envelope, serialised as it does.
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    data: Option<&'a str>,
+    error: Option<&'a str>,
+    success: bool,
+}
+
 async fn health() -> Response {
-    axum::Json(serde_json::json!({
-        "success": true,
-        "data": "Orchestrator is healthy",
-        "error": null,
-    }))
+    axum::Json(Envelope {
+        data: Some("Orchestrator is healthy"),
+        error: None,
+        success: true,
+    })
     .into_response()
 }
 

@@ -4,7 +4,6 @@
 use baton_sdk::{HostError, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 /// What a route returns.
 pub type Reply = Result<Response, ApiError>;
@@ -38,12 +37,24 @@ impl ApiError {
     }
 }
 
+/// The envelope itself, serialised field by field (no intermediate
+/// `serde_json::Value`: replies are built on every request). Fields in the
+/// order clients have always seen them.
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize + ?Sized> {
+    data: Option<&'a T>,
+    error: Option<&'a str>,
+    success: bool,
+}
+
 impl From<ApiError> for Response {
     fn from(e: ApiError) -> Self {
-        Response::json(
-            e.status,
-            &json!({ "success": false, "data": null, "error": e.message }),
-        )
+        let body: Envelope<'_, ()> = Envelope {
+            data: None,
+            error: Some(&e.message),
+            success: false,
+        };
+        Response::json(e.status, &body)
     }
 }
 
@@ -67,10 +78,12 @@ impl From<HostError> for ApiError {
 
 /// A success reply with `data`.
 pub fn ok<T: Serialize + ?Sized>(status: u16, data: &T) -> Response {
-    Response::json(
-        status,
-        &json!({ "success": true, "data": data, "error": null }),
-    )
+    let body = Envelope {
+        data: Some(data),
+        error: None,
+        success: true,
+    };
+    Response::json(status, &body)
 }
 
 /// The request body decoded as `T`; errors name the field at fault
