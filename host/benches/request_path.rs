@@ -1,6 +1,6 @@
 //! Per-request cost of the Wasm path for a trivial component, next to a
 //! native axum handler measured in the same run: the full host path through
-//! the listener's router (route, token check, instantiate, lift/lower,
+//! the listener's service (route, token check, instantiate, lift/lower,
 //! `handle`, response), fresh and warm instances, instantiation alone, and
 //! kv get/set host calls.
 //!
@@ -16,7 +16,7 @@ use baton::host_calls::jobs::JobsState;
 use baton::runtime::bindings::types;
 use baton::runtime::registry::HandlerSlot;
 use baton::server::listen::ConnInfo;
-use baton::server::{ListenerCtx, listener_router};
+use baton::server::{ListenerCtx, ListenerService};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -41,18 +41,13 @@ fn jobs(app: &App, slot: &HandlerSlot) -> JobsState {
     JobsState::for_request(app.jobs.clone(), slot.name.clone())
 }
 
-/// A GET through the listener's router as a client on 127.0.0.1 would send it.
+/// A GET as a client on 127.0.0.1 would send it.
 fn http_get(path: &str, token: &str) -> axum::http::Request<Body> {
-    let mut req = axum::http::Request::get(path)
+    axum::http::Request::get(path)
         .header("host", "127.0.0.1:8143")
         .header("x-authentication", token)
         .body(Body::empty())
-        .unwrap();
-    req.extensions_mut().insert(ConnInfo {
-        remote: "127.0.0.1:40000".parse().unwrap(),
-        peer_subject: None,
-    });
-    req
+        .unwrap()
 }
 
 fn bench(c: &mut Criterion) {
@@ -69,7 +64,8 @@ fn bench(c: &mut Criterion) {
         .auth
         .issue("admin", TokenKind::Access, 3600)
         .expect("a token for the bench");
-    let router = listener_router(
+    let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), None);
+    let service = ListenerService::new(
         Arc::new(ListenerCtx {
             app: app.clone(),
             mounts: None,
@@ -87,11 +83,7 @@ fn bench(c: &mut Criterion) {
     ] {
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {
-                let resp = router
-                    .clone()
-                    .oneshot(http_get(path, &token))
-                    .await
-                    .unwrap();
+                let resp = service.call(http_get(path, &token), &conn).await;
                 assert_eq!(resp.status(), 200);
             })
         });

@@ -28,31 +28,57 @@ const HOST_OWNED_HEADERS: &[&str] = &[
     "x-request-id",
 ];
 
-/// The single axum handler behind every listener.
-pub async fn dispatch(
+/// [`dispatch`] as an axum handler, for requests carrying a [`ConnInfo`]
+/// extension (the listener router's fallback).
+pub async fn dispatch_extension(
     State(ctx): State<Arc<ListenerCtx>>,
     req: axum::extract::Request,
 ) -> Response {
+    match req.extensions().get::<ConnInfo>().cloned() {
+        Some(conn) => dispatch(&ctx, &conn, req).await,
+        None => HostError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the connection has no ConnInfo (served outside server::listen)",
+        )
+        .into_response(ErrorStyle::Baton, "-"),
+    }
+}
+
+/// Serves one request for a mounted handler: the whole request path.
+pub async fn dispatch(ctx: &ListenerCtx, conn: &ConnInfo, req: axum::extract::Request) -> Response {
     // A v4 uuid from the thread-local CSPRNG: no getrandom syscall per request.
     let request_id = uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
-        .to_string();
+        .hyphenated()
+        .encode_lower(&mut uuid::Uuid::encode_buffer())
+        .to_owned();
     let span = tracing::info_span!(
         "request", id = %request_id, method = %req.method(), path = %req.uri().path()
     );
-    let started = Instant::now();
-    let resp = serve(&ctx, req, &request_id).instrument(span.clone()).await;
-    span.in_scope(|| {
-        tracing::info!(
-            status = resp.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
-            "served"
-        )
-    });
+    // The clock is read only when the request is logged.
+    let started = (!span.is_disabled()).then(Instant::now);
+    let resp = serve(ctx, conn, req, &request_id)
+        .instrument(span.clone())
+        .await;
+    if let Some(started) = started {
+        span.in_scope(|| {
+            tracing::info!(
+                status = resp.status().as_u16(),
+                micros = started.elapsed().as_micros() as u64,
+                "served"
+            )
+        });
+    }
     resp
 }
 
-async fn serve(ctx: &ListenerCtx, req: axum::extract::Request, request_id: &str) -> Response {
+async fn serve(
+    ctx: &ListenerCtx,
+    conn: &ConnInfo,
+    req: axum::extract::Request,
+    request_id: &str,
+) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let Some((slot, rel_path)) = ctx.app.registry.route_where(path, |name| ctx.serves(name)) else {
@@ -66,38 +92,30 @@ async fn serve(ctx: &ListenerCtx, req: axum::extract::Request, request_id: &str)
     let style = slot.errors;
     let fail = |e: HostError| e.into_response(style, request_id);
 
-    let Some(conn) = parts.extensions.get::<ConnInfo>().cloned() else {
-        return fail(HostError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the connection has no ConnInfo (served outside server::listen)",
-        ));
-    };
     let policy = slot.access.policy_for(parts.method.as_str(), &rel_path);
     let limit = slot.limits.max_body_bytes;
-    let principal =
-        match authn::authorize(&ctx.app.auth, &parts.headers, &conn, policy, style).await {
-            Ok(p) => p,
-            Err(e) => {
-                drain(body, limit.saturating_mul(2)).await;
-                return fail(e);
-            }
-        };
+    let principal = match authn::authorize(&ctx.app.auth, &parts.headers, conn, policy, style).await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            drain(body, limit.saturating_mul(2)).await;
+            return fail(e);
+        }
+    };
     let body = match read_body(&parts.headers, body, limit).await {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| ctx.local_addr.to_string());
+    let host: std::borrow::Cow<str> = match parts.headers.get(header::HOST) {
+        Some(h) if let Ok(h) = h.to_str() => h.into(),
+        _ => ctx.local_addr.to_string().into(),
+    };
     let mount_suffix = if slot.mount == "/" {
         ""
     } else {
         slot.mount.as_str()
     };
+    let base_url = [ctx.scheme, "://", &host, mount_suffix].concat();
     let wit_req = types::Request {
         method: parts.method.as_str().to_string(),
         path: rel_path,
@@ -105,8 +123,8 @@ async fn serve(ctx: &ListenerCtx, req: axum::extract::Request, request_id: &str)
         headers: authn::guest_headers(&parts.headers),
         body,
         mount: slot.mount.clone(),
-        base_url: format!("{}://{}{}", ctx.scheme, host, mount_suffix),
-        remote_addr: conn.remote.to_string(),
+        base_url,
+        remote_addr: conn.remote_text.clone(),
         request_id: request_id.to_string(),
         principal: principal
             .as_ref()

@@ -1,10 +1,9 @@
 //! The accept loop of one listener: TCP, an optional TLS handshake (off the
 //! accept loop, with a deadline), then HTTP/1.1 or HTTP/2 by hyper, with the
-//! connection's facts attached to every request as a [`ConnInfo`] extension.
+//! connection's facts ([`ConnInfo`]) handed to every request.
 //! Shutdown stops accepting and lets open requests finish.
 
-use super::tls;
-use axum::Router;
+use super::{ListenerService, tls};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -13,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
 /// Longest a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,15 +23,29 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ConnInfo {
     /// The client's address.
     pub remote: SocketAddr,
+    /// `remote` as text, formatted once per connection (handlers get it
+    /// with every request).
+    pub remote_text: String,
     /// The common name of the verified client certificate (mTLS listeners).
     pub peer_subject: Option<String>,
 }
 
-/// Serves `router` on `listener` (with TLS when `tls` is set) until `shutdown` resolves.
+impl ConnInfo {
+    /// The facts of a connection from `remote`.
+    pub fn new(remote: SocketAddr, peer_subject: Option<String>) -> Self {
+        ConnInfo {
+            remote,
+            remote_text: remote.to_string(),
+            peer_subject,
+        }
+    }
+}
+
+/// Serves `service` on `listener` (with TLS when `tls` is set) until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
-    router: Router,
+    service: ListenerService,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let acceptor = tls.map(TlsAcceptor::from);
@@ -54,16 +66,13 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = tcp.set_nodelay(true);
-        let (acceptor, router, builder) = (acceptor.clone(), router.clone(), builder.clone());
+        let (acceptor, service, builder) = (acceptor.clone(), service.clone(), builder.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let Some(acceptor) = acceptor else {
-                let info = ConnInfo {
-                    remote,
-                    peer_subject: None,
-                };
+                let info = ConnInfo::new(remote, None);
                 let conn = builder
-                    .serve_connection(TokioIo::new(tcp), service(router, info))
+                    .serve_connection(TokioIo::new(tcp), hyper_service(service, info))
                     .into_owned();
                 let _ = watcher.watch(conn).await;
                 return;
@@ -85,12 +94,9 @@ pub async fn serve(
                 .peer_certificates()
                 .and_then(|certs| certs.first())
                 .and_then(tls::peer_common_name);
-            let info = ConnInfo {
-                remote,
-                peer_subject,
-            };
+            let info = ConnInfo::new(remote, peer_subject);
             let conn = builder
-                .serve_connection(TokioIo::new(stream), service(router, info))
+                .serve_connection(TokioIo::new(stream), hyper_service(service, info))
                 .into_owned();
             let _ = watcher.watch(conn).await;
         });
@@ -104,9 +110,9 @@ pub async fn serve(
     }
 }
 
-/// The hyper service of one connection: the router, with `info` attached.
-fn service(
-    router: Router,
+/// The hyper service of one connection: `service` with `info`.
+fn hyper_service(
+    service: ListenerService,
     info: ConnInfo,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
@@ -117,8 +123,9 @@ fn service(
     > + Send
              + 'static,
 > + Clone {
-    hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(info.clone());
-        router.clone().oneshot(req.map(axum::body::Body::new))
+    let (service, info) = (Arc::new(service), Arc::new(info));
+    hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let (service, info) = (service.clone(), info.clone());
+        async move { Ok(service.call(req.map(axum::body::Body::new), &info).await) }
     })
 }

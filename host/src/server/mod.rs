@@ -1,5 +1,6 @@
-//! The HTTP side: one axum router per listener, all requests going through
-//! [`dispatch::dispatch`], which routes to the mounted handler.
+//! The HTTP side: one [`ListenerService`] per listener, handler requests
+//! going straight to [`dispatch::dispatch`] (which routes to the mounted
+//! handler) and the admin API through its axum router.
 
 pub mod admin;
 pub mod authn;
@@ -12,6 +13,7 @@ use crate::app::App;
 use crate::manifest::{ADMIN_MOUNT, ADMIN_MOUNT_NAME};
 use crate::store::KvStore;
 use anyhow::Context;
+use listen::ConnInfo;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -31,13 +33,51 @@ pub struct ListenerCtx {
 
 /// The axum router of one listener: the admin API when it serves it, and
 /// every other path through [`dispatch::dispatch`]. Requests must carry a
-/// [`listen::ConnInfo`] extension (which [`listen::serve`] adds).
+/// [`ConnInfo`] extension. [`ListenerService`] sends only admin paths here.
 pub fn listener_router(ctx: Arc<ListenerCtx>, serves_admin: bool) -> axum::Router {
     let mut router = axum::Router::new();
     if serves_admin {
         router = router.nest(ADMIN_MOUNT, admin::router());
     }
-    router.fallback(dispatch::dispatch).with_state(ctx)
+    router
+        .fallback(dispatch::dispatch_extension)
+        .with_state(ctx)
+}
+
+/// What one listener does with a request: paths under the admin API's
+/// mount go through [`listener_router`] (axum extractors, the admin routes);
+/// every other request goes to [`dispatch::dispatch`] directly, without
+/// axum's routing, extractors or the request's extension map, which on the
+/// hot path of a warm handler cost more than a tenth of the host's time.
+#[derive(Clone)]
+pub struct ListenerService {
+    ctx: Arc<ListenerCtx>,
+    /// The admin router, when this listener serves the admin API.
+    admin: Option<axum::Router>,
+}
+
+impl ListenerService {
+    /// The service of a listener with `ctx`, serving the admin API or not.
+    pub fn new(ctx: Arc<ListenerCtx>, serves_admin: bool) -> Self {
+        let admin = serves_admin.then(|| listener_router(ctx.clone(), true));
+        ListenerService { ctx, admin }
+    }
+
+    /// Serves one request that arrived on the connection `conn`.
+    pub async fn call(
+        &self,
+        mut req: axum::extract::Request,
+        conn: &ConnInfo,
+    ) -> axum::response::Response {
+        if let Some(admin) = &self.admin
+            && req.uri().path().starts_with(ADMIN_MOUNT)
+        {
+            req.extensions_mut().insert(conn.clone());
+            let Ok(resp) = tower::ServiceExt::oneshot(admin.clone(), req).await;
+            return resp;
+        }
+        dispatch::dispatch(&self.ctx, conn, req).await
+    }
 }
 
 impl ListenerCtx {
@@ -93,14 +133,14 @@ pub async fn run(
             scheme,
             local_addr,
         });
-        let router = listener_router(ctx, l.serves(ADMIN_MOUNT_NAME));
+        let service = ListenerService::new(ctx, l.serves(ADMIN_MOUNT_NAME));
         println!("listening on {scheme}://{local_addr}");
         tracing::info!(%local_addr, scheme, mutual_tls = l.tls.as_ref().is_some_and(|t| t.client_ca.is_some()), "listening");
         let mut rx = tx.subscribe();
         tasks.push(tokio::spawn(listen::serve(
             listener,
             tls,
-            router,
+            service,
             async move {
                 let _ = rx.recv().await;
             },
