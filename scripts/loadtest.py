@@ -245,12 +245,16 @@ def main():
             log(f"  {label}: native {n:,.0f}/s, baton {w:,.0f}/s, ratio {w / n:.2f}")
 
         print("\n## Throughput (requests/s, medians of alternating runs)\n")
-        print("| endpoint | native | baton | ratio | runs (native / baton) |")
-        print("|---|---|---|---|---|")
+        print("Ratio: of the medians. Paired: each round's baton run over the native run")
+        print("next to it (min / median / max), which cancels drift in the machine's speed.\n")
+        print("| endpoint | native | baton | ratio | paired | runs (native / baton) |")
+        print("|---|---|---|---|---|---|")
         for label, (nat, was) in results.items():
             n, w = statistics.median(nat), statistics.median(was)
+            paired = [b / a for a, b in zip(nat, was)]
+            spread = f"{min(paired):.2f} / {statistics.median(paired):.2f} / {max(paired):.2f}"
             runs = ", ".join(f"{x:,.0f}" for x in nat) + " / " + ", ".join(f"{x:,.0f}" for x in was)
-            print(f"| {label} | {n:,.0f} | {w:,.0f} | {w / n:.2f}x | {runs} |")
+            print(f"| {label} | {n:,.0f} | {w:,.0f} | {w / n:.2f}x | {spread} | {runs} |")
 
         print("\n## Latency at half the measured maximum rate (hey, open rate)\n")
         print(f"`hey -c {args.connections} -q RATE/{args.connections}`: each connection sends at a fixed pace.\n")
