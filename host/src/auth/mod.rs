@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokens::{Claims, TokenError, TokenKeys, TokenKind};
 use users::{User, UserStore};
@@ -238,7 +238,7 @@ impl Auth {
     /// The principal of a client certificate with common name `cn`: the
     /// user of that name if there is one, else a principal with no roles.
     pub fn principal_for_certificate(&self, cn: &str) -> Result<Principal, AuthError> {
-        Ok(match self.users.get(cn)? {
+        Ok(match self.users.get_shared(cn)? {
             Some(u) => Principal::of(&u),
             None => Principal {
                 subject: cn.to_string(),
@@ -248,8 +248,8 @@ impl Auth {
         })
     }
 
-    fn current_user(&self, name: &str) -> Result<User, AuthError> {
-        self.users.get(name)?.ok_or_else(|| {
+    fn current_user(&self, name: &str) -> Result<Arc<User>, AuthError> {
+        self.users.get_shared(name)?.ok_or_else(|| {
             AuthError::Unauthenticated(format!("the user `{name}` of this token no longer exists"))
         })
     }

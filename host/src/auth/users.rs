@@ -4,6 +4,9 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 /// Shortest password accepted for a new or changed password.
 pub const MIN_PASSWORD_LEN: usize = 8;
@@ -119,42 +122,90 @@ pub fn verify_password_hash(hash: &str, password: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// The users tree.
+/// The users tree, with the records read on the request path (every
+/// token-authenticated request reads its user's current roles) kept parsed
+/// in memory. Every write goes through [`UserStore::put`] or
+/// [`UserStore::delete`], which drop the cached record; a running server
+/// holds sled's lock, so no other process writes the tree meanwhile.
 #[derive(Clone)]
 pub struct UserStore {
     tree: sled::Tree,
+    cache: Arc<UserCache>,
 }
+
+/// Parsed user records, and a counter bumped by every write so that a read
+/// racing a write never caches what the write replaced.
+#[derive(Default)]
+struct UserCache {
+    users: RwLock<HashMap<String, Arc<User>>>,
+    writes: AtomicU64,
+}
+
+/// Most records kept parsed; beyond this the cache starts again.
+const MAX_CACHED_USERS: usize = 10_000;
 
 impl UserStore {
     /// Opens the `users` tree of `db`.
     pub fn open(db: &sled::Db) -> Result<Self, UserError> {
         Ok(UserStore {
             tree: db.open_tree("users")?,
+            cache: Arc::default(),
         })
     }
 
     /// The user `name`, if any.
     pub fn get(&self, name: &str) -> Result<Option<User>, UserError> {
-        match self.tree.get(name.as_bytes())? {
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|_| UserError::Corrupt(name.to_string())),
-            None => Ok(None),
+        Ok(self.get_shared(name)?.map(|u| (*u).clone()))
+    }
+
+    /// The user `name`, if any, shared with the cache (no copy).
+    pub fn get_shared(&self, name: &str) -> Result<Option<Arc<User>>, UserError> {
+        let cached = self.cache.users.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(u) = cached.get(name) {
+            return Ok(Some(u.clone()));
         }
+        drop(cached);
+        let writes = self.cache.writes.load(Ordering::Acquire);
+        let Some(bytes) = self.tree.get(name.as_bytes())? else {
+            return Ok(None);
+        };
+        let user: Arc<User> = serde_json::from_slice(&bytes)
+            .map(Arc::new)
+            .map_err(|_| UserError::Corrupt(name.to_string()))?;
+        let mut cached = self.cache.users.write().unwrap_or_else(|e| e.into_inner());
+        // A write since the read above may have replaced what was read.
+        if self.cache.writes.load(Ordering::Acquire) == writes {
+            if cached.len() >= MAX_CACHED_USERS {
+                cached.clear();
+            }
+            cached.insert(name.to_string(), user.clone());
+        }
+        Ok(Some(user))
+    }
+
+    /// Forgets the cached record of `name` after a write to it.
+    fn written(&self, name: &str) {
+        let mut cached = self.cache.users.write().unwrap_or_else(|e| e.into_inner());
+        self.cache.writes.fetch_add(1, Ordering::AcqRel);
+        cached.remove(name);
     }
 
     /// Creates or replaces `user`, durably.
     pub fn put(&self, user: &User) -> Result<(), UserError> {
         validate_name(&user.name)?;
         let bytes = serde_json::to_vec(user).map_err(|e| UserError::Storage(e.to_string()))?;
-        self.tree.insert(user.name.as_bytes(), bytes)?;
+        let written = self.tree.insert(user.name.as_bytes(), bytes);
+        self.written(&user.name);
+        written?;
         self.tree.flush()?;
         Ok(())
     }
 
     /// Deletes `name`; whether it existed.
     pub fn delete(&self, name: &str) -> Result<bool, UserError> {
-        let existed = self.tree.remove(name.as_bytes())?.is_some();
+        let removed = self.tree.remove(name.as_bytes());
+        self.written(name);
+        let existed = removed?.is_some();
         self.tree.flush()?;
         Ok(existed)
     }
@@ -213,10 +264,19 @@ mod tests {
         };
         users.put(&u).unwrap();
         assert_eq!(users.get("ann").unwrap().unwrap(), u);
+        // A change is seen at once, through the cache and through a clone
+        // of the store (the server hands clones around).
+        let clone = users.clone();
+        assert_eq!(clone.get("ann").unwrap().unwrap().roles, ["viewer"]);
+        u.roles = vec!["admin".into()];
+        users.put(&u).unwrap();
+        assert_eq!(clone.get("ann").unwrap().unwrap().roles, ["admin"]);
+        assert_eq!(users.get("ann").unwrap().unwrap(), u);
         assert_eq!(users.list().unwrap().len(), 1);
         u.name = "a b".into();
         assert!(matches!(users.put(&u), Err(UserError::BadName(_))));
         assert!(users.delete("ann").unwrap());
+        assert!(clone.get("ann").unwrap().is_none());
         assert!(!users.delete("ann").unwrap());
     }
 }
