@@ -700,8 +700,8 @@ fn first_start_writes_a_random_admin_password_readable_only_by_its_owner() {
             assert_eq!(mode, 0o600, "{}", f.display());
         }
     }
-    let log = server.log();
-    assert!(log.contains(&file.display().to_string()), "{log}");
+    // stderr is read by another thread: wait for the line.
+    let log = server.wait_log(&file.display().to_string());
     assert!(!log.contains(&password), "the password must not be logged");
     let resp = server
         .anonymous()

@@ -198,7 +198,8 @@ fn a_restart_serves_the_last_deployed_version_from_the_compile_cache() {
     server.kill9();
     let server = Server::start(dir.path(), &m);
     assert_eq!(version(&server), "v2");
-    let log = server.log();
+    // stderr is read by another thread: wait for the line, then check it.
+    let log = server.wait_log("handler loaded");
     assert!(
         log.lines()
             .any(|l| l.contains("handler loaded") && l.contains("cached=true")),
