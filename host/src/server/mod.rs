@@ -31,21 +31,19 @@ pub struct ListenerCtx {
     pub local_addr: SocketAddr,
 }
 
-/// The axum router of one listener: the admin API when it serves it, and
-/// every other path through [`dispatch::dispatch`]. Requests must carry a
-/// [`ConnInfo`] extension. [`ListenerService`] sends only admin paths here.
-pub fn listener_router(ctx: Arc<ListenerCtx>, serves_admin: bool) -> axum::Router {
-    let mut router = axum::Router::new();
-    if serves_admin {
-        router = router.nest(ADMIN_MOUNT, admin::router());
-    }
-    router
+/// The axum router of a listener that serves the admin API: the admin
+/// routes, and every other path (an unknown one under the admin mount)
+/// through [`dispatch::dispatch`]. Requests must carry a [`ConnInfo`]
+/// extension, which [`ListenerService::call`] adds.
+fn admin_router(ctx: Arc<ListenerCtx>) -> axum::Router {
+    axum::Router::new()
+        .nest(ADMIN_MOUNT, admin::router())
         .fallback(dispatch::dispatch_extension)
         .with_state(ctx)
 }
 
 /// What one listener does with a request: paths under the admin API's
-/// mount go through [`listener_router`] (axum extractors, the admin routes);
+/// mount go through the admin router (axum extractors, the admin routes);
 /// every other request goes to [`dispatch::dispatch`] directly, without
 /// axum's routing, extractors or the request's extension map, which on the
 /// hot path of a warm handler cost more than a tenth of the host's time.
@@ -59,7 +57,7 @@ pub struct ListenerService {
 impl ListenerService {
     /// The service of a listener with `ctx`, serving the admin API or not.
     pub fn new(ctx: Arc<ListenerCtx>, serves_admin: bool) -> Self {
-        let admin = serves_admin.then(|| listener_router(ctx.clone(), true));
+        let admin = serves_admin.then(|| admin_router(ctx.clone()));
         ListenerService { ctx, admin }
     }
 
