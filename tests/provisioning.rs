@@ -28,43 +28,12 @@ exclude = ["provisioning"]
 address = "127.0.0.1:0"
 mounts = ["provisioning"]
 
-[[handler]]
-name = "provisioning"
-wasm = "builtin:provisioning"
-mount = "/"
-errors = "envelope"
-[handler.capabilities]
-issue_tokens = true
-exec = ["sh"]
-[[handler.route]]
-path = "/health"
-methods = ["GET"]
-policy = "public"
-[[handler.route]]
-path = "/auth/login"
-policy = "public"
-[[handler.route]]
-path = "/auth/refresh"
-policy = "public"
-[[handler.route]]
-path = "/tasks/*"
-policy = "tasks:read"
-[[handler.route]]
-path = "/batch/*"
-methods = ["GET"]
-policy = "tasks:read"
-[[handler.route]]
-path = "/batch/*"
-methods = ["POST"]
-policy = "tasks:write"
-[[handler.route]]
-path = "/workflows/*"
-policy = "tasks:write"
-[handler.config]
+{handler}[handler.config]
 cli = "sh"
 cli_args = '{args}'
 cli_env = '{env}'
-"#
+"#,
+        handler = shipped_handler_without_config("provisioning")
     )
 }
 

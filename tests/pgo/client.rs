@@ -2,7 +2,7 @@
 //! `/pgo` is called with the real curl, manifests with observable commands.
 #![allow(dead_code)]
 
-use crate::support::{Server, root};
+use crate::support::{Server, root, shipped_handler_without_config};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -136,38 +136,14 @@ pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// A manifest serving only `/pgo` over self-signed TLS, with the default
-/// manifest's routes and `config` as its `[handler.config]`.
+/// A manifest serving only `/pgo` over self-signed TLS: the default
+/// manifest's handler ([`shipped_handler_without_config`]) with a 64 KiB
+/// body limit and `config` as its `[handler.config]`.
 pub fn pgo_manifest(config: &str) -> String {
     format!(
-        r#"[[listener]]
-address = "127.0.0.1:0"
-tls = "self-signed"
-
-[[handler]]
-name = "pgo"
-wasm = "builtin:pgo"
-mount = "/pgo"
-errors = "pgo"
-[handler.limits]
-max_body_bytes = 65536
-[handler.capabilities]
-exec = ["sh"]
-[[handler.route]]
-path = "/clusters"
-methods = ["POST"]
-policy = "clusters:write"
-[[handler.route]]
-path = "/clustersdelete"
-methods = ["POST"]
-policy = "clusters:write"
-[[handler.route]]
-path = "/showclusters"
-methods = ["POST"]
-policy = "clusters:read"
-[handler.config]
-{config}
-"#
+        "[[listener]]\naddress = \"127.0.0.1:0\"\ntls = \"self-signed\"\n\n{}\
+         [handler.limits]\nmax_body_bytes = 65536\n[handler.config]\n{config}\n",
+        shipped_handler_without_config("pgo")
     )
 }
 

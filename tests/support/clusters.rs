@@ -8,17 +8,12 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The default manifest's clusters handler (everything from its
-/// `[[handler]]` line to the end of `host/baton.toml`), with `overrides`
-/// replacing config lines, on an HTTPS listener on an ephemeral port.
+/// The default manifest's clusters handler ([`shipped_handler`]), with
+/// `overrides` replacing config lines, on an HTTPS listener on an
+/// ephemeral port.
 pub fn clusters_manifest(overrides: &[(&str, String)]) -> String {
-    let default = std::fs::read_to_string(root().join("host/baton.toml")).unwrap();
-    let at = default
-        .find("name = \"clusters\"")
-        .expect("clusters in host/baton.toml");
-    let start = default[..at].rfind("[[handler]]").unwrap();
     let mut section = String::new();
-    for line in default[start..].lines() {
+    for line in shipped_handler("clusters").lines() {
         match overrides
             .iter()
             .find(|(k, _)| line.starts_with(&format!("{k} = ")))
@@ -39,13 +34,10 @@ pub const OPS_PASSWORD: &str = "operator-password";
 pub fn start(dir: &Path, overrides: &[(&str, String)]) -> Server {
     let server = Server::start(dir, &clusters_manifest(overrides));
     assert!(server.base.starts_with("https://"), "{}", server.base);
-    let resp = server
-        .client()
-        .put(server.url("/admin/v1/users/ops"))
-        .json(&json!({"password": OPS_PASSWORD, "roles": ["operator"]}))
-        .send()
-        .unwrap();
-    assert!(resp.status().is_success(), "{:?}", resp.text());
+    server.put_user(
+        "ops",
+        json!({"password": OPS_PASSWORD, "roles": ["operator"]}),
+    );
     server
 }
 

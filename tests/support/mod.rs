@@ -18,6 +18,33 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The default manifest's (`host/baton.toml`) `[[handler]]` block for
+/// `name`: from its `[[handler]]` line to the next one or the end of the
+/// file. Tests build their manifests on it so that they serve the shipped
+/// routes, policies and capabilities rather than a copy that can drift.
+pub fn shipped_handler(name: &str) -> String {
+    let default = std::fs::read_to_string(root().join("host/baton.toml")).unwrap();
+    let at = default
+        .find(&format!("\nname = \"{name}\"\n"))
+        .unwrap_or_else(|| panic!("no handler `{name}` in host/baton.toml"));
+    let start = default[..at].rfind("[[handler]]").unwrap();
+    let block = &default[start..];
+    let end = block[1..]
+        .find("\n[[handler]]")
+        .map_or(block.len(), |i| i + 2);
+    block[..end].to_string()
+}
+
+/// [`shipped_handler`] without its `[handler.config]` table (the last
+/// table of every shipped handler), for tests that bring their own.
+pub fn shipped_handler_without_config(name: &str) -> String {
+    let block = shipped_handler(name);
+    let at = block
+        .find("\n[handler.config]\n")
+        .unwrap_or_else(|| panic!("no [handler.config] for `{name}` in host/baton.toml"));
+    block[..=at].to_string()
+}
+
 /// Builds tests/components once per test binary; returns the folder holding the `.wasm` files.
 pub fn test_components() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -315,6 +342,19 @@ impl Server {
     /// A client sending the admin token with every request.
     pub fn client(&self) -> reqwest::blocking::Client {
         self.client_with_token(&self.admin_token())
+    }
+
+    /// Creates or updates the user `name` through the admin API, as the
+    /// admin; `body` as `PUT /admin/v1/users/{name}` takes it. The reply.
+    pub fn put_user(&self, name: &str, body: serde_json::Value) -> serde_json::Value {
+        let resp = self
+            .client()
+            .put(self.url(&format!("/admin/v1/users/{name}")))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert!(resp.status().is_success(), "{:?}", resp.text());
+        resp.json().unwrap()
     }
 
     /// A client sending `token` (as `X-Authentication`) with every request.
