@@ -69,18 +69,6 @@ fn get_with(server: &Server, path: &str, header: &str, value: &[u8]) -> (u16, Va
     (status, resp.json().unwrap_or(Value::Null))
 }
 
-/// Creates or updates a user through the admin API.
-fn put_user(server: &Server, name: &str, body: Value) -> Value {
-    let resp = server
-        .client()
-        .put(server.url(&format!("/admin/v1/users/{name}")))
-        .json(&body)
-        .send()
-        .unwrap();
-    assert!(resp.status().is_success(), "{:?}", resp.text());
-    resp.json().unwrap()
-}
-
 #[test]
 fn missing_and_garbage_credentials_are_401_in_each_apis_shape() {
     let dir = tempfile::tempdir().unwrap();
@@ -334,13 +322,11 @@ fn revoked_tokens_stay_revoked_across_restarts() {
 fn permissions_are_enforced_per_route_before_the_handler_runs() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &probe_manifest(false, ""));
-    put_user(
-        &server,
+    server.put_user(
         "vera",
         json!({"password": "viewer-password", "roles": ["viewer"]}),
     );
-    put_user(
-        &server,
+    server.put_user(
         "otto",
         json!({"password": "operator-password", "roles": ["operator"]}),
     );
@@ -482,8 +468,7 @@ fn basic_auth_works_and_failed_logins_are_rate_limited() {
     let dir = tempfile::tempdir().unwrap();
     let auth = "[auth]\nlogin_max_failures = 3\nlogin_max_failures_per_address = 100\n";
     let server = Server::start(dir.path(), &probe_manifest(false, auth));
-    put_user(
-        &server,
+    server.put_user(
         "ann",
         json!({"password": "ann-password", "roles": ["viewer"]}),
     );
@@ -538,8 +523,7 @@ fn basic_auth_works_and_failed_logins_are_rate_limited() {
 fn login_with_totp_refresh_and_logout_through_the_auth_host_calls() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &probe_manifest(true, ""));
-    let out = put_user(
-        &server,
+    let out = server.put_user(
         "mfa",
         json!({"password": "mfa-password", "roles": ["viewer"], "totp": "enroll"}),
     );

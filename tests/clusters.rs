@@ -374,13 +374,10 @@ fn membership_add_test_remove_and_replace_with_conflicts() {
     ok(&server, "DELETE", "/cluster/c", None, 200);
 
     // A viewer reads but changes nothing; permissions are checked before the handler runs.
-    let resp = server
-        .client()
-        .put(server.url("/admin/v1/users/vera"))
-        .json(&json!({"password": "viewer-password", "roles": ["viewer"]}))
-        .send()
-        .unwrap();
-    assert!(resp.status().is_success());
+    server.put_user(
+        "vera",
+        json!({"password": "viewer-password", "roles": ["viewer"]}),
+    );
     let vera = ("vera", "viewer-password");
     assert_eq!(call_as(&server, vera, "GET", "/clusters", None).0, 200);
     assert_eq!(

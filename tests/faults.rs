@@ -182,13 +182,10 @@ fn warm_instances_are_reused_then_retired_after_max_requests_and_on_a_trap() {
 fn a_warm_instance_sees_each_requests_own_caller_and_request_id() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &warm_manifest());
-    let resp = server
-        .client()
-        .put(server.url("/admin/v1/users/bob"))
-        .json(&serde_json::json!({"password": "bob-password-1", "roles": ["viewer"]}))
-        .send()
-        .unwrap();
-    assert!(resp.status().is_success(), "{:?}", resp.text());
+    server.put_user(
+        "bob",
+        serde_json::json!({"password": "bob-password-1", "roles": ["viewer"]}),
+    );
     let admin = server.client();
     let bob = server.client_with_token(&server.token("bob"));
     assert_eq!(count(&admin, &server, "/warm/count"), (1, "admin".into()));

@@ -266,13 +266,10 @@ fn bad_requests_get_orchestrator_errors_naming_the_problem() {
 fn a_viewer_may_read_jobs_but_not_start_or_stop_them() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &shipped_manifest());
-    let resp = server
-        .client()
-        .put(server.url("/admin/v1/users/vera"))
-        .json(&json!({"password": "viewer-password", "roles": ["viewer"]}))
-        .send()
-        .unwrap();
-    assert!(resp.status().is_success());
+    server.put_user(
+        "vera",
+        json!({"password": "viewer-password", "roles": ["viewer"]}),
+    );
     let name = deploy(
         &server,
         json!({"environment": "production", "scope": {"nodes": ["a"]}}),

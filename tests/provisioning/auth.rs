@@ -3,17 +3,6 @@
 
 use super::*;
 
-fn put_user(server: &Server, name: &str, body: Value) -> Value {
-    let resp = server
-        .client()
-        .put(server.url(&format!("/admin/v1/users/{name}")))
-        .json(&body)
-        .send()
-        .unwrap();
-    assert!(resp.status().is_success(), "{:?}", resp.text());
-    resp.json().unwrap()
-}
-
 fn login(api: &Api, body: Value) -> (u16, Value) {
     api.post("/auth/login", &body)
 }
@@ -22,8 +11,7 @@ fn login(api: &Api, body: Value) -> (u16, Value) {
 fn login_checks_password_and_mfa_and_logout_revokes_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let (server, _, _) = start(dir.path());
-    put_user(
-        &server,
+    server.put_user(
         "ann",
         json!({"password": "ann-password", "roles": ["operator"]}),
     );
@@ -67,8 +55,7 @@ fn login_checks_password_and_mfa_and_logout_revokes_at_once() {
     assert_eq!(ann.get("/tasks").0, 401);
 
     // A user with TOTP must give a current code (RFC 6238, ±1 step).
-    let out = put_user(
-        &server,
+    let out = server.put_user(
         "mfa",
         json!({"password": "mfa-password", "roles": ["operator"], "totp": "enroll"}),
     );
@@ -157,8 +144,7 @@ fn every_endpoint_without_a_token_is_401_in_the_envelope_except_health() {
     assert_eq!(status, 401);
 
     // A viewer reads but may not start work.
-    put_user(
-        &server,
+    server.put_user(
         "vic",
         json!({"password": "vic-password", "roles": ["viewer"]}),
     );
