@@ -6,7 +6,6 @@ mod support;
 
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 use support::*;
 
 fn jobber_manifest(max_running_jobs: u32) -> String {
@@ -49,17 +48,12 @@ fn events(server: &Server, id: &str) -> Vec<Value> {
     v.as_array().unwrap().clone()
 }
 
-/// Polls until `pred` holds for job `id` (bounded: a hang fails the test).
+/// Polls until `pred` holds for job `id` ([`poll`]).
 fn wait_for(server: &Server, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let end = Instant::now() + Duration::from_secs(60);
-    loop {
+    poll(&format!("job {id} to become {what}"), || {
         let j = job(server, id);
-        if pred(&j) {
-            return j;
-        }
-        assert!(Instant::now() < end, "job {id} never became {what}: {j}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
+        if pred(&j) { Ok(j) } else { Err(j.to_string()) }
+    })
 }
 
 fn is_final(j: &Value) -> bool {

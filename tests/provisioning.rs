@@ -9,7 +9,6 @@ mod support;
 
 use serde_json::{Value, json};
 use std::path::Path;
-use std::time::{Duration, Instant};
 use support::*;
 
 /// The test CLI: logs start and end of every call; an argument `fail` makes
@@ -87,16 +86,15 @@ impl Api {
 
     /// Polls `path` until `done(data)` (generous deadline).
     fn wait(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let end = Instant::now() + Duration::from_secs(60);
-        loop {
+        poll(&format!("{path} to get there"), || {
             let (status, v) = self.get(path);
             assert_eq!(status, 200, "{v}");
             if done(&v["data"]) {
-                return v["data"].clone();
+                Ok(v["data"].clone())
+            } else {
+                Err(v.to_string())
             }
-            assert!(Instant::now() < end, "{path} never got there: {v}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
     }
 
     fn wait_batch(&self, id: &str) -> Value {
@@ -373,14 +371,15 @@ fn cancel_stops_a_running_batch_and_nothing_pending_starts() {
         .unwrap()
         .to_string();
     // Wait until the process itself runs.
-    let end = Instant::now() + Duration::from_secs(60);
-    while !log_lines(&log)
-        .iter()
-        .any(|l| l.starts_with("start servers create"))
-    {
-        assert!(Instant::now() < end, "the CLI never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll("the CLI to start", || {
+        let lines = log_lines(&log);
+        let started = lines.iter().any(|l| l.starts_with("start servers create"));
+        if started {
+            Ok(())
+        } else {
+            Err(lines.join("\n"))
+        }
+    });
     let (status, v) = api.post(&format!("/batch/operations/{id}/cancel"), &json!({}));
     assert_eq!(status, 200, "{v}");
     let b = api.wait_batch(&id);
@@ -422,11 +421,15 @@ fn a_batch_survives_kill_9_and_its_interrupted_task_fails_into_rollback() {
     api.wait(&format!("/batch/operations/{id}"), |b| {
         b["operations"][1]["status"] == "Running"
     });
-    let end = Instant::now() + Duration::from_secs(60);
-    while !log_lines(&log).iter().any(|l| l.starts_with("waiting")) {
-        assert!(Instant::now() < end, "the slow task never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll("the slow task to start", || {
+        let lines = log_lines(&log);
+        let started = lines.iter().any(|l| l.starts_with("waiting"));
+        if started {
+            Ok(())
+        } else {
+            Err(lines.join("\n"))
+        }
+    });
     server.kill9();
 
     // Restarted on the same data: the batch is there; the interrupted task

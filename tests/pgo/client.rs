@@ -2,11 +2,10 @@
 //! `/pgo` is called with the real curl, manifests with observable commands.
 #![allow(dead_code)]
 
-use crate::support::{Server, root, shipped_handler_without_config};
+use crate::support::{Server, poll, root, shipped_handler_without_config};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 pub const CURL: &str = "/usr/bin/curl";
 pub const ADMIN: &str = "admin:test-admin-password";
@@ -124,16 +123,9 @@ impl Pgo {
     }
 }
 
-/// Polls `f` until it gives a value (generous deadline; no timing asserted).
+/// Polls `f` until it gives a value ([`poll`]).
 pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll(what, || f().ok_or_else(|| "nothing yet".to_string()))
 }
 
 /// A manifest serving only `/pgo` over self-signed TLS: the default

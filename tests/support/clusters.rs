@@ -6,7 +6,6 @@ use super::*;
 use base64::Engine;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 /// The default manifest's clusters handler ([`shipped_handler`]), with
 /// `overrides` replacing config lines, on an HTTPS listener on an
@@ -83,17 +82,12 @@ pub fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
-/// Polls `GET path` until `pred` holds (bounded: a hang fails the test).
+/// Polls `GET path` until `pred` holds ([`poll`]).
 pub fn wait_for(server: &Server, path: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let end = Instant::now() + Duration::from_secs(60);
-    loop {
+    poll(&format!("{path} to become {what}"), || {
         let v = ok(server, "GET", path, None, 200);
-        if pred(&v) {
-            return v;
-        }
-        assert!(Instant::now() < end, "{path} never became {what}: {v}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        if pred(&v) { Ok(v) } else { Err(v.to_string()) }
+    })
 }
 
 /// A job's events through the admin API.

@@ -45,6 +45,26 @@ pub fn shipped_handler_without_config(name: &str) -> String {
     block[..=at].to_string()
 }
 
+/// Longest a test waits for something the server does in the background
+/// (generous: a hang fails the test; no timing is asserted).
+pub const POLL_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Calls `check` until it gives `Ok`, returning that; `Err` carries what
+/// was seen instead, named in the failure after [`POLL_DEADLINE`].
+pub fn poll<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let end = Instant::now() + POLL_DEADLINE;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(seen) => assert!(
+                Instant::now() < end,
+                "timed out waiting for {what}; last seen: {seen}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 /// Builds tests/components once per test binary; returns the folder holding the `.wasm` files.
 pub fn test_components() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

@@ -5,7 +5,6 @@
 use super::support::*;
 use serde_json::Value;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 pub const ALL_NODES: &str = "00000000-0000-4000-8000-000000000000";
 
@@ -54,17 +53,12 @@ pub fn job(server: &Server, name: &str) -> Value {
     server.get_json(&format!("/orchestrator/v1/jobs/{name}"))
 }
 
-/// Polls job `name` until `done` holds for it (generous deadline).
+/// Polls job `name` until `done` holds for it ([`poll`]).
 pub fn wait_job(server: &Server, name: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let end = Instant::now() + Duration::from_secs(60);
-    loop {
+    poll(&format!("job {name} to become {what}"), || {
         let j = job(server, name);
-        if done(&j) {
-            return j;
-        }
-        assert!(Instant::now() < end, "job {name} never became {what}: {j}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        if done(&j) { Ok(j) } else { Err(j.to_string()) }
+    })
 }
 
 pub fn wait_final(server: &Server, name: &str) -> Value {
@@ -136,9 +130,11 @@ pub fn running_nodes(server: &Server, name: &str) -> usize {
 }
 
 pub fn wait_running(server: &Server, name: &str, n: usize) {
-    let end = Instant::now() + Duration::from_secs(60);
-    while running_nodes(server, name) < n {
-        assert!(Instant::now() < end, "{n} nodes never ran at once");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll(
+        &format!("{n} nodes running at once"),
+        || match running_nodes(server, name) {
+            running if running >= n => Ok(()),
+            running => Err(format!("{running} running")),
+        },
+    )
 }
