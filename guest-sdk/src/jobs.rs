@@ -155,6 +155,23 @@ impl JobState {
     pub fn is_final(self) -> bool {
         !matches!(self, JobState::Queued | JobState::Running)
     }
+
+    /// The state's name as the host's admin API writes it.
+    ///
+    /// ```
+    /// use baton_sdk::jobs::JobState;
+    /// assert_eq!(JobState::RolledBack.as_str(), "rolled-back");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+            JobState::RolledBack => "rolled-back",
+        }
+    }
 }
 
 /// Queues a job; returns its id.

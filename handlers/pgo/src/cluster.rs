@@ -183,7 +183,7 @@ pub fn effective(c: &Cluster, job: Option<&JobInfo>) -> (State, String) {
                 format!(
                     "workflow {} ended {}: {}",
                     j.id,
-                    job_state(j.state),
+                    j.state.as_str(),
                     j.error.clone().unwrap_or_else(|| "no reason given".into())
                 ),
             )
@@ -196,18 +196,6 @@ pub fn effective(c: &Cluster, job: Option<&JobInfo>) -> (State, String) {
     }
 }
 
-/// The lower-case name of a job state.
-pub fn job_state(s: JobState) -> &'static str {
-    match s {
-        JobState::Queued => "queued",
-        JobState::Running => "running",
-        JobState::Succeeded => "succeeded",
-        JobState::Failed => "failed",
-        JobState::Cancelled => "cancelled",
-        JobState::RolledBack => "rolled-back",
-    }
-}
-
 /// The `ShowClusterDetail` of `c`: the `Pgcluster` resource under `Cluster`,
 /// and the workflow (the job) that provisions or tears it down.
 pub fn detail(c: &Cluster, job: Option<&JobInfo>) -> Value {
@@ -215,7 +203,7 @@ pub fn detail(c: &Cluster, job: Option<&JobInfo>) -> Value {
     let workflow = job.map(|j| {
         json!({
             "ID": j.id,
-            "State": job_state(j.state),
+            "State": j.state.as_str(),
             "Kind": j.kind,
             "Progress": j.progress.as_ref().map(|p| json!({
                 "Message": p.message, "Done": p.done, "Total": p.total,
