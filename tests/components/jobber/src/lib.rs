@@ -1,7 +1,7 @@
 //! Spawns and runs jobs so that the tests can watch the engine: exec,
 //! ordered steps with start/end counters in kv, rollbacks, retries.
 
-use baton_sdk::jobs::{self, Command, JobFilter, JobInfo, JobSpec, JobState};
+use baton_sdk::jobs::{self, Command, JobFilter, JobInfo, JobSpec};
 use baton_sdk::kv::Bucket;
 use baton_sdk::{HostError, Handler, Job, Request, Response, Router};
 use serde::Deserialize;
@@ -48,20 +48,9 @@ struct Graph {
     rollback: bool,
 }
 
-fn state(s: JobState) -> &'static str {
-    match s {
-        JobState::Queued => "queued",
-        JobState::Running => "running",
-        JobState::Succeeded => "succeeded",
-        JobState::Failed => "failed",
-        JobState::Cancelled => "cancelled",
-        JobState::RolledBack => "rolled-back",
-    }
-}
-
 fn view(j: &JobInfo) -> Value {
     json!({
-        "id": j.id, "kind": j.kind, "state": state(j.state), "attempts": j.attempts,
+        "id": j.id, "kind": j.kind, "state": j.state.as_str(), "attempts": j.attempts,
         "error": j.error, "graph": j.graph, "depends_on": j.depends_on,
         "output": j.output.as_ref().map(|o| String::from_utf8_lossy(o).into_owned()),
         "progress": j.progress.as_ref().map(|p| json!({"message": p.message, "done": p.done, "total": p.total})),
