@@ -27,12 +27,9 @@ fn a_trap_is_a_500_with_the_request_id_and_the_server_keeps_serving() {
     assert_eq!(body["error"]["kind"], "handler-error");
     assert_eq!(body["error"]["request_id"], id.as_str());
     // The guest's panic message reaches the log under the request id.
-    let log = server.wait_log("deliberate trap for the test");
-    assert!(
-        log.lines()
-            .any(|l| l.contains("deliberate trap") && l.contains(&id)),
-        "{log}"
-    );
+    server.wait_log_line("the trap message under its request id", |l| {
+        l.contains("deliberate trap for the test") && l.contains(&id)
+    });
     assert_eq!(server.get_status("/faulty/ok"), 200);
 }
 
@@ -83,12 +80,10 @@ fn guest_output_config_and_unimplemented_capabilities() {
     let server = Server::start(dir.path(), &faulty_manifest());
     let resp = client().get(server.url("/faulty/print")).send().unwrap();
     let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
-    let log = server.wait_log(&format!("guest says hello to {id}"));
-    assert!(
-        log.lines()
-            .any(|l| l.contains("guest warns on stderr") && l.contains(&id)),
-        "{log}"
-    );
+    server.wait_log(&format!("guest says hello to {id}"));
+    server.wait_log_line("stderr tagged with its request id", |l| {
+        l.contains("guest warns on stderr") && l.contains(&id)
+    });
 
     let body = server.get_json("/faulty/config/greeting");
     assert_eq!(body["value"], "hi");
@@ -209,12 +204,10 @@ fn a_warm_instance_sees_each_requests_own_caller_and_request_id() {
         })
         .collect();
     for id in &ids {
-        let log = server.wait_log(&format!("guest says hello to {id}"));
-        assert!(
-            log.lines()
-                .any(|l| l.contains("guest warns on stderr") && l.contains(id.as_str())),
-            "stderr of request {id} is not tagged with it:\n{log}"
-        );
+        server.wait_log(&format!("guest says hello to {id}"));
+        server.wait_log_line(&format!("stderr tagged with request {id}"), |l| {
+            l.contains("guest warns on stderr") && l.contains(id.as_str())
+        });
     }
 }
 

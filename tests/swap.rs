@@ -198,13 +198,9 @@ fn a_restart_serves_the_last_deployed_version_from_the_compile_cache() {
     server.kill9();
     let server = Server::start(dir.path(), &m);
     assert_eq!(version(&server), "v2");
-    // stderr is read by another thread: wait for the line, then check it.
-    let log = server.wait_log("handler loaded");
-    assert!(
-        log.lines()
-            .any(|l| l.contains("handler loaded") && l.contains("cached=true")),
-        "{log}"
-    );
+    server.wait_log_line("`handler loaded` with `cached=true`", |l| {
+        l.contains("handler loaded") && l.contains("cached=true")
+    });
     let list: Value = server.get_json("/admin/v1/handlers");
     assert_eq!(list["handlers"][0]["current"]["compiled_from_cache"], true);
     drop(server);

@@ -290,15 +290,22 @@ impl Server {
 
     /// Waits until the log contains `needle` (bounded), returning the log.
     pub fn wait_log(&self, needle: &str) -> String {
+        self.wait_log_line(&format!("`{needle}`"), |l| l.contains(needle))
+    }
+
+    /// Waits until a log line satisfies `matches` (bounded: stderr is read
+    /// by another thread, so a line can arrive after the reply that caused
+    /// it), returning the log.
+    pub fn wait_log_line(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
         let end = Instant::now() + Duration::from_secs(10);
         while Instant::now() < end {
             let log = self.log();
-            if log.contains(needle) {
+            if log.lines().any(&matches) {
                 return log;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("`{needle}` never appeared in the log:\n{}", self.log());
+        panic!("{what} never appeared in the log:\n{}", self.log());
     }
 
     /// Sends `SIGHUP` (reload the manifest).
