@@ -4,6 +4,9 @@
 //! This is a cargo inside a cargo: the inner build gets its own target
 //! directory and an environment cleaned of the outer build's variables.
 
+#[path = "src/wasm_target.rs"]
+mod wasm_target;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,6 +19,7 @@ fn main() {
     let handlers = root.join("handlers");
 
     for p in [
+        "host/src/wasm_target.rs",
         "handlers/Cargo.toml",
         "handlers/Cargo.lock",
         "guest-sdk",
@@ -82,29 +86,11 @@ fn handler_names(handlers: &Path) -> Vec<String> {
 /// with rustup when possible; otherwise fails saying exactly what to run.
 fn ensure_target() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(&rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    let installed = |root: &Option<String>| {
-        root.as_ref()
-            .is_some_and(|r| Path::new(r).join("lib/rustlib").join(TARGET).is_dir())
-    };
-    if installed(&sysroot) {
-        return;
+    if !wasm_target::is_installed(&rustc, TARGET) {
+        println!("cargo:warning=installing the {TARGET} target with rustup");
     }
-    println!("cargo:warning=installing the {TARGET} target with rustup");
-    let ok = Command::new("rustup")
-        .args(["target", "add", TARGET])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok || !installed(&sysroot) {
-        panic!(
-            "\n\nBaton's handlers are WebAssembly components and need the {TARGET} target, \
-             which is not installed and could not be installed automatically.\n\
-             Run:\n\n    rustup target add {TARGET}\n\nthen build again.\n"
-        );
+    if let Err(e) = wasm_target::ensure(&rustc, TARGET) {
+        panic!("{e}");
     }
 }
 

@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod runtime;
 pub mod server;
 pub mod store;
+pub mod wasm_target;
 
 /// Stops `std::backtrace::Backtrace::capture` from walking the stack, for the
 /// whole process and whatever the caller's environment, by setting

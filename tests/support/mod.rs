@@ -69,6 +69,7 @@ pub fn poll<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
 pub fn test_components() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        ensure_target("wasm32-wasip2");
         let target = root().join("target/test-components");
         let mut cmd = cargo();
         cmd.args([
@@ -97,15 +98,25 @@ pub const ADMIN_PASSWORD: &str = "test-admin-password";
 pub fn wasip1_module(name: &str) -> Vec<u8> {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
+        ensure_target("wasm32-wasip1");
         let target = root().join("target/test-components-p1");
         let mut cmd = cargo();
-        cmd.args(["build", "--release", "--target", "wasm32-wasip1", "--manifest-path"])
-            .arg(root().join("tests/components/Cargo.toml"))
-            .args(["-p", "greeter-v1", "--target-dir"])
-            .arg(&target);
+        cmd.args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "--manifest-path",
+        ])
+        .arg(root().join("tests/components/Cargo.toml"))
+        .args(["-p", "greeter-v1", "--target-dir"])
+        .arg(&target);
         clean_cargo_env(&mut cmd);
         let status = cmd.status().expect("running cargo for wasm32-wasip1");
-        assert!(status.success(), "building for wasm32-wasip1 failed (is the target installed? rustup target add wasm32-wasip1)");
+        assert!(
+            status.success(),
+            "building tests/components for wasm32-wasip1 failed"
+        );
         target.join("wasm32-wasip1/release")
     });
     std::fs::read(dir.join(format!("{name}.wasm"))).unwrap()
@@ -146,6 +157,18 @@ pub fn app_in_process(
         .block_on(baton::app::App::start(manifest, dir.path().join("data")))
         .unwrap();
     (rt, dir, app)
+}
+
+/// Installs the standard library of `target` (a wasm target the tests
+/// build for) unless it is there, as `host/build.rs` does for the shipped
+/// handlers; fails saying what to run when it cannot.
+pub fn ensure_target(target: &str) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    if let Err(e) = baton::wasm_target::ensure(&rustc, target) {
+        panic!("{e}");
+    }
 }
 
 /// `cargo` as the outer build found it.
