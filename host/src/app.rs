@@ -49,7 +49,7 @@ impl App {
                 .with_context(|| format!("opening the database in {}", data_dir.display()))?,
         );
         let auth = Arc::new(Auth::open(&manifest, &data_dir, store.db())?);
-        let jobs = JobEngine::open(store.db(), manifest.jobs)?;
+        let jobs = JobEngine::open(Arc::new(store.job_store()?), manifest.jobs)?;
         jobs.set_files_root(data_dir.join("exec-files"));
         let max_memory_mib = manifest
             .handlers

@@ -24,28 +24,35 @@ use serde_json::json;
 pub const HEAL_AFTER_MS: u64 = 60_000;
 
 /// Marks node `node` of job `job` running, unless it is no longer ready
-/// (the job was stopped). Returns whether the node may run.
-pub fn start_node(job: &JobRecord, node: &str) -> Result<bool, OrchError> {
+/// (the job was stopped). `rerun` (a later attempt of the node's engine
+/// job: the server stopped during the first) takes over a node left
+/// running, so that a restart is never the node's failure. Returns whether
+/// the node may run.
+pub fn start_node(job: &JobRecord, node: &str, rerun: bool) -> Result<bool, OrchError> {
     let now = now_millis();
     let started = store::update_node(job.name, node, |n| {
-        (n.state == NodeState::Ready).then(|| {
+        let again = rerun && n.state == NodeState::Running;
+        (n.state == NodeState::Ready || again).then(|| {
             n.state = NodeState::Running;
             n.start_ms = Some(now);
             n.changed_ms = now;
             n.message = format!("Started {} on {node}", what(job));
+            again
         })
     })?;
-    if !matches!(started, Some((_, Some(())))) {
+    let Some((_, Some(again))) = started else {
         return Ok(false);
-    }
+    };
     let noop = job.options["noop"].as_bool().unwrap_or(false);
-    let event = Event::new(
-        "node_running",
-        Some(node),
-        format!("Started {} on {node} ...", what(job)),
-        now,
-    )
-    .with("noop", json!(noop));
+    let message = if again {
+        format!(
+            "Started {} on {node} again: its run was interrupted by a restart ...",
+            what(job)
+        )
+    } else {
+        format!("Started {} on {node} ...", what(job))
+    };
+    let event = Event::new("node_running", Some(node), message, now).with("noop", json!(noop));
     store::append_event(job.name, event)?;
     Ok(true)
 }

@@ -30,15 +30,15 @@ pub struct NodeRun {
 pub fn run_node(job: &Job) -> Result<Vec<u8>, String> {
     let input: NodeRun = serde_json::from_slice(&job.input)
         .map_err(|e| format!("node-run input is not valid: {e}"))?;
-    run(&input).map_err(|e| e.to_string())
+    run(&input, job.attempt > 1).map_err(|e| e.to_string())
 }
 
-fn run(input: &NodeRun) -> Result<Vec<u8>, OrchError> {
+fn run(input: &NodeRun, rerun: bool) -> Result<Vec<u8>, OrchError> {
     let Some(job) = store::job(input.job)? else {
         return Ok(b"the job no longer exists".to_vec());
     };
     let node = input.node.as_str();
-    if !lifecycle::start_node(&job, node)? {
+    if !lifecycle::start_node(&job, node, rerun)? {
         return Ok(b"skipped: the node was not ready (the job was stopped)".to_vec());
     }
     let params = job

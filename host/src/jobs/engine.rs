@@ -1,13 +1,13 @@
 //! The job engine's API: spawn, graphs, get, list, cancel, events, progress,
 //! and the scheduler task's loop (its decisions are in [`super::scheduler`]).
 
-use super::exec::CancelFlag;
 use super::graph;
+use super::index::Index;
 use super::model::{GraphRecord, GraphState, JobRecord, JobState, Progress, now_ms};
-use super::store::{JobStore, JobStoreError};
 use crate::app::App;
 use crate::manifest::JobsConfig;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use crate::store::{JobStore, JobStoreError};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use tokio::sync::Notify;
 
@@ -30,7 +30,7 @@ pub enum JobError {
     /// Bad spec or graph.
     #[error("{0}")]
     Invalid(String),
-    /// sled failed.
+    /// The store failed.
     #[error(transparent)]
     Storage(#[from] JobStoreError),
 }
@@ -71,39 +71,38 @@ pub struct ListFilter {
 
 #[derive(Default)]
 pub(super) struct Sched {
-    /// Queued job ids (retries included).
-    pub pending: BTreeSet<String>,
-    /// Running job id → its cancel flag.
-    pub running: HashMap<String, Arc<CancelFlag>>,
-    pub per_handler: HashMap<String, u32>,
-    pub per_graph: HashMap<String, u32>,
+    /// The unfinished jobs, their queues and counts.
+    pub index: Index,
     /// Graphs whose rollback task runs.
     pub rolling_back: HashSet<String>,
 }
 
 /// The job engine of a server.
 pub struct JobEngine {
-    pub(super) store: JobStore,
+    pub(super) store: Arc<dyn JobStore>,
     pub(super) config: JobsConfig,
     pub(super) app: OnceLock<Weak<App>>,
     pub(super) sched: Mutex<Sched>,
     pub(super) wake: Notify,
-    /// Woken whenever a job changes state at the end of an attempt or a cancel.
-    pub(super) changed: Notify,
+    /// Wake-ups of [`JobEngine::wait`] callers, per job.
+    waiters: Mutex<HashMap<String, Arc<Notify>>>,
     /// Where commands' private files go (see [`JobEngine::set_files_root`]).
     files_root: OnceLock<std::path::PathBuf>,
 }
 
 impl JobEngine {
-    /// Opens the engine's trees in `db`. Nothing runs before [`JobEngine::start`].
-    pub fn open(db: &sled::Db, config: JobsConfig) -> Result<Arc<JobEngine>, JobStoreError> {
+    /// An engine over `store`. Nothing runs before [`JobEngine::start`].
+    pub fn open(
+        store: Arc<dyn JobStore>,
+        config: JobsConfig,
+    ) -> Result<Arc<JobEngine>, JobStoreError> {
         Ok(Arc::new(JobEngine {
-            store: JobStore::open(db)?,
+            store,
             config,
             app: OnceLock::new(),
             sched: Mutex::new(Sched::default()),
             wake: Notify::new(),
-            changed: Notify::new(),
+            waiters: Mutex::new(HashMap::new()),
             files_root: OnceLock::new(),
         }))
     }
@@ -182,6 +181,7 @@ impl JobEngine {
             output: None,
             error: None,
             attempts: 0,
+            interrupted: 0,
             max_attempts: spec.max_attempts.max(1),
             timeout_ms: spec.timeout_ms,
             labels: spec.labels,
@@ -199,7 +199,7 @@ impl JobEngine {
     }
 
     /// Queues a job of `handler`; returns its id once it is on disk.
-    pub async fn spawn(&self, handler: &str, spec: NewJob) -> Result<String, JobError> {
+    pub async fn spawn(self: &Arc<Self>, handler: &str, spec: NewJob) -> Result<String, JobError> {
         for dep in &spec.depends_on {
             match self.store.get(dep)? {
                 Some(j) if j.handler == handler => {}
@@ -210,10 +210,19 @@ impl JobEngine {
                 }
             }
         }
-        let job = self.new_record(handler, spec, now_ms())?;
+        let now = now_ms();
+        let job = self.new_record(handler, spec, now)?;
         self.store.insert(std::slice::from_ref(&job), None)?;
-        self.store.flush().await?;
-        self.sched().pending.insert(job.id.clone());
+        self.store.commit().await?;
+        let blocked = {
+            let store = &self.store;
+            self.sched()
+                .index
+                .add(std::slice::from_ref(&job), now, &mut |d| {
+                    store.get(d).ok().flatten().map(|j| j.state)
+                })
+        };
+        self.skip_all(blocked).await?;
         self.wake.notify_one();
         Ok(job.id)
     }
@@ -257,7 +266,7 @@ impl JobEngine {
             job.depends_on = deps.iter().map(|&d| ids[d].clone()).collect();
         }
         let graph = GraphRecord {
-            id: graph_id,
+            id: graph_id.clone(),
             handler: handler.to_string(),
             jobs: ids.clone(),
             parallel_limit,
@@ -266,8 +275,15 @@ impl JobEngine {
             completed: Vec::new(),
         };
         self.store.insert(&jobs, Some(&graph))?;
-        self.store.flush().await?;
-        self.sched().pending.extend(ids.iter().cloned());
+        self.store.commit().await?;
+        {
+            let mut s = self.sched();
+            s.index
+                .add_graph(&graph_id, handler, parallel_limit, jobs.len(), 0, None);
+            // Every dependency is inside the graph: nothing is looked up.
+            let blocked = s.index.add(&jobs, now, &mut |_| None);
+            debug_assert!(blocked.is_empty());
+        }
         self.wake.notify_one();
         Ok(ids)
     }
@@ -291,7 +307,7 @@ impl JobEngine {
             0 => 100,
             n => n.min(MAX_LIST),
         };
-        Ok(self.store.scan(f.start_after.as_deref(), limit, |j| {
+        Ok(self.store.scan(f.start_after.as_deref(), limit, &mut |j| {
             f.handler.as_ref().is_none_or(|h| *h == j.handler)
                 && f.state.is_none_or(|s| s == j.state)
                 && f.kind.as_ref().is_none_or(|k| *k == j.kind)
@@ -335,7 +351,7 @@ impl JobEngine {
         }
         let updated = self
             .store
-            .update(id, |j, _| match j.state {
+            .update(id, &|j| match j.state {
                 JobState::Queued => {
                     j.state = JobState::Cancelled;
                     j.finished_at_ms = Some(now_ms());
@@ -352,18 +368,23 @@ impl JobEngine {
                 _ => vec![],
             })?
             .ok_or_else(|| JobError::NotFound(id.to_string()))?;
-        self.store.flush().await?;
-        {
+        self.store.commit().await?;
+        let blocked = {
             let mut s = self.sched();
-            s.pending.remove(id);
-            if let Some(flag) = s.running.get(id) {
+            if let Some(flag) = s.index.cancel_flag(id) {
                 flag.cancel();
             }
-        }
+            if updated.state == JobState::Cancelled {
+                s.index.finished(id, JobState::Cancelled, 0, now_ms())
+            } else {
+                Vec::new()
+            }
+        };
+        self.skip_all(blocked).await?;
         if let Some(g) = &updated.graph {
             self.check_graph(g).await?;
         }
-        self.changed.notify_waiters();
+        self.job_changed(id);
         self.wake.notify_one();
         Ok(updated)
     }
@@ -371,7 +392,14 @@ impl JobEngine {
     /// Waits until job `id` is in a final state and returns it.
     pub async fn wait(&self, id: &str) -> Result<JobRecord, JobError> {
         loop {
-            let changed = self.changed.notified();
+            let notify = self
+                .waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(id.to_string())
+                .or_default()
+                .clone();
+            let changed = notify.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
             match self.store.get(id)? {
@@ -383,9 +411,21 @@ impl JobEngine {
         }
     }
 
+    /// Wakes the callers waiting on job `id` (its state changed).
+    pub(super) fn job_changed(&self, id: &str) {
+        let notify = self
+            .waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        if let Some(n) = notify {
+            n.notify_waiters();
+        }
+    }
+
     /// Records progress of running job `id`.
     pub fn progress(&self, id: &str, message: &str, done: u32, total: u32) -> Result<(), JobError> {
-        self.store.update(id, |j, _| {
+        self.store.update(id, &|j| {
             j.progress = Some(Progress {
                 message: message.to_string(),
                 done,
@@ -399,7 +439,7 @@ impl JobEngine {
     /// Appends an event to job `id`.
     pub fn event(&self, id: &str, kind: &str, message: &str) -> Result<(), JobError> {
         self.store
-            .update(id, |_, _| vec![(kind.to_string(), message.to_string())])?;
+            .update(id, &|_| vec![(kind.to_string(), message.to_string())])?;
         Ok(())
     }
 
@@ -409,7 +449,7 @@ impl JobEngine {
         id: &str,
         p: Option<super::model::LiveProcess>,
     ) -> Result<(), JobError> {
-        self.store.update(id, |j, _| {
+        self.store.update(id, &|j| {
             j.live_process = p;
             vec![]
         })?;

@@ -12,13 +12,20 @@ pub struct Node<'a> {
 /// For each spec, the indices of the specs it depends on; or why the graph
 /// is invalid, naming the spec and reference at fault.
 pub fn resolve(nodes: &[Node<'_>]) -> Result<Vec<Vec<usize>>, String> {
+    // The first spec with each name, as a linear search would find it.
+    let mut by_name: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if let Some(name) = n.name {
+            by_name.entry(name).or_insert(i);
+        }
+    }
     let mut edges = Vec::with_capacity(nodes.len());
     for (i, n) in nodes.iter().enumerate() {
         let mut deps = Vec::new();
         for r in n.depends_on {
-            let target = nodes
-                .iter()
-                .position(|m| m.name == Some(r.as_str()))
+            let target = by_name
+                .get(r.as_str())
+                .copied()
                 .or_else(|| r.parse::<usize>().ok().filter(|&k| k < nodes.len()))
                 .ok_or_else(|| {
                     format!(

@@ -26,6 +26,16 @@ impl JobState {
         !matches!(self, JobState::Queued | JobState::Running)
     }
 
+    /// Every state, in lifecycle order.
+    pub const ALL: [JobState; 6] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+        JobState::RolledBack,
+    ];
+
     /// The name used in the API and the admin API.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,16 +50,7 @@ impl JobState {
 
     /// Parses [`JobState::as_str`].
     pub fn parse(s: &str) -> Option<JobState> {
-        [
-            JobState::Queued,
-            JobState::Running,
-            JobState::Succeeded,
-            JobState::Failed,
-            JobState::Cancelled,
-            JobState::RolledBack,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        JobState::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
@@ -96,6 +97,10 @@ pub struct JobRecord {
     pub error: Option<String>,
     /// Attempts started so far.
     pub attempts: u32,
+    /// Attempts cut short by a server stop (not counted against
+    /// `max_attempts`: a restart is never the job's failure).
+    #[serde(default)]
+    pub interrupted: u32,
     /// Attempts allowed.
     pub max_attempts: u32,
     /// Wall clock per attempt, when the spawner set one.
@@ -157,7 +162,10 @@ pub struct GraphRecord {
     pub rollback: bool,
     /// Where it is.
     pub state: GraphState,
-    /// Jobs in the order they succeeded (rollback runs this backwards).
+    /// Jobs in the order they succeeded, in records written before the
+    /// store kept that order beside the graph ([`crate::store::JobStore::completed`]
+    /// is the whole order; rollback runs it backwards).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub completed: Vec<String>,
 }
 

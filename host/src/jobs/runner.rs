@@ -8,6 +8,7 @@ use super::model::{GraphState, JobRecord, JobState, now_ms};
 use crate::host_calls::jobs::{JobRun, JobsState};
 use crate::runtime::bindings::types::JobContext;
 use crate::runtime::registry::HandlerSlot;
+use crate::store::NewEvents;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -82,7 +83,7 @@ impl JobEngine {
         let now = now_ms();
         let job = self
             .store
-            .update(id, |j, g| {
+            .update(id, &|j| {
                 j.live_process = None;
                 if j.cancel_requested {
                     j.state = JobState::Cancelled;
@@ -99,17 +100,12 @@ impl JobEngine {
                         j.output = Some(out.clone());
                         j.error = None;
                         j.finished_at_ms = Some(now);
-                        if let Some(g) = g
-                            && !g.completed.contains(&j.id)
-                        {
-                            g.completed.push(j.id.clone());
-                        }
                         vec![(
                             "succeeded".into(),
                             format!("attempt {} succeeded", j.attempts),
                         )]
                     }
-                    Err(e) if j.attempts < j.max_attempts => {
+                    Err(e) if j.attempts.saturating_sub(j.interrupted) < j.max_attempts => {
                         let delay = self.backoff_ms(j.attempts);
                         j.state = JobState::Queued;
                         j.not_before_ms = now + delay;
@@ -131,26 +127,16 @@ impl JobEngine {
                 }
             })?
             .ok_or_else(|| JobError::NotFound(id.to_string()))?;
-        self.store.flush().await?;
-        {
-            let mut s = self.sched();
-            s.running.remove(id);
-            if let Some(n) = s.per_handler.get_mut(&job.handler) {
-                *n = n.saturating_sub(1);
-            }
-            if let Some(g) = &job.graph
-                && let Some(n) = s.per_graph.get_mut(g)
-            {
-                *n = n.saturating_sub(1);
-            }
-            if job.state == JobState::Queued {
-                s.pending.insert(id.to_string());
-            }
-        }
+        self.store.commit().await?;
+        let blocked = self
+            .sched()
+            .index
+            .finished(id, job.state, job.not_before_ms, now_ms());
+        self.skip_all(blocked).await?;
         if let Some(g) = &job.graph {
             self.check_graph(g).await?;
         }
-        self.changed.notify_waiters();
+        self.job_changed(id);
         self.wake.notify_one();
         Ok(())
     }
@@ -174,11 +160,9 @@ impl JobEngine {
     /// of graph `id`, last completed first; the graph ends rolled back, or
     /// failed when a rollback failed.
     async fn roll_back(self: &Arc<Self>, id: &str) -> Result<(), JobError> {
-        let Some(graph) = self.store.graph(id)? else {
-            return Ok(());
-        };
+        let completed = self.store.completed(id)?;
         let mut all_ok = true;
-        for job_id in graph.completed.iter().rev() {
+        for job_id in completed.iter().rev() {
             let Some(job) = self.store.get(job_id)? else {
                 continue;
             };
@@ -199,7 +183,7 @@ impl JobEngine {
             let result = self.invoke(&job, &slot, Arc::default(), true).await;
             let ok = result.is_ok();
             all_ok &= ok;
-            self.store.update(job_id, |j, _| match &result {
+            self.store.update(job_id, &|j| match &result {
                 Ok(_) => {
                     j.state = JobState::RolledBack;
                     vec![("rolled-back".into(), "rolled back".into())]
@@ -209,16 +193,16 @@ impl JobEngine {
                     vec![("rollback-failed".into(), format!("rollback failed: {e}"))]
                 }
             })?;
-            self.store.flush().await?;
-            self.changed.notify_waiters();
+            self.store.commit().await?;
+            self.job_changed(job_id);
         }
         let end = if all_ok {
             GraphState::RolledBack
         } else {
             GraphState::Failed
         };
-        self.store.update_graph(id, |g| g.state = end)?;
-        self.store.flush().await?;
+        self.store.update_graph(id, &|g| g.state = end)?;
+        self.store.commit().await?;
         Ok(())
     }
 
@@ -249,7 +233,7 @@ impl JobEngine {
                 // meanwhile would leave the process running unseen by recovery.
                 let e = e1.clone();
                 tokio::spawn(async move {
-                    if let Err(err) = e.store.flush().await {
+                    if let Err(err) = e.store.commit().await {
                         tracing::error!("flushing a job's live process failed: {err}");
                     }
                 });
@@ -276,74 +260,157 @@ impl JobEngine {
         out
     }
 
-    /// After a crash: kills processes left by interrupted attempts, requeues
-    /// them (or fails them when out of attempts), resumes graphs.
+    /// After a crash: kills processes left by interrupted attempts, queues
+    /// those jobs again as new attempts (a restart is never a job's
+    /// failure), rebuilds the scheduler's index from the store and moves
+    /// graphs on.
     pub(super) async fn recover(self: &Arc<Self>) -> Result<(), JobError> {
-        let unfinished = self.store.scan(None, usize::MAX, |j| !j.state.is_final())?;
-        let mut recovered = 0;
+        let unfinished = self
+            .store
+            .scan(None, usize::MAX, &mut |j| !j.state.is_final())?;
+        let mut queued = Vec::with_capacity(unfinished.len());
+        let mut interrupted = 0;
         for job in unfinished {
-            if job.state == JobState::Running {
+            let job = if job.state == JobState::Running {
                 if let Some(p) = job.live_process
                     && exec::kill_stale(p)
                 {
                     tracing::warn!(job = %job.id, pid = p.pid, "killed the process group an interrupted attempt left behind");
                 }
-                self.store.update(&job.id, |j, _| {
-                    j.live_process = None;
-                    let attempt = j.attempts;
-                    if j.cancel_requested {
-                        j.state = JobState::Cancelled;
-                        j.finished_at_ms = Some(now_ms());
-                        j.error = Some("cancelled".into());
-                        vec![(
-                            "cancelled".into(),
-                            format!(
-                                "attempt {attempt} was cancelled; the server stopped meanwhile"
-                            ),
-                        )]
-                    } else if j.attempts < j.max_attempts {
-                        j.state = JobState::Queued;
-                        j.not_before_ms = 0;
-                        vec![(
-                            "interrupted".into(),
-                            format!(
-                                "the server stopped during attempt {attempt}; it will run again"
-                            ),
-                        )]
-                    } else {
-                        j.state = JobState::Failed;
-                        j.finished_at_ms = Some(now_ms());
-                        j.error = Some(format!(
-                            "the server stopped during attempt {attempt}, the last allowed"
-                        ));
-                        vec![
-                            (
-                                "interrupted".into(),
-                                format!("the server stopped during attempt {attempt}"),
-                            ),
-                            ("failed".into(), "no attempts left".into()),
-                        ]
+                interrupted += 1;
+                match self.store.update(&job.id, &interrupted_attempt)? {
+                    Some(j) => j,
+                    None => continue,
+                }
+            } else {
+                job
+            };
+            if job.state == JobState::Queued {
+                queued.push(job);
+            }
+        }
+        self.store.commit().await?;
+        let mut rolling_back = Vec::new();
+        let mut running_graphs = Vec::new();
+        {
+            let graphs = self.store.graphs()?;
+            let mut s = self.sched();
+            for g in graphs {
+                match g.state {
+                    GraphState::Running => {
+                        let (mut succeeded, mut cause) = (0, None);
+                        for j in &g.jobs {
+                            let Some(job) = self.store.get(j)? else {
+                                continue;
+                            };
+                            match job.state {
+                                JobState::Succeeded | JobState::RolledBack => succeeded += 1,
+                                JobState::Failed => {
+                                    cause = Some((Arc::from(j.as_str()), JobState::Failed))
+                                }
+                                JobState::Cancelled if cause.is_none() => {
+                                    cause = Some((Arc::from(j.as_str()), JobState::Cancelled))
+                                }
+                                _ => {}
+                            }
+                        }
+                        s.index.add_graph(
+                            &g.id,
+                            &g.handler,
+                            g.parallel_limit,
+                            g.jobs.len(),
+                            succeeded,
+                            cause,
+                        );
+                        running_graphs.push(g.id);
                     }
-                })?;
-                recovered += 1;
-            }
-            if let Some(j) = self.store.get(&job.id)?
-                && j.state == JobState::Queued
-            {
-                self.sched().pending.insert(j.id);
+                    GraphState::RollingBack => rolling_back.push(g.id),
+                    _ => {}
+                }
             }
         }
-        self.store.flush().await?;
-        for g in self.store.graphs()? {
-            match g.state {
-                GraphState::Running => self.check_graph(&g.id).await?,
-                GraphState::RollingBack => self.start_rollback(&g.id),
-                _ => {}
-            }
+        // A queued job of a graph that already ended can never run.
+        let (orphans, queued): (Vec<_>, Vec<_>) = {
+            let s = self.sched();
+            queued.into_iter().partition(|j| {
+                j.graph
+                    .as_deref()
+                    .is_some_and(|g| s.index.graph(g).is_none())
+            })
+        };
+        let mut blocked: super::index::Blocked = orphans
+            .iter()
+            .map(|j| (Arc::from(j.id.as_str()), "its graph stopped".to_string()))
+            .collect();
+        {
+            let store = &self.store;
+            let mut s = self.sched();
+            blocked.extend(s.index.add(&queued, now_ms(), &mut |d| {
+                store.get(d).ok().flatten().map(|j| j.state)
+            }));
         }
-        if recovered > 0 {
-            tracing::warn!(jobs = recovered, "recovered jobs interrupted by a stop");
+        self.skip_all(blocked).await?;
+        for g in running_graphs {
+            self.check_graph(&g).await?;
+        }
+        for g in rolling_back {
+            self.start_rollback(&g);
+        }
+        if interrupted > 0 {
+            tracing::warn!(
+                jobs = interrupted,
+                "recovered jobs interrupted by a stop: they run again"
+            );
         }
         Ok(())
     }
+}
+
+/// Restarts after which a job interrupted every time fails (a job that
+/// brings the server down must not do so forever).
+pub const MAX_INTERRUPTIONS: u32 = 10;
+
+/// The change recovery makes to a job whose attempt a stop cut short.
+fn interrupted_attempt(j: &mut JobRecord) -> NewEvents {
+    j.live_process = None;
+    let attempt = j.attempts;
+    if j.state != JobState::Running {
+        return vec![];
+    }
+    if j.cancel_requested {
+        j.state = JobState::Cancelled;
+        j.finished_at_ms = Some(now_ms());
+        j.error = Some("cancelled".into());
+        return vec![(
+            "cancelled".into(),
+            format!("attempt {attempt} was cancelled; the server stopped meanwhile"),
+        )];
+    }
+    j.interrupted += 1;
+    if j.interrupted > MAX_INTERRUPTIONS {
+        j.state = JobState::Failed;
+        j.finished_at_ms = Some(now_ms());
+        j.error = Some(format!(
+            "interrupted by {} restarts in a row",
+            j.interrupted
+        ));
+        return vec![
+            (
+                "interrupted".into(),
+                format!("interrupted by a restart during attempt {attempt}"),
+            ),
+            (
+                "failed".into(),
+                format!("interrupted by {} restarts; not run again", j.interrupted),
+            ),
+        ];
+    }
+    j.state = JobState::Queued;
+    j.not_before_ms = 0;
+    vec![(
+        "interrupted".into(),
+        format!(
+            "interrupted by a restart during attempt {attempt}; it runs again as a new attempt"
+        ),
+    )]
 }

@@ -1,228 +1,239 @@
-//! The scheduler: one task that starts queued jobs whose dependencies
-//! succeeded, within the global, per-handler and per-graph limits, and moves
-//! graphs on (succeeded, failed, rolled back, cancelled) as their jobs end.
+//! The scheduler: one task that starts ready jobs within the global,
+//! per-handler and per-graph limits, and moves graphs on (succeeded, failed,
+//! rolled back, cancelled) as their jobs end. Its decisions come from the
+//! in-memory [`super::index`], so each costs the same however many jobs
+//! wait or however large a graph is.
 
 use super::engine::{JobEngine, JobError};
 use super::exec::CancelFlag;
-use super::model::{GraphState, JobRecord, JobState, now_ms};
+use super::index::Blocked;
+use super::model::{GraphState, JobState, now_ms};
+use std::cell::Cell;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A job whose start could not be written is tried again this much later.
+const RETRY_START_MS: u64 = 1000;
+
 impl JobEngine {
-    /// Starts every queued job that may start now; returns how long the
-    /// scheduler may sleep before something becomes due.
+    /// Starts every ready job that may start now; returns how long the
+    /// scheduler may sleep before a retry becomes due.
     pub(super) fn dispatch(self: &Arc<Self>) -> Duration {
         let mut wait = Duration::from_secs(1);
         let Some(app) = self.app() else {
             return wait;
         };
         let now = now_ms();
-        let mut to_cancel: Vec<(String, String)> = Vec::new();
+        let max = self.config.max_running;
+        let mut to_skip = Blocked::new();
         let mut s = self.sched();
-        let pending: Vec<String> = s.pending.iter().cloned().collect();
-        for id in pending {
-            if s.running.len() >= self.config.max_running as usize {
-                break;
-            }
-            let job = match self.store.get(&id) {
-                Ok(Some(j)) if j.state == JobState::Queued => j,
-                Ok(_) => {
-                    s.pending.remove(&id);
-                    continue;
+        if let Some(due) = s.index.promote_due(now) {
+            wait = wait.min(Duration::from_millis(due.saturating_sub(now)));
+        }
+        let handlers = s.index.handlers_with_work();
+        // One job per handler per round, so that no handler starves another.
+        let mut started_any = true;
+        while started_any && s.index.running() < max {
+            started_any = false;
+            for h in &handlers {
+                if s.index.running() >= max {
+                    break;
                 }
-                Err(e) => {
-                    tracing::error!(job = %id, "reading a queued job failed: {e}");
-                    continue;
-                }
-            };
-            if job.not_before_ms > now {
-                wait = wait.min(Duration::from_millis(job.not_before_ms - now));
-                continue;
-            }
-            match self.dependencies(&job) {
-                Deps::Ready => {}
-                Deps::Waiting => continue,
-                Deps::Failed(why) => {
-                    to_cancel.push((id.clone(), why));
-                    continue;
-                }
-            }
-            let Some(slot) = app.registry.get(&job.handler) else {
-                to_cancel.push((
-                    id.clone(),
-                    format!("the handler `{}` is not mounted", job.handler),
-                ));
-                continue;
-            };
-            if s.per_handler.get(&job.handler).copied().unwrap_or(0) >= slot.limits.max_running_jobs
-            {
-                continue;
-            }
-            if let Some(g) = &job.graph {
-                match self.store.graph(g) {
-                    Ok(Some(graph)) if graph.state == GraphState::Running => {
-                        let running = s.per_graph.get(g).copied().unwrap_or(0);
-                        if graph.parallel_limit > 0 && running >= graph.parallel_limit {
-                            continue;
-                        }
+                let Some(slot) = app.registry.get(h) else {
+                    while let Some(id) = s.index.claim(h) {
+                        to_skip.push((id, format!("the handler `{h}` is not mounted")));
                     }
-                    _ => {
-                        to_cancel.push((id.clone(), "its graph stopped".into()));
-                        continue;
+                    continue;
+                };
+                if s.index.running_of(h) >= slot.limits.max_running_jobs {
+                    continue;
+                }
+                let Some(id) = s.index.claim(h) else {
+                    continue;
+                };
+                started_any = true;
+                let claimed = Cell::new(false);
+                let started = self.store.update(&id, &|j| {
+                    claimed.set(j.state == JobState::Queued);
+                    if j.state != JobState::Queued {
+                        return vec![];
+                    }
+                    j.state = JobState::Running;
+                    j.attempts += 1;
+                    j.started_at_ms = Some(now_ms());
+                    j.cancel_requested = false;
+                    vec![(
+                        "started".into(),
+                        format!(
+                            "attempt {} of {}",
+                            j.attempts,
+                            j.max_attempts + j.interrupted
+                        ),
+                    )]
+                });
+                match started {
+                    Ok(Some(job)) if claimed.get() => {
+                        let flag = Arc::new(CancelFlag::default());
+                        s.index.set_cancel(&id, flag.clone());
+                        tokio::spawn(self.clone().run_attempt(job, slot, flag));
+                    }
+                    Ok(Some(job)) if job.state.is_final() => {
+                        // Ended meanwhile (a cancel): its own path reports it.
+                        to_skip.extend(s.index.finished(&id, job.state, 0, now));
+                    }
+                    Ok(found) => {
+                        let state = found.map_or(JobState::Cancelled, |j| j.state);
+                        tracing::error!(job = %id, "a queued job was {} in the store", state.as_str());
+                        s.index.unclaim(&id, now + RETRY_START_MS, now);
+                    }
+                    Err(e) => {
+                        tracing::error!(job = %id, "starting a job failed: {e}");
+                        s.index.unclaim(&id, now + RETRY_START_MS, now);
                     }
                 }
             }
-            let started = self.store.update(&id, |j, _| {
-                j.state = JobState::Running;
-                j.attempts += 1;
-                j.started_at_ms = Some(now_ms());
-                j.cancel_requested = false;
-                vec![(
-                    "started".into(),
-                    format!("attempt {} of {}", j.attempts, j.max_attempts),
-                )]
-            });
-            let job = match started {
-                Ok(Some(j)) => j,
-                other => {
-                    tracing::error!(job = %id, "starting a job failed: {other:?}");
-                    continue;
-                }
-            };
-            let flag = Arc::new(CancelFlag::default());
-            s.pending.remove(&id);
-            s.running.insert(id.clone(), flag.clone());
-            *s.per_handler.entry(job.handler.clone()).or_default() += 1;
-            if let Some(g) = &job.graph {
-                *s.per_graph.entry(g.clone()).or_default() += 1;
-            }
-            tokio::spawn(self.clone().run_attempt(job, slot, flag));
         }
         drop(s);
-        if !to_cancel.is_empty() {
+        if !to_skip.is_empty() {
             let engine = self.clone();
             tokio::spawn(async move {
-                for (id, why) in to_cancel {
-                    if let Err(e) = engine.skip(&id, &why).await {
-                        tracing::error!(job = %id, "cancelling a job that cannot run failed: {e}");
-                    }
+                if let Err(e) = engine.skip_all(to_skip).await {
+                    tracing::error!("cancelling jobs that cannot run failed: {e}");
                 }
             });
         }
         wait
     }
 
-    fn dependencies(&self, job: &JobRecord) -> Deps {
-        for d in &job.depends_on {
-            match self.store.get(d) {
-                Ok(Some(dep)) => match dep.state {
-                    JobState::Succeeded => {}
-                    JobState::Queued | JobState::Running => return Deps::Waiting,
-                    other => {
-                        return Deps::Failed(format!("dependency {d} ended {}", other.as_str()));
-                    }
-                },
-                Ok(None) => return Deps::Failed(format!("dependency {d} does not exist")),
-                Err(_) => return Deps::Waiting,
-            }
+    /// Cancels queued jobs that can never run, saying why, and whatever
+    /// depends on them; then moves their graphs on.
+    pub(super) async fn skip_all(self: &Arc<Self>, blocked: Blocked) -> Result<(), JobError> {
+        if blocked.is_empty() {
+            return Ok(());
         }
-        Deps::Ready
-    }
-
-    /// Cancels queued job `id` that can never run, saying why.
-    pub(super) async fn skip(self: &Arc<Self>, id: &str, why: &str) -> Result<(), JobError> {
-        let job = self.store.update(id, |j, _| {
-            if j.state != JobState::Queued {
-                return vec![];
-            }
-            j.state = JobState::Cancelled;
-            j.finished_at_ms = Some(now_ms());
-            j.error = Some(why.to_string());
-            vec![("cancelled".into(), why.to_string())]
-        })?;
-        self.store.flush().await?;
-        self.sched().pending.remove(id);
-        if let Some(g) = job.and_then(|j| j.graph) {
+        for g in self.cancel_queued(blocked).await? {
             self.check_graph(&g).await?;
         }
-        self.changed.notify_waiters();
         Ok(())
     }
 
+    /// Cancels each queued job of `work` (and, transitively, the jobs that
+    /// depend on one), in the store and then in the index; returns the
+    /// graphs touched.
+    async fn cancel_queued(
+        self: &Arc<Self>,
+        mut work: Blocked,
+    ) -> Result<BTreeSet<String>, JobError> {
+        let mut graphs = BTreeSet::new();
+        while !work.is_empty() {
+            let mut cancelled = Vec::with_capacity(work.len());
+            for (id, why) in &work {
+                let job = self.store.update(id, &|j| {
+                    if j.state != JobState::Queued {
+                        return vec![];
+                    }
+                    j.state = JobState::Cancelled;
+                    j.finished_at_ms = Some(now_ms());
+                    j.error = Some(why.clone());
+                    vec![("cancelled".into(), why.clone())]
+                })?;
+                if let Some(j) = job
+                    && j.state == JobState::Cancelled
+                {
+                    graphs.extend(j.graph);
+                    cancelled.push(id.clone());
+                }
+            }
+            self.store.commit().await?;
+            let now = now_ms();
+            let mut s = self.sched();
+            work = cancelled
+                .iter()
+                .flat_map(|id| s.index.finished(id, JobState::Cancelled, 0, now))
+                .collect();
+            drop(s);
+            for id in &cancelled {
+                self.job_changed(id);
+            }
+        }
+        Ok(graphs)
+    }
+
     /// Moves graph `id` on once its jobs allow: succeeded when all did; when
-    /// one failed or was cancelled, the queued ones are cancelled and, once
-    /// nothing runs, the graph fails, is rolled back, or is cancelled.
+    /// one failed or was cancelled, the queued ones are cancelled (once) and,
+    /// once nothing runs, the graph fails, is rolled back, or is cancelled.
+    /// O(1) except for that one cancellation, which reads the graph's job list.
     pub(super) async fn check_graph(self: &Arc<Self>, id: &str) -> Result<(), JobError> {
-        let Some(g) = self.store.graph(id)? else {
-            return Ok(());
+        let seen = {
+            let mut s = self.sched();
+            match s.index.graph(id) {
+                None => None, // not running (or already ended)
+                Some(g) if g.succeeded >= g.total => {
+                    s.index.remove_graph(id);
+                    Some(None)
+                }
+                Some(g) => g
+                    .cause
+                    .clone()
+                    .map(|cause| Some((cause, s.index.stop_graph(id)))),
+            }
         };
-        if g.state != GraphState::Running {
-            return Ok(());
+        let (cause, first_stop) = match seen {
+            None => return Ok(()),
+            Some(None) => {
+                self.store.update_graph(id, &|g| {
+                    if g.state == GraphState::Running {
+                        g.state = GraphState::Succeeded;
+                    }
+                })?;
+                self.store.commit().await?;
+                return Ok(());
+            }
+            Some(Some(c)) => c,
+        };
+        let (cause_id, cause_state) = cause;
+        let by_failure = cause_state == JobState::Failed;
+        if first_stop {
+            let jobs = self.store.graph(id)?.map(|g| g.jobs).unwrap_or_default();
+            let reason = format!("job {cause_id} of its graph ended {}", cause_state.as_str());
+            let queued: Blocked = {
+                let s = self.sched();
+                if !by_failure {
+                    // A cancelled graph stops its running jobs too.
+                    for j in &jobs {
+                        if let Some(flag) = s.index.cancel_flag(j) {
+                            flag.cancel();
+                        }
+                    }
+                }
+                jobs.iter()
+                    .filter(|j| s.index.is_queued(j))
+                    .map(|j| (Arc::from(j.as_str()), reason.clone()))
+                    .collect()
+            };
+            self.cancel_queued(queued).await?;
         }
-        let mut jobs = Vec::with_capacity(g.jobs.len());
-        for j in &g.jobs {
-            if let Some(job) = self.store.get(j)? {
-                jobs.push(job);
+        {
+            let mut s = self.sched();
+            match s.index.graph(id) {
+                Some(g) if g.running() == 0 => s.index.remove_graph(id),
+                _ => return Ok(()), // a running job's end calls back here
             }
         }
-        if jobs.iter().all(|j| j.state == JobState::Succeeded) {
-            self.store
-                .update_graph(id, |g| g.state = GraphState::Succeeded)?;
-            self.store.flush().await?;
-            return Ok(());
-        }
-        let failed = jobs.iter().find(|j| j.state == JobState::Failed);
-        let cancelled = jobs.iter().find(|j| j.state == JobState::Cancelled);
-        let Some(cause) = failed.or(cancelled) else {
-            return Ok(());
-        };
-        let reason = format!(
-            "job {} of its graph ended {}",
-            cause.id,
-            cause.state.as_str()
-        );
-        for j in jobs.iter().filter(|j| j.state == JobState::Queued) {
-            self.store.update(&j.id, |j, _| {
-                if j.state != JobState::Queued {
-                    return vec![];
-                }
-                j.state = JobState::Cancelled;
-                j.finished_at_ms = Some(now_ms());
-                j.error = Some(reason.clone());
-                vec![("cancelled".into(), reason.clone())]
-            })?;
-            self.sched().pending.remove(&j.id);
-        }
-        let by_failure = failed.is_some();
-        if !by_failure {
-            // A cancelled graph stops its running jobs too.
-            let s = self.sched();
-            for j in jobs.iter().filter(|j| j.state == JobState::Running) {
-                if let Some(flag) = s.running.get(&j.id) {
-                    flag.cancel();
-                }
-            }
-        }
-        if jobs.iter().any(|j| j.state == JobState::Running) {
-            self.store.flush().await?;
-            return Ok(()); // their finish calls back here
-        }
-        let next = match (by_failure, g.rollback) {
+        let next = match (
+            by_failure,
+            self.store.graph(id)?.is_some_and(|g| g.rollback),
+        ) {
             (true, true) => GraphState::RollingBack,
             (true, false) => GraphState::Failed,
             (false, _) => GraphState::Cancelled,
         };
-        self.store.update_graph(id, |g| g.state = next)?;
-        self.store.flush().await?;
+        self.store.update_graph(id, &|g| g.state = next)?;
+        self.store.commit().await?;
         if next == GraphState::RollingBack {
             self.start_rollback(id);
         }
         Ok(())
     }
-}
-
-enum Deps {
-    Ready,
-    Waiting,
-    Failed(String),
 }

@@ -10,7 +10,6 @@ use crate::host_calls::jobs::JobsState;
 use crate::manifest::ErrorStyle;
 use crate::runtime::InvokeError;
 use crate::runtime::bindings::types;
-use crate::store::KvStore;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -143,9 +142,8 @@ async fn serve(
         Err(e) => return fail(invoke_error(&slot.name, e)),
     };
     if outcome.wrote {
-        let store = ctx.app.store.clone();
-        let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
-        if !matches!(flushed, Ok(Ok(()))) {
+        let flushed = ctx.app.store.commit().await;
+        if flushed.is_err() {
             tracing::error!("flushing the store failed: {flushed:?}");
             return fail(HostError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

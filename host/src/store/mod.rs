@@ -1,9 +1,16 @@
-//! Storage behind a trait, so that a networked backend can replace sled.
-//!
-//! Keys live in namespaces (one per handler) and buckets inside them.
+//! Storage behind traits, so that a networked backend can replace sled:
+//! [`KvStore`] for handler data (keys live in namespaces, one per handler,
+//! and buckets inside them), [`JobStore`] for the job engine, and
+//! [`GroupCommit`], through which concurrent writers share a flush.
 
+pub mod commit;
+pub mod jobs;
+mod sled_jobs;
 mod sled_store;
 
+pub use commit::GroupCommit;
+pub use jobs::{JobStore, JobStoreError, NewEvents};
+pub use sled_jobs::SledJobStore;
 pub use sled_store::SledStore;
 
 /// Longest bucket name, in bytes.

@@ -1,16 +1,14 @@
-//! Jobs, graphs and events in three sled trees. Every change to a job and
-//! the events it produces (and its graph, when it has one) are written in one
-//! transaction, so a crash never leaves a state without its event or a gap
-//! in the event sequence.
+//! The job engine's records in sled: trees `jobs`, `job-events` (keys
+//! `id \0 seq`), `job-graphs` and `job-graph-done` (keys `graph \0 n`, the
+//! order in which a graph's jobs succeeded). A job's change and its events
+//! are one transaction.
 
-use super::model::{EventRecord, GraphRecord, JobRecord, now_ms};
+use super::commit::GroupCommit;
+use super::jobs::{CommitFuture, JobStore, JobStoreError, NewEvents};
+use crate::jobs::model::{EventRecord, GraphRecord, JobRecord, JobState, now_ms};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
-
-/// A storage failure of the job engine.
-#[derive(Debug, thiserror::Error)]
-#[error("the job store failed: {0}")]
-pub struct JobStoreError(pub String);
+use std::sync::Arc;
 
 impl From<sled::Error> for JobStoreError {
     fn from(e: sled::Error) -> Self {
@@ -27,16 +25,14 @@ impl From<TransactionError<String>> for JobStoreError {
     }
 }
 
-/// Events to append: (kind, message).
-pub type NewEvents = Vec<(String, String)>;
-
-/// The job engine's trees.
+/// The job engine's trees in a sled database.
 #[derive(Clone)]
-pub struct JobStore {
-    db: sled::Db,
+pub struct SledJobStore {
     jobs: sled::Tree,
     events: sled::Tree,
     graphs: sled::Tree,
+    done: sled::Tree,
+    commit: Arc<GroupCommit>,
 }
 
 fn event_key(id: &str, seq: u64) -> Vec<u8> {
@@ -57,37 +53,22 @@ fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
 
 type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
 
-impl JobStore {
-    /// Opens the trees in `db`.
-    pub fn open(db: &sled::Db) -> Result<Self, JobStoreError> {
-        Ok(JobStore {
-            db: db.clone(),
+impl SledJobStore {
+    /// Opens the trees in `db`; durability goes through `commit`, shared
+    /// with every other writer of `db`.
+    pub fn open(db: &sled::Db, commit: Arc<GroupCommit>) -> Result<Self, JobStoreError> {
+        Ok(SledJobStore {
             jobs: db.open_tree("jobs")?,
             events: db.open_tree("job-events")?,
             graphs: db.open_tree("job-graphs")?,
+            done: db.open_tree("job-graph-done")?,
+            commit,
         })
     }
+}
 
-    /// Makes every write so far durable.
-    ///
-    /// A blocking `flush` on a blocking thread, not `flush_async`: concurrent
-    /// `flush_async` calls deadlock sled 0.34 (spacejam/sled#1308) — with many
-    /// jobs ending at once the whole server hung, transactions waiting on
-    /// flushes that waited on sled's busy I/O threads.
-    pub async fn flush(&self) -> Result<(), JobStoreError> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|e| JobStoreError(format!("the flush task failed: {e}")))??;
-        Ok(())
-    }
-
-    /// Inserts new jobs (each with a `queued` event) and their graph, atomically.
-    pub fn insert(
-        &self,
-        jobs: &[JobRecord],
-        graph: Option<&GraphRecord>,
-    ) -> Result<(), JobStoreError> {
+impl JobStore for SledJobStore {
+    fn insert(&self, jobs: &[JobRecord], graph: Option<&GraphRecord>) -> Result<(), JobStoreError> {
         (&self.jobs, &self.events, &self.graphs).transaction(|(tj, te, tg)| {
             for job in jobs {
                 let mut job = job.clone();
@@ -113,30 +94,19 @@ impl JobStore {
         Ok(())
     }
 
-    /// Applies `f` to job `id` (and its graph) and appends the events it
-    /// returns, in one transaction. `None` when there is no such job. `f`
-    /// may run more than once (on conflicts); it must only change what it is given.
-    pub fn update<F>(&self, id: &str, f: F) -> Result<Option<JobRecord>, JobStoreError>
-    where
-        F: Fn(&mut JobRecord, Option<&mut GraphRecord>) -> NewEvents,
-    {
-        let out = (&self.jobs, &self.events, &self.graphs).transaction(|(tj, te, tg)| {
+    fn update(
+        &self,
+        id: &str,
+        f: &dyn Fn(&mut JobRecord) -> NewEvents,
+    ) -> Result<Option<JobRecord>, JobStoreError> {
+        let out = (&self.jobs, &self.events, &self.done).transaction(|(tj, te, td)| {
             let Some(bytes) = tj.get(id.as_bytes())? else {
                 return Ok(None);
             };
             let mut job: JobRecord =
                 decode("job", &bytes).map_err(ConflictableTransactionError::Abort)?;
-            let mut graph: Option<GraphRecord> = match &job.graph {
-                Some(g) => match tg.get(g.as_bytes())? {
-                    Some(b) => {
-                        Some(decode("graph", &b).map_err(ConflictableTransactionError::Abort)?)
-                    }
-                    None => None,
-                },
-                None => None,
-            };
-            let before_graph = graph.clone();
-            let events = f(&mut job, graph.as_mut());
+            let was_succeeded = job.state == JobState::Succeeded;
+            let events = f(&mut job);
             let now = now_ms();
             for (kind, message) in events {
                 job.last_seq += 1;
@@ -148,22 +118,25 @@ impl JobStore {
                 };
                 te.insert(event_key(id, job.last_seq), encode(&ev))?;
             }
-            tj.insert(id.as_bytes(), encode(&job))?;
-            if let Some(g) = &graph
-                && Some(g) != before_graph.as_ref()
+            if let Some(g) = &job.graph
+                && !was_succeeded
+                && job.state == JobState::Succeeded
             {
-                tg.insert(g.id.as_bytes(), encode(g))?;
+                // sled's ids only grow, so keys sort in completion order.
+                let n = td.generate_id()?;
+                td.insert(event_key(g, n), id.as_bytes())?;
             }
+            tj.insert(id.as_bytes(), encode(&job))?;
             TxResult::Ok(Some(job))
         })?;
         Ok(out)
     }
 
-    /// Applies `f` to graph `id` alone.
-    pub fn update_graph<F>(&self, id: &str, f: F) -> Result<Option<GraphRecord>, JobStoreError>
-    where
-        F: Fn(&mut GraphRecord),
-    {
+    fn update_graph(
+        &self,
+        id: &str,
+        f: &dyn Fn(&mut GraphRecord),
+    ) -> Result<Option<GraphRecord>, JobStoreError> {
         let out = self.graphs.transaction(|tg| {
             let Some(bytes) = tg.get(id.as_bytes())? else {
                 return Ok(None);
@@ -177,24 +150,21 @@ impl JobStore {
         Ok(out)
     }
 
-    /// Job `id`.
-    pub fn get(&self, id: &str) -> Result<Option<JobRecord>, JobStoreError> {
+    fn get(&self, id: &str) -> Result<Option<JobRecord>, JobStoreError> {
         match self.jobs.get(id.as_bytes())? {
             Some(b) => Ok(Some(decode("job", &b).map_err(JobStoreError)?)),
             None => Ok(None),
         }
     }
 
-    /// Graph `id`.
-    pub fn graph(&self, id: &str) -> Result<Option<GraphRecord>, JobStoreError> {
+    fn graph(&self, id: &str) -> Result<Option<GraphRecord>, JobStoreError> {
         match self.graphs.get(id.as_bytes())? {
             Some(b) => Ok(Some(decode("graph", &b).map_err(JobStoreError)?)),
             None => Ok(None),
         }
     }
 
-    /// Every graph.
-    pub fn graphs(&self) -> Result<Vec<GraphRecord>, JobStoreError> {
+    fn graphs(&self) -> Result<Vec<GraphRecord>, JobStoreError> {
         self.graphs
             .iter()
             .map(|kv| {
@@ -204,12 +174,24 @@ impl JobStore {
             .collect()
     }
 
-    /// Jobs after `start_after` (oldest first) for which `keep` holds, at most `limit`.
-    pub fn scan(
+    fn completed(&self, graph: &str) -> Result<Vec<String>, JobStoreError> {
+        // Graphs written before the completion tree existed kept the order
+        // in the record itself.
+        let mut out = self.graph(graph)?.map(|g| g.completed).unwrap_or_default();
+        let mut prefix = graph.as_bytes().to_vec();
+        prefix.push(0);
+        for kv in self.done.scan_prefix(prefix) {
+            let (_, v) = kv?;
+            out.push(String::from_utf8_lossy(&v).into_owned());
+        }
+        Ok(out)
+    }
+
+    fn scan(
         &self,
         start_after: Option<&str>,
         limit: usize,
-        mut keep: impl FnMut(&JobRecord) -> bool,
+        keep: &mut dyn FnMut(&JobRecord) -> bool,
     ) -> Result<Vec<JobRecord>, JobStoreError> {
         let iter = match start_after {
             Some(after) => {
@@ -233,8 +215,7 @@ impl JobStore {
         Ok(out)
     }
 
-    /// Events of `id` with `seq > after`, at most `limit`.
-    pub fn events(
+    fn events(
         &self,
         id: &str,
         after: u64,
@@ -250,5 +231,9 @@ impl JobStore {
                 decode("event", &v).map_err(JobStoreError)
             })
             .collect()
+    }
+
+    fn commit(&self) -> CommitFuture<'_> {
+        Box::pin(async move { Ok(self.commit.commit().await?) })
     }
 }

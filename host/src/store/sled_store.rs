@@ -4,14 +4,16 @@
 //! `namespace \0 bucket \0 key`, so that a multi-bucket `apply` is one atomic
 //! sled batch and a bucket scan is a prefix scan.
 
-use super::{KvStore, MAX_SCAN, StoreError, WriteOp, check_entry};
+use super::{GroupCommit, KvStore, MAX_SCAN, SledJobStore, StoreError, WriteOp, check_entry};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A sled database on disk.
 #[derive(Clone)]
 pub struct SledStore {
     db: sled::Db,
     kv: sled::Tree,
+    commit: Arc<GroupCommit>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -50,18 +52,51 @@ fn full_key(ns: &str, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
 
 impl SledStore {
     /// Opens (creating if needed) the database in `dir`.
+    ///
+    /// A database whose lock is held is retried for up to five seconds: a
+    /// server restarted right after a `kill -9` may find the lock still held
+    /// by a command the dead server had started (its fork had not yet
+    /// reached `exec`, which closes the descriptor).
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(|e| StoreError::Backend(format!("opening {}: {e}", dir.display())))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => {
+                    return Err(StoreError::Backend(format!(
+                        "opening {}: {e}",
+                        dir.display()
+                    )));
+                }
+            }
+        };
         let kv = db.open_tree("kv").map_err(backend)?;
-        Ok(SledStore { db, kv })
+        let flushed = db.clone();
+        let commit = GroupCommit::new(Arc::new(move || flushed.flush().map(drop).map_err(backend)));
+        Ok(SledStore { db, kv, commit })
     }
 
     /// The underlying database, for other concerns' trees.
     pub fn db(&self) -> &sled::Db {
         &self.db
+    }
+
+    /// Returns once every write made before the call is durable, sharing
+    /// the flush with every writer waiting at the same moment.
+    pub async fn commit(&self) -> Result<(), StoreError> {
+        self.commit.commit().await
+    }
+
+    /// The job engine's records in this database (sharing its group commit).
+    pub fn job_store(&self) -> Result<SledJobStore, StoreError> {
+        SledJobStore::open(&self.db, self.commit.clone())
+            .map_err(|e| StoreError::Backend(e.to_string()))
     }
 }
 

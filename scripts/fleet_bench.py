@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Baton at fleet scale: the deploy curve and concurrent kv writes, each next
+to a baseline measured in the same run.
+
+    scripts/fleet_bench.py [--sizes 100,1000,10000] [--writers 8] [--seconds 10]
+
+What it does, all on 127.0.0.1 and bounded in time and count:
+1. builds the release `baton`;
+2. deploy curve: for each size N, a fresh server (shipped orchestrator
+   handler and its stand-in agent command, `BATON_LOG=warn`) gets one
+   `POST /orchestrator/v1/command/deploy` naming N nodes; the time from the
+   request to the job's final state is the figure. Baseline: N `sh -c true`
+   at the same concurrency (the handler's `max_running_jobs`), the floor that
+   process spawning sets;
+3. kv writes: `--writers` concurrent clients (`hey`) writing
+   `PUT /orchestrator/v1/inventory/nodes/{n}` for `--seconds`, with group
+   commit (the default) and with `BATON_GROUP_COMMIT=off` (every
+   acknowledged write flushed on its own: the code before group commit).
+
+It needs `hey` (Debian: `apt-get install hey`). Nothing here runs in the test
+suite; BENCHMARKS.md records its output.
+"""
+
+import argparse
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PASSWORD = "fleet-bench-password"
+AUTH = "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+
+
+def shipped_handler(name):
+    """The `[[handler]]` block of `name` in host/baton.toml."""
+    text = open(os.path.join(ROOT, "host/baton.toml")).read()
+    blocks = text.split("[[handler]]")
+    for b in blocks[1:]:
+        if f'\nname = "{name}"\n' in b:
+            # Up to the next top-level table that is not the handler's own.
+            return "[[handler]]" + b
+    sys.exit(f"no handler {name} in host/baton.toml")
+
+
+def manifest():
+    return '[[listener]]\naddress = "127.0.0.1:0"\n\n' + shipped_handler("orchestrator")
+
+
+def max_running_jobs(block):
+    m = re.search(r"\[handler\.limits\][^\[]*?max_running_jobs = (\d+)", block, re.S)
+    return int(m.group(1)) if m else 8
+
+
+class Server:
+    def __init__(self, baton, env_extra=None):
+        self.dir = tempfile.mkdtemp(prefix="baton-fleet-")
+        path = os.path.join(self.dir, "baton.toml")
+        with open(path, "w") as f:
+            f.write(manifest())
+        env = dict(os.environ, BATON_LOG="warn", BATON_ADMIN_PASSWORD=PASSWORD)
+        env.update(env_extra or {})
+        self.proc = subprocess.Popen(
+            [baton, "serve", "--manifest", path, "--data", os.path.join(self.dir, "data")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            text=True,
+        )
+        line = self.proc.stdout.readline()
+        m = re.search(r"listening on (\S+)", line)
+        if not m:
+            sys.exit(f"baton did not start: {line!r}")
+        self.base = m.group(1)
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+
+    def call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        req.add_header("Authorization", AUTH)
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return json.loads(r.read() or b"null")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def deploy(baton, n):
+    s = Server(baton)
+    try:
+        nodes = [f"node{i:05d}.example.com" for i in range(n)]
+        t0 = time.monotonic()
+        job = s.call(
+            "POST",
+            "/orchestrator/v1/command/deploy",
+            {"environment": "production", "scope": {"nodes": nodes}},
+        )
+        name = job["job"]["name"]
+        deadline = t0 + 600
+        while time.monotonic() < deadline:
+            j = s.call("GET", f"/orchestrator/v1/jobs/{name}")
+            if j["state"] in ("finished", "failed", "stopped"):
+                took = time.monotonic() - t0
+                states = j.get("node_states", {})
+                return took, j["state"], states
+            time.sleep(0.2)
+        sys.exit(f"the {n}-node deploy did not end in 600 s")
+    finally:
+        s.stop()
+
+
+def spawn_floor(n, concurrency):
+    """n `sh -c true` with at most `concurrency` alive at once."""
+    t0 = time.monotonic()
+    running = []
+    started = 0
+    while started < n or running:
+        while started < n and len(running) < concurrency:
+            running.append(subprocess.Popen(["sh", "-c", "true"]))
+            started += 1
+        running[0].wait()
+        running = [p for p in running if p.poll() is None]
+    return time.monotonic() - t0
+
+
+def kv_writes(baton, writers, seconds, grouped):
+    s = Server(baton, None if grouped else {"BATON_GROUP_COMMIT": "off"})
+    try:
+        out = subprocess.run(
+            [
+                "hey", "-z", f"{seconds}s", "-c", str(writers), "-m", "PUT",
+                "-H", f"Authorization: {AUTH}", "-T", "application/json",
+                "-d", '{"facts": {"os": "debian"}}',
+                s.base + "/orchestrator/v1/inventory/nodes/web-1",
+            ],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)
+        return rate, codes
+    finally:
+        s.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="100,1000,10000")
+    ap.add_argument("--writers", type=int, default=8)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--skip-build", action="store_true")
+    a = ap.parse_args()
+    if not a.skip_build:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "baton"], cwd=ROOT, check=True)
+    baton = os.path.join(ROOT, "target/release/baton")
+    conc = max_running_jobs(shipped_handler("orchestrator"))
+
+    print(f"## deploy curve (stand-in agent command, concurrency {conc})")
+    print("| nodes | deploy | per node | `sh -c true` floor | deploy / floor | state |")
+    print("|---|---|---|---|---|---|")
+    results = {}
+    for n in [int(x) for x in a.sizes.split(",")]:
+        took, state, states = deploy(baton, n)
+        floor = spawn_floor(n, conc)
+        results[n] = took
+        print(
+            f"| {n} | {took:.2f} s | {took / n * 1000:.2f} ms | {floor:.2f} s | "
+            f"{took / floor:.2f}× | {state} {json.dumps(states, sort_keys=True)} |",
+            flush=True,
+        )
+    if 1000 in results and 10000 in results:
+        print(f"\nduration(10,000) / duration(1,000) = {results[10000] / results[1000]:.2f}")
+
+    if shutil.which("hey") is None:
+        sys.exit("kv writes need `hey` (apt-get install hey)")
+    print(f"\n## kv writes: {a.writers} concurrent clients, {a.seconds} s each")
+    print("| mode | writes/s | statuses |")
+    print("|---|---|---|")
+    rates = {}
+    for grouped in (False, True, False, True):
+        rate, codes = kv_writes(baton, a.writers, a.seconds, grouped)
+        mode = "group commit" if grouped else "one flush per write (BATON_GROUP_COMMIT=off)"
+        rates.setdefault(grouped, []).append(rate)
+        print(f"| {mode} | {rate:.0f} | {codes} |", flush=True)
+    best = lambda xs: sorted(xs)[len(xs) // 2]
+    print(f"\ngroup commit / one flush per write = {best(rates[True]) / best(rates[False]):.2f}×")
+
+
+if __name__ == "__main__":
+    main()

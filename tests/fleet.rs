@@ -1,0 +1,331 @@
+//! The job engine at fleet scale, through the real orchestrator and jobber
+//! handlers: a 2,000-node deploy ends with one final state per node and
+//! gapless events; the global, per-handler and per-graph limits are never
+//! exceeded; `kill -9` during a deploy or a batch is never a failure; every
+//! acknowledged kv write survives `kill -9` under 8 concurrent writers.
+
+#[path = "support/orchestrator.rs"]
+mod orchestrator;
+mod support;
+
+use orchestrator::*;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use support::*;
+
+/// Every event of job `name`, following `next-events` page by page.
+fn all_events(server: &Server, name: &str) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    loop {
+        let start = out.len() + 1;
+        let page = server.get_json(&format!(
+            "/orchestrator/v1/jobs/{name}/events?start={start}"
+        ));
+        let items = page["items"].as_array().unwrap().clone();
+        if items.is_empty() {
+            return out;
+        }
+        out.extend(items);
+    }
+}
+
+/// Every node of job `name`, page by page.
+fn all_nodes(server: &Server, name: &str) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    loop {
+        let page = server.get_json(&format!(
+            "/orchestrator/v1/jobs/{name}/nodes?limit=500&offset={}",
+            out.len()
+        ));
+        let items = page["items"].as_array().unwrap().clone();
+        if items.is_empty() {
+            return out;
+        }
+        out.extend(items);
+    }
+}
+
+fn node_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("node{i:05}.example.com")).collect()
+}
+
+/// Each node of `names` has exactly one final state, `finished`, and the
+/// job's events are 1, 2, 3… with exactly one end event per node.
+fn assert_every_node_finished_once(server: &Server, name: &str, names: &[String]) {
+    let nodes = all_nodes(server, name);
+    assert_eq!(nodes.len(), names.len());
+    let states: BTreeMap<&str, &str> = nodes
+        .iter()
+        .map(|n| (n["name"].as_str().unwrap(), n["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states.len(), names.len(), "a node is listed twice");
+    for n in names {
+        assert_eq!(states.get(n.as_str()), Some(&"finished"), "node {n}");
+    }
+    let events = all_events(server, name);
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["id"], (i + 1).to_string(), "gap before event {}", i + 1);
+    }
+    let mut ends: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for e in &events {
+        let kind = e["type"].as_str().unwrap();
+        if kind.starts_with("node_") && kind != "node_running" {
+            ends.entry(e["details"]["node"].as_str().unwrap_or_default())
+                .or_default()
+                .push(kind);
+        }
+    }
+    for n in names {
+        assert_eq!(
+            ends.get(n.as_str()).map(Vec::as_slice),
+            Some(&["node_finished"][..]),
+            "end events of {n}"
+        );
+    }
+    assert_eq!(events.last().unwrap()["type"], "job_finished");
+}
+
+#[test]
+fn a_2000_node_deploy_ends_with_one_final_state_per_node_and_gapless_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &manifest_with_agent(r#"["sh", "-c", "echo ok $1", "agent", "{node}"]"#),
+    );
+    let names = node_names(2000);
+    let name = deploy(
+        &server,
+        json!({"environment": "production", "scope": {"nodes": names}}),
+    );
+    let job = wait_final(&server, &name);
+    assert_eq!(job["state"], "finished", "{job}");
+    assert_eq!(job["node_count"], 2000);
+    assert_every_node_finished_once(&server, &name, &names);
+}
+
+/// A `sh` script that records, in directory `$1`, how many copies of it run
+/// at once (`max`), holding each run for 50 ms. A `mkdir` lock makes the
+/// count exact.
+const TRACKER: &str = r#"d=$1; lock() { until mkdir "$d/lock" 2>/dev/null; do sleep 0.001; done; }; lock; n=$(( $(cat "$d/n" 2>/dev/null || echo 0) + 1 )); echo $n > "$d/n"; m=$(cat "$d/max" 2>/dev/null || echo 0); [ "$n" -gt "$m" ] && echo $n > "$d/max"; rmdir "$d/lock"; sleep 0.05; lock; echo $(( $(cat "$d/n") - 1 )) > "$d/n"; rmdir "$d/lock""#;
+
+fn max_at_once(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join("max"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn tracked_dir(root: &Path, name: &str) -> std::path::PathBuf {
+    let d = root.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn jobber(name: &str, max_running_jobs: u32) -> String {
+    let wasm = test_components().join("jobber.wasm");
+    format!(
+        "[[handler]]\nname = \"{name}\"\nwasm = \"{}\"\nmount = \"/{name}\"\npolicy = \"public\"\n\
+         [handler.capabilities]\nexec = [\"sh\"]\n[handler.limits]\nmax_running_jobs = {max_running_jobs}\n\n",
+        wasm.display()
+    )
+}
+
+fn tracked_spec(dir: &Path) -> Value {
+    json!({"kind": "exec", "input": {"program": "sh", "args": ["-c", TRACKER, "tracker", dir]}})
+}
+
+fn post_ok(server: &Server, path: &str, body: Value) -> Value {
+    let resp = client().post(server.url(path)).json(&body).send().unwrap();
+    assert_eq!(resp.status(), 202, "{path}");
+    resp.json().unwrap()
+}
+
+fn wait_succeeded(server: &Server, mount: &str, id: &str) {
+    poll(&format!("job {id} to succeed"), || {
+        let j: Value = client()
+            .get(server.url(&format!("/{mount}/jobs/{id}")))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        match j["state"].as_str() {
+            Some("succeeded") => Ok(()),
+            Some("queued" | "running") => Err(j.to_string()),
+            _ => panic!("job {id} did not succeed: {j}"),
+        }
+    });
+}
+
+#[test]
+fn global_per_handler_and_per_graph_limits_are_never_exceeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let track = dir.path().join("track");
+    // Three handlers allowing 3 each (9), under a global limit of 5.
+    let server = Server::start(
+        dir.path(),
+        &manifest(&format!(
+            "[jobs]\nmax_running = 5\n\n{}{}{}",
+            jobber("one", 3),
+            jobber("two", 3),
+            jobber("three", 3)
+        )),
+    );
+    let global = tracked_dir(&track, "global");
+    let per_handler = tracked_dir(&track, "one");
+    let graph = tracked_dir(&track, "graph");
+    let mut ids = Vec::new();
+    for mount in ["one", "two", "three"] {
+        for _ in 0..12 {
+            let body = post_ok(&server, &format!("/{mount}/spawn"), tracked_spec(&global));
+            ids.push((mount, body["id"].as_str().unwrap().to_string()));
+        }
+    }
+    for (mount, id) in &ids {
+        wait_succeeded(&server, mount, id);
+    }
+    assert_eq!(
+        max_at_once(&global),
+        5,
+        "the global limit (5) was not reached or was exceeded"
+    );
+
+    // One handler alone: its own limit (3) holds, and is reached.
+    let ids: Vec<String> = (0..12)
+        .map(|_| {
+            post_ok(&server, "/one/spawn", tracked_spec(&per_handler))["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for id in &ids {
+        wait_succeeded(&server, "one", id);
+    }
+    assert_eq!(max_at_once(&per_handler), 3, "the per-handler limit (3)");
+
+    // Two graphs of 10 with a parallel limit of 2 each, in handler `two`.
+    let g1 = tracked_dir(&graph, "g1");
+    let g2 = tracked_dir(&graph, "g2");
+    let mut ids = Vec::new();
+    for g in [&g1, &g2] {
+        let specs: Vec<Value> = (0..10)
+            .map(|i| {
+                let mut spec = tracked_spec(g);
+                spec["node"] = json!(format!("n{i}"));
+                spec
+            })
+            .collect();
+        let body = post_ok(
+            &server,
+            "/two/graph",
+            json!({"specs": specs, "parallel": 2, "rollback": false}),
+        );
+        for id in body["ids"].as_array().unwrap() {
+            ids.push(id.as_str().unwrap().to_string());
+        }
+    }
+    for id in &ids {
+        wait_succeeded(&server, "two", id);
+    }
+    assert_eq!(max_at_once(&g1), 2, "graph 1's parallel limit (2)");
+    assert_eq!(max_at_once(&g2), 2, "graph 2's parallel limit (2)");
+}
+
+/// An orchestrator whose agent command takes 20 ms, so that a kill lands
+/// while nodes run.
+fn slow_agent_manifest() -> String {
+    manifest_with_agent(r#"["sh", "-c", "sleep 0.02; echo ok $1", "agent", "{node}"]"#)
+}
+
+#[test]
+fn kill_9_during_a_2000_node_deploy_resumes_and_the_job_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = slow_agent_manifest();
+    let server = Server::start(dir.path(), &m);
+    let names = node_names(2000);
+    let name = deploy(
+        &server,
+        json!({"environment": "production", "scope": {"nodes": names}}),
+    );
+    wait_job(&server, &name, "part done", |j| {
+        j["node_states"]["finished"].as_u64().unwrap_or(0) >= 100
+    });
+    server.kill9();
+
+    let server = Server::start(dir.path(), &m);
+    let job = wait_final(&server, &name);
+    assert_eq!(job["state"], "finished", "{job}");
+    assert_every_node_finished_once(&server, &name, &names);
+    let again = all_events(&server, &name)
+        .iter()
+        .filter(|e| {
+            e["type"] == "node_running"
+                && e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("interrupted by a restart")
+        })
+        .count();
+    assert!(again >= 1, "no node was running when the server was killed");
+}
+
+#[test]
+fn every_acknowledged_kv_write_survives_kill_9_under_8_concurrent_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest_with_agent(r#"["sh", "-c", "true"]"#);
+    let server = Server::start(dir.path(), &m);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let c = server.client();
+            let base = server.url("/orchestrator/v1/inventory/nodes/");
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for i in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let node = format!("w{w}-n{i}");
+                    let sent = c
+                        .put(format!("{base}{node}"))
+                        .json(&json!({"facts": {"writer": w, "seq": i}}))
+                        .send();
+                    match sent {
+                        Ok(r) if r.status().is_success() => acked.push((node, i)),
+                        _ => break, // the server died mid-request: not acknowledged
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    server.kill9();
+    stop.store(true, Ordering::SeqCst);
+    let acked: Vec<(String, u64)> = writers
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert!(
+        acked.len() >= 8,
+        "only {} writes were acknowledged",
+        acked.len()
+    );
+
+    let server = Server::start(dir.path(), &m);
+    let c = server.client();
+    for (node, seq) in &acked {
+        let r = c
+            .get(server.url(&format!("/orchestrator/v1/inventory/nodes/{node}")))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "acknowledged write of {node} lost");
+        let v: Value = r.json().unwrap();
+        assert_eq!(v["facts"]["seq"], *seq, "{v}");
+    }
+}
