@@ -25,7 +25,7 @@ fn documented_curl_flow_with_basic_auth_over_tls() {
     assert_eq!((r.status, r.curl_ok), (200, true), "{}", r.stderr);
     assert_eq!(
         r.body,
-        json!({ "Status": { "Code": "ok", "Msg": "" }, "Version": "4.7.4" })
+        json!({ "Version": "4.7.4", "Code": "ok", "Msg": "apiserver version" })
     );
 
     // Create: the record exists at once, `creating`, and names its workflow.
@@ -35,25 +35,25 @@ fn documented_curl_flow_with_basic_auth_over_tls() {
         &create_body("4.7.4", "pgouser1", "mycluster"),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.body["Status"]["Code"], "ok", "{}", r.body);
-    assert_eq!(r.body["Result"]["Name"], "mycluster");
-    let workflow = r.body["WorkflowID"].as_str().unwrap().to_string();
-    assert_eq!(r.body["Result"]["WorkflowID"], workflow.as_str());
+    assert_eq!(code(&r.body), "ok", "{}", r.body);
+    assert_eq!(r.body["result"]["Name"], "mycluster");
+    let workflow = r.body["result"]["WorkflowID"].as_str().unwrap().to_string();
+    assert_eq!(r.body["result"]["WorkflowID"], workflow.as_str());
 
     // The job runs the provision command, which waits at its gate.
     let detail = wait_for("the provision command to start", || {
         pgo.show(&auth, "pgouser1", "mycluster")
             .ok()
-            .filter(|d| d["Cluster"]["status"]["message"] == "provisioning (step 1 of 1)")
+            .filter(|d| d["cluster"]["status"]["message"] == "provisioning (step 1 of 1)")
     });
-    assert_eq!(detail["Cluster"]["status"]["state"], "creating");
+    assert_eq!(detail["cluster"]["status"]["state"], "creating");
     assert_eq!(detail["Workflow"]["ID"], workflow.as_str());
     assert_eq!(detail["Workflow"]["State"], "running");
     assert_eq!(detail["Workflow"]["Progress"]["Message"], "provisioning");
 
     std::fs::write(work.join("go-provision"), "").unwrap();
     let detail = pgo.wait_state(&auth, "pgouser1", "mycluster", "ready");
-    let cluster = &detail["Cluster"];
+    let cluster = &detail["cluster"];
     assert_eq!(cluster["kind"], "Pgcluster");
     assert_eq!(cluster["metadata"]["name"], "mycluster");
     assert_eq!(cluster["metadata"]["namespace"], "pgouser1");
@@ -84,7 +84,7 @@ fn documented_curl_flow_with_basic_auth_over_tls() {
         &select_body("4.7.4", "pgouser1", "mycluster"),
     );
     assert_eq!(r.status, 200);
-    assert_eq!(r.body["Status"]["Code"], "ok", "{}", r.body);
+    assert_eq!(code(&r.body), "ok", "{}", r.body);
     assert_eq!(r.body["Results"], json!(["deleted mycluster"]));
     let detail = pgo.wait_state(&auth, "pgouser1", "mycluster", "deleting");
     assert_ne!(detail["Workflow"]["ID"], workflow.as_str());
@@ -94,14 +94,7 @@ fn documented_curl_flow_with_basic_auth_over_tls() {
         "/clustersdelete",
         &select_body("4.7.4", "pgouser1", "mycluster"),
     );
-    assert!(
-        r.body["Status"]["Msg"]
-            .as_str()
-            .unwrap()
-            .contains("already being deleted"),
-        "{}",
-        r.body
-    );
+    assert!(msg(&r.body).contains("already being deleted"), "{}", r.body);
 
     std::fs::write(work.join("go-teardown"), "").unwrap();
     let msg = pgo.wait_gone(&auth, "pgouser1", "mycluster");
@@ -114,7 +107,7 @@ fn documented_curl_flow_with_basic_auth_over_tls() {
         "/clusters",
         &create_body("4.7.4", "pgouser1", "mycluster"),
     );
-    assert_eq!(r.body["Status"]["Code"], "ok", "{}", r.body);
+    assert_eq!(code(&r.body), "ok", "{}", r.body);
 }
 
 #[test]
@@ -127,8 +120,8 @@ fn the_shipped_default_manifest_provisions_and_tears_down_locally() {
         "/clusters",
         &create_body("4.7.4", "pgouser1", "mycluster"),
     );
-    assert_eq!(r.body["Status"]["Code"], "ok", "{}", r.body);
-    let workflow = r.body["WorkflowID"].as_str().unwrap().to_string();
+    assert_eq!(code(&r.body), "ok", "{}", r.body);
+    let workflow = r.body["result"]["WorkflowID"].as_str().unwrap().to_string();
     let detail = pgo.wait_state(&auth, "pgouser1", "mycluster", "ready");
     assert_eq!(
         detail["Workflow"]["Progress"],
@@ -165,10 +158,7 @@ fn the_shipped_default_manifest_provisions_and_tears_down_locally() {
     );
     pgo.wait_gone(&auth, "pgouser1", "mycluster");
     let r = pgo.post(&auth, "/clustersdelete", &all_body("4.7.4", "pgouser1"));
-    assert_eq!(
-        r.body["Status"]["Msg"],
-        "no clusters found in namespace pgouser1"
-    );
+    assert_eq!(msg(&r.body), "no clusters found in namespace pgouser1");
 }
 
 #[test]
@@ -224,12 +214,12 @@ fn mtls_listener_with_the_generated_ca_accepts_issued_client_certificates() {
         &create_body("4.7.4", "pgouser1", "db1"),
     );
     assert_eq!((r.status, r.curl_ok), (200, true), "{}", r.stderr);
-    assert_eq!(r.body["Status"]["Code"], "ok", "{}", r.body);
+    assert_eq!(code(&r.body), "ok", "{}", r.body);
     let detail = pgo.wait_state(&with_cert, "pgouser1", "db1", "ready");
-    assert_eq!(detail["Cluster"]["metadata"]["labels"]["pgouser"], "ann");
+    assert_eq!(detail["cluster"]["metadata"]["labels"]["pgouser"], "ann");
     let r = pgo.post(&with_cert, "/showclusters", &all_body("4.7.4", "pgouser2"));
     assert_eq!(
-        r.body["Status"]["Msg"],
+        msg(&r.body),
         "user [ann] is not allowed access to namespace [pgouser2]"
     );
 
@@ -244,7 +234,7 @@ fn mtls_listener_with_the_generated_ca_accepts_issued_client_certificates() {
     // With -u as well, the Basic credentials decide who acts.
     let both = ["--key", key.as_str(), "--cert", cert.as_str(), "-u", ADMIN];
     let r = pgo.post(&both, "/showclusters", &all_body("4.7.4", "pgouser2"));
-    assert_eq!(r.body["Status"]["Code"], "ok", "{}", r.body);
+    assert_eq!(code(&r.body), "ok", "{}", r.body);
 
     // No client certificate, or one from another CA: no HTTP reply at all.
     let r = pgo.post(
@@ -300,8 +290,8 @@ fn version_mismatch_is_refused_naming_both_versions() {
     ] {
         let r = pgo.post(&auth, path, &body);
         assert_eq!(r.status, 200, "{path}");
-        assert_eq!(r.body["Status"]["Code"], "error", "{path}");
-        let msg = r.body["Status"]["Msg"].as_str().unwrap();
+        assert_eq!(code(&r.body), "error", "{path}");
+        let msg = msg(&r.body);
         assert!(
             msg.contains("version mismatch") && msg.contains("4.7.4") && msg.contains("4.6.2"),
             "{path}: {msg}"
@@ -309,7 +299,7 @@ fn version_mismatch_is_refused_naming_both_versions() {
     }
     // Nothing was created.
     let r = pgo.post(&auth, "/showclusters", &all_body("4.6.2", "pgouser1"));
-    assert_eq!(r.body["Status"]["Code"], "ok", "{}", r.body);
+    assert_eq!(code(&r.body), "ok", "{}", r.body);
     assert_eq!(r.body["Results"], json!([]));
 }
 
@@ -329,16 +319,21 @@ fn users_act_only_in_their_namespaces() {
         "/clusters",
         &create_body("4.7.4", "pgouser1", "mycluster"),
     );
-    assert_eq!(r.body["Status"]["Code"], "ok", "{}", r.body);
+    assert_eq!(code(&r.body), "ok", "{}", r.body);
     pgo.wait_state(&ann, "pgouser1", "mycluster", "ready");
 
     // Another namespace: an error naming user and namespace, never data.
     let refused = |r: Reply, user: &str, ns: &str| {
         assert_eq!(r.status, 200);
+        assert_eq!(code(&r.body), "error");
         assert_eq!(
-            r.body,
-            json!({ "Status": { "Code": "error", "Msg": format!("user [{user}] is not allowed access to namespace [{ns}]") } })
+            msg(&r.body),
+            format!("user [{user}] is not allowed access to namespace [{ns}]")
         );
+        match r.body.get("result") {
+            Some(result) => assert_eq!(result["Name"], "", "{}", r.body),
+            None => assert_eq!(r.body["Results"], json!([]), "{}", r.body),
+        }
     };
     refused(
         pgo.post(&ann, "/clusters", &create_body("4.7.4", "pgouser2", "x")),
@@ -374,7 +369,7 @@ fn users_act_only_in_their_namespaces() {
         "pgouser1",
     );
     assert_eq!(
-        pgo.show(&ann, "pgouser1", "mycluster").unwrap()["Cluster"]["status"]["state"],
+        pgo.show(&ann, "pgouser1", "mycluster").unwrap()["cluster"]["status"]["state"],
         "ready"
     );
 
@@ -384,21 +379,21 @@ fn users_act_only_in_their_namespaces() {
         "/clusters",
         &create_body("4.7.4", "pgouser2", "mycluster"),
     );
-    assert_eq!(r.body["Status"]["Code"], "ok", "{}", r.body);
+    assert_eq!(code(&r.body), "ok", "{}", r.body);
     let r = pgo.post(
         &ann,
         "/clusters",
         &create_body("4.7.4", "pgouser1", "mycluster"),
     );
     assert_eq!(
-        r.body["Status"]["Msg"],
+        msg(&r.body),
         "cluster mycluster already exists in namespace pgouser1"
     );
     let r = pgo.post(&bob, "/showclusters", &all_body("4.7.4", "pgouser2"));
     let results = r.body["Results"].as_array().unwrap();
     assert_eq!(results.len(), 1);
     assert_eq!(
-        results[0]["Cluster"]["metadata"]["labels"]["pgouser"],
+        results[0]["cluster"]["metadata"]["labels"]["pgouser"],
         "bob"
     );
 
@@ -410,19 +405,12 @@ fn users_act_only_in_their_namespaces() {
         &create_body("4.7.4", "pgouser1", "other"),
     );
     assert_eq!(r.status, 403);
-    assert_eq!(r.body["Status"]["Code"], "error");
-    assert!(
-        r.body["Status"]["Msg"]
-            .as_str()
-            .unwrap()
-            .contains("clusters:write"),
-        "{}",
-        r.body
-    );
+    assert_eq!(code(&r.body), "error");
+    assert!(msg(&r.body).contains("clusters:write"), "{}", r.body);
 }
 
 #[test]
-fn malformed_bodies_are_400_naming_the_field() {
+fn malformed_bodies_are_refused_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let pgo = Pgo::start(dir.path(), &pgo_manifest(&gated_commands(dir.path())));
     let auth = ["-u", ADMIN];
@@ -473,7 +461,7 @@ fn malformed_bodies_are_400_naming_the_field() {
         (
             "/clustersdelete",
             r#"{"ClientVersion": "4.7.4", "Clustername": "a"}"#,
-            "`Namespace` is required",
+            "empty namespace is not valid from pgo clients",
         ),
         (
             "/clustersdelete",
@@ -483,9 +471,10 @@ fn malformed_bodies_are_400_naming_the_field() {
     ];
     for (path, body, expected) in cases {
         let r = pgo.post(&auth, path, body);
-        assert_eq!(r.status, 400, "{path} {body}: {}", r.body);
-        assert_eq!(r.body["Status"]["Code"], "error");
-        let msg = r.body["Status"]["Msg"].as_str().unwrap();
+        // HTTP 200 as in the PGO API server: `pgo` reads only 200 bodies.
+        assert_eq!(r.status, 200, "{path} {body}: {}", r.body);
+        assert_eq!(code(&r.body), "error");
+        let msg = msg(&r.body);
         assert!(msg.contains(expected), "{path} {body}: {msg}");
     }
     // Lower-case keys (Go's decoder matches them) and unknown keys are fine.
@@ -494,7 +483,7 @@ fn malformed_bodies_are_400_naming_the_field() {
         "/showclusters",
         r#"{"clientversion": "4.7.4", "namespace": "pgouser1", "allflag": true, "Selector": ""}"#,
     );
-    assert_eq!(r.body["Status"]["Code"], "ok", "{}", r.body);
+    assert_eq!(code(&r.body), "ok", "{}", r.body);
 
     // Unknown clusters are named.
     let r = pgo.post(
@@ -503,7 +492,7 @@ fn malformed_bodies_are_400_naming_the_field() {
         &select_body("4.7.4", "pgouser1", "ghost"),
     );
     assert_eq!(
-        r.body["Status"]["Msg"],
+        msg(&r.body),
         "cluster ghost not found in namespace pgouser1"
     );
     let r = pgo.post(
@@ -512,7 +501,7 @@ fn malformed_bodies_are_400_naming_the_field() {
         &select_body("4.7.4", "pgouser1", "ghost"),
     );
     assert_eq!(
-        r.body["Status"]["Msg"],
+        msg(&r.body),
         "cluster ghost not found in namespace pgouser1"
     );
 
@@ -520,15 +509,15 @@ fn malformed_bodies_are_400_naming_the_field() {
     let big = format!("{{\"ClientVersion\": \"{}\"}}", "x".repeat(70_000));
     let r = pgo.post(&auth, "/clusters", &big);
     assert_eq!(r.status, 413);
-    assert_eq!(r.body["Status"]["Code"], "error");
+    assert_eq!(code(&r.body), "error");
     let r = pgo.curl(&[], "GET", "/version", None);
     assert_eq!(r.status, 401);
-    assert_eq!(r.body["Status"]["Code"], "error");
+    assert_eq!(code(&r.body), "error");
     let r = pgo.curl(&["-u", "admin:wrong-password"], "GET", "/version", None);
     assert_eq!(r.status, 401);
     let r = pgo.curl(&auth, "GET", "/nothing", None);
     assert_eq!(r.status, 404);
-    assert_eq!(r.body["Status"]["Code"], "error");
+    assert_eq!(code(&r.body), "error");
     let r = pgo.curl(&auth, "GET", "/clusters", None);
     assert_eq!(r.status, 405);
 }

@@ -21,9 +21,9 @@ teardown_command = "sh -c 'cat > /dev/null'"
         "/clusters",
         &create_body("4.7.4", "pgouser1", "broken"),
     );
-    assert_eq!(r.body["Status"]["Code"], "ok", "{}", r.body);
+    assert_eq!(code(&r.body), "ok", "{}", r.body);
     let detail = pgo.wait_state(&auth, "pgouser1", "broken", "failed");
-    let msg = detail["Cluster"]["status"]["message"].as_str().unwrap();
+    let msg = detail["cluster"]["status"]["message"].as_str().unwrap();
     assert!(
         msg.contains("exited with status 3") && msg.contains("disk quota exceeded"),
         "{msg}"
@@ -50,7 +50,7 @@ fn deleting_a_cluster_being_created_cancels_its_provisioning() {
         "/clusters",
         &create_body("4.7.4", "pgouser1", "slow"),
     );
-    let provision = r.body["WorkflowID"].as_str().unwrap().to_string();
+    let provision = r.body["result"]["WorkflowID"].as_str().unwrap().to_string();
     wait_for("the provision command to start", || {
         pgo.show(&auth, "pgouser1", "slow")
             .ok()
@@ -84,11 +84,11 @@ fn clusters_survive_a_crash_and_an_interrupted_provision_shows_as_failed() {
         "/clusters",
         &create_body("4.7.4", "pgouser1", "kept"),
     );
-    assert_eq!(r.body["Status"]["Code"], "ok", "{}", r.body);
+    assert_eq!(code(&r.body), "ok", "{}", r.body);
     pgo.wait_state(&auth, "pgouser1", "kept", "ready");
     std::fs::remove_file(dir.path().join("go-provision")).unwrap();
     let r = pgo.post(&auth, "/clusters", &create_body("4.7.4", "pgouser1", "cut"));
-    assert_eq!(r.body["Status"]["Code"], "ok", "{}", r.body);
+    assert_eq!(code(&r.body), "ok", "{}", r.body);
     wait_for("the provision command to start", || {
         pgo.show(&auth, "pgouser1", "cut")
             .ok()
@@ -98,10 +98,10 @@ fn clusters_survive_a_crash_and_an_interrupted_provision_shows_as_failed() {
 
     let pgo = Pgo::start(dir.path(), &manifest);
     let detail = pgo.show(&auth, "pgouser1", "kept").unwrap();
-    assert_eq!(detail["Cluster"]["status"]["state"], "ready");
+    assert_eq!(detail["cluster"]["status"]["state"], "ready");
     // Its one attempt was cut short: the cluster says so instead of `creating` forever.
     let detail = pgo.wait_state(&auth, "pgouser1", "cut", "failed");
-    let msg = detail["Cluster"]["status"]["message"].as_str().unwrap();
+    let msg = detail["cluster"]["status"]["message"].as_str().unwrap();
     assert!(msg.contains("ended failed: the server stopped"), "{msg}");
     let r = pgo.post(&auth, "/clustersdelete", &all_body("4.7.4", "pgouser1"));
     std::fs::write(dir.path().join("go-teardown"), "").unwrap();

@@ -143,8 +143,8 @@ fn multi_cloud(rollback: bool) -> Value {
         "infra": "production",
         "operations": [
             {"id": "upcloud_servers", "type": "server_batch", "provider": "upcloud", "dependencies": [],
-             "server_configs": [{"name": "web-01", "plan": "1xCPU-2GB", "zone": "de-fra1"},
-                                {"name": "web-02", "plan": "1xCPU-2GB", "zone": "us-nyc1"}]},
+             "server_configs": [{"name": "web-01", "plan": "1xCPU-2 GB", "zone": "de-fra1"},
+                                {"name": "web-02", "plan": "1xCPU-2 GB", "zone": "us-nyc1"}]},
             {"id": "aws_taskservs", "type": "taskserv_batch", "provider": "aws",
              "dependencies": ["upcloud_servers"], "taskservs": ["kubernetes", "cilium"]}
         ]
@@ -204,7 +204,7 @@ fn multi_cloud_batch_completes_with_taskservs_after_the_servers() {
             "--server",
             "web-01",
             "--plan",
-            "1xCPU-2GB",
+            "1xCPU-2 GB",
             "--zone",
             "de-fra1"
         ])

@@ -83,12 +83,9 @@ impl Pgo {
     pub fn show(&self, auth: &[&str], ns: &str, name: &str) -> Result<Value, String> {
         let r = self.post(auth, "/showclusters", &select_body("4.7.4", ns, name));
         assert_eq!(r.status, 200, "{}", r.body);
-        match r.body["Status"]["Code"].as_str() {
-            Some("ok") => Ok(r.body["Results"][0].clone()),
-            _ => Err(r.body["Status"]["Msg"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()),
+        match code(&r.body).as_str() {
+            "ok" => Ok(r.body["Results"][0].clone()),
+            _ => Err(msg(&r.body)),
         }
     }
 
@@ -97,7 +94,7 @@ impl Pgo {
         wait_for(&format!("{ns}/{name} to be {state}"), || {
             self.show(auth, ns, name)
                 .ok()
-                .filter(|d| d["Cluster"]["status"]["state"] == state)
+                .filter(|d| d["cluster"]["status"]["state"] == state)
         })
     }
 
@@ -121,6 +118,35 @@ impl Pgo {
         assert!(ok, "baton user add {name}: {err}");
         format!("{name}:{password}")
     }
+}
+
+/// The `Status` of a reply (`pkg/apiservermsgs`): top-level `Code` and
+/// `Msg`, except in a `CreateClusterResponse` (the one with `result`),
+/// which tags it `status`. Never a nested `Status`.
+fn status_of(body: &Value) -> &Value {
+    assert!(body.get("Status").is_none(), "a nested `Status`: {body}");
+    if body.get("result").is_some() {
+        assert!(body.get("Code").is_none(), "{body}");
+        &body["status"]
+    } else {
+        body
+    }
+}
+
+/// `Code` of a reply ([`status_of`]).
+pub fn code(body: &Value) -> String {
+    status_of(body)["Code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string `Code` in {body}"))
+        .to_string()
+}
+
+/// `Msg` of a reply ([`status_of`]).
+pub fn msg(body: &Value) -> String {
+    status_of(body)["Msg"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string `Msg` in {body}"))
+        .to_string()
 }
 
 /// Polls `f` until it gives a value ([`poll`]).

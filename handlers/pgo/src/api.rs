@@ -1,34 +1,41 @@
 //! The endpoints: `GET /version`, `POST /clusters`, `POST /showclusters`,
 //! `POST /clustersdelete`. Each POST reads its body, then checks
 //! `ClientVersion` against the server's, then that the caller may act in
-//! the namespace, then does the work.
+//! the namespace (the PGO API server's order), then reads the rest and
+//! does the work.
 
 use crate::body::Body;
 use crate::cluster::{self, Cluster, Spec, State};
 use crate::provision::{self, JobInput};
-use crate::request::{CreateRequest, Selection};
+use crate::request::{CreateRequest, Selection, Target};
 use crate::settings;
-use crate::status::{PgoError, Reply, ok};
+use crate::status::{self, PgoError, Reply};
 use crate::template;
+use crate::validate;
 use baton_sdk::jobs::{self, JobInfo};
 use baton_sdk::{HostError, Request, Response, time};
-use serde_json::json;
+use serde_json::{Value, json};
 
-/// `GET /version`.
+/// `GET /version`: `VersionResponse`.
 pub fn version(_req: &Request) -> Response {
-    ok(json!({ "Version": settings::server_version() }))
+    status::version(&settings::server_version())
 }
 
-/// Refuses a `ClientVersion` other than the server's, naming both.
+/// Refuses a `ClientVersion` other than the server's, naming both; the
+/// message starts with the PGO API server's own words.
 fn check_version(client: &str) -> Result<(), PgoError> {
     let server = settings::server_version();
     if client == server {
-        Ok(())
-    } else {
-        Err(PgoError::refused(format!(
-            "pgo client and server version mismatch: the request's ClientVersion is {client}, this server is {server}; send \"ClientVersion\": \"{server}\""
-        )))
+        return Ok(());
     }
+    let given = if client.is_empty() {
+        "the request has no ClientVersion".to_string()
+    } else {
+        format!("the request's ClientVersion is {client}")
+    };
+    Err(PgoError::refused(format!(
+        "pgo client and server version mismatch: {given}, this server is {server}; send \"ClientVersion\": \"{server}\""
+    )))
 }
 
 /// The caller's name if it may act in `namespace` (its user's namespaces, `*` = all).
@@ -42,6 +49,34 @@ fn check_namespace(req: &Request, namespace: &str) -> Result<String, PgoError> {
             "user [{user}] is not allowed access to namespace [{namespace}]"
         )))
     }
+}
+
+/// A POST's body with its `ClientVersion` and `Namespace` checked.
+struct Call {
+    body: Body,
+    namespace: String,
+    user: String,
+}
+
+/// Reads the body and checks version, then namespace, as the PGO API
+/// server does before anything else.
+fn call(req: &Request) -> Result<Call, PgoError> {
+    let body = Body::parse(&req.body)?;
+    check_version(&body.string("ClientVersion")?.unwrap_or_default())?;
+    let namespace = body.string("Namespace")?.unwrap_or_default();
+    if namespace.is_empty() {
+        // The PGO API server's own words.
+        return Err(PgoError::refused(
+            "empty namespace is not valid from pgo clients",
+        ));
+    }
+    validate::namespace("Namespace", &namespace)?;
+    let user = check_namespace(req, &namespace)?;
+    Ok(Call {
+        body,
+        namespace,
+        user,
+    })
 }
 
 fn unknown(name: &str, namespace: &str) -> PgoError {
@@ -61,9 +96,12 @@ fn required_command(key: &str, what: &str) -> Result<(), PgoError> {
 /// `POST /clusters`: stores the cluster as `creating` and queues the job
 /// that provisions it; a name already used in the namespace is refused.
 pub fn create(req: &Request) -> Reply {
-    let r = CreateRequest::from_body(&Body::parse(&req.body)?)?;
-    check_version(&r.client_version)?;
-    let user = check_namespace(req, &r.namespace)?;
+    let Call {
+        body,
+        namespace,
+        user,
+    } = call(req)?;
+    let r = CreateRequest::from_body(&body)?;
     required_command("provision_command", "create clusters")?;
 
     let version = settings::server_version();
@@ -89,7 +127,7 @@ pub fn create(req: &Request) -> Reply {
     };
     let values = [
         ("name", r.name.clone()),
-        ("namespace", r.namespace.clone()),
+        ("namespace", namespace.clone()),
         ("pgo_version", version.clone()),
         ("image", spec.image.clone()),
         ("image_tag", spec.image_tag.clone()),
@@ -106,7 +144,7 @@ pub fn create(req: &Request) -> Reply {
     let now = time::now_rfc3339();
     let c = Cluster {
         name: r.name.clone(),
-        namespace: r.namespace.clone(),
+        namespace,
         state: State::Creating,
         message: "queued for provisioning".into(),
         workflow_id: String::new(),
@@ -116,6 +154,7 @@ pub fn create(req: &Request) -> Reply {
         updated_at: now,
         spec,
         manifest,
+        user_labels: r.user_labels,
     };
     if !cluster::insert_new(&c)? {
         return Err(PgoError::refused(format!(
@@ -139,13 +178,12 @@ pub fn create(req: &Request) -> Reply {
         }
         unset
     })?;
-    Ok(ok(json!({
-        "Result": {
-            "Name": c.name,
-            "Namespace": c.namespace,
-            "Database": c.spec.database,
-            "WorkflowID": id,
-        },
+    // `CreateClusterDetail`; Baton keeps no database passwords, so the
+    // user's is empty (the Go struct allows that).
+    Ok(status::created(json!({
+        "Database": c.spec.database,
+        "Name": c.name,
+        "Users": [{ "Password": "", "Username": c.spec.user }],
         "WorkflowID": id,
     })))
 }
@@ -158,64 +196,83 @@ fn workflow(c: &Cluster) -> Result<Option<JobInfo>, HostError> {
     jobs::get(&c.workflow_id)
 }
 
-/// `POST /showclusters`: one cluster by `Clustername`, or all with `AllFlag`.
-pub fn show(req: &Request) -> Reply {
-    let s = Selection::from_body(&Body::parse(&req.body)?)?;
-    check_version(&s.client_version)?;
-    check_namespace(req, &s.namespace)?;
-    let clusters = match &s.name {
-        None => cluster::list(&s.namespace)?,
-        Some(name) => {
-            vec![cluster::get(&s.namespace, name)?.ok_or_else(|| unknown(name, &s.namespace))?]
-        }
-    };
-    let mut results = Vec::with_capacity(clusters.len());
-    for c in &clusters {
-        results.push(cluster::detail(c, workflow(c)?.as_ref()));
-    }
-    Ok(ok(json!({ "Results": results })))
+/// The clusters of `ns` that `target` names: `Ok(Err(name))` when a named
+/// one does not exist.
+fn selected(ns: &str, target: &Target) -> Result<Result<Vec<Cluster>, String>, PgoError> {
+    Ok(match target {
+        Target::One(name) => match cluster::get(ns, name)? {
+            Some(c) => Ok(vec![c]),
+            None => Err(name.clone()),
+        },
+        Target::All => Ok(cluster::list(ns)?),
+        Target::Matching(sel) => Ok(cluster::list(ns)?
+            .into_iter()
+            .filter(|c| sel.matches(&cluster::labels(c)))
+            .collect()),
+    })
 }
 
-/// `POST /clustersdelete`: marks each selected cluster `deleting`, cancels
-/// its provisioning if that still runs, and queues the teardown job, which
-/// removes the record when it succeeds.
-pub fn delete(req: &Request) -> Reply {
-    let s = Selection::from_body(&Body::parse(&req.body)?)?;
-    check_version(&s.client_version)?;
-    check_namespace(req, &s.namespace)?;
-    required_command("teardown_command", "delete clusters")?;
-    let ns = &s.namespace;
-    let names: Vec<String> = match &s.name {
-        None => {
-            let all = cluster::list(ns)?;
-            if all.is_empty() {
-                return Err(PgoError::refused(format!(
-                    "no clusters found in namespace {ns}"
-                )));
-            }
-            all.into_iter()
-                .filter(|c| c.state != State::Deleting)
-                .map(|c| c.name)
-                .collect()
+/// `POST /showclusters`: `ShowClusterResponse`; one cluster by
+/// `Clustername`, all with `AllFlag`, or those matching `Selector`,
+/// optionally only those with `Ccpimagetag`.
+pub fn show(req: &Request) -> Reply {
+    let call = call(req)?;
+    let s = Selection::from_body(&call.body)?;
+    let ns = &call.namespace;
+    let clusters = selected(ns, &s.target)?.map_err(|name| unknown(&name, ns))?;
+    let mut results: Vec<Value> = Vec::with_capacity(clusters.len());
+    for c in &clusters {
+        if s.image_tag.as_ref().is_some_and(|t| *t != c.spec.image_tag) {
+            continue;
         }
-        Some(name) => match cluster::get(ns, name)? {
-            None => return Err(unknown(name, ns)),
+        results.push(cluster::detail(c, workflow(c)?.as_ref()));
+    }
+    Ok(status::results(results))
+}
+
+/// `POST /clustersdelete`: `DeleteClusterResponse`; marks each selected
+/// cluster `deleting`, cancels its provisioning if that still runs, and
+/// queues the teardown job, which removes the record when it succeeds.
+pub fn delete(req: &Request) -> Reply {
+    let call = call(req)?;
+    let s = Selection::from_body(&call.body)?;
+    required_command("teardown_command", "delete clusters")?;
+    let ns = &call.namespace;
+    let clusters = selected(ns, &s.target)?.map_err(|name| unknown(&name, ns))?;
+    let names: Vec<String> = match &s.target {
+        Target::One(name) => match clusters.first() {
             Some(c) if c.state == State::Deleting => {
                 return Err(PgoError::refused(format!(
                     "cluster {name} in namespace {ns} is already being deleted (workflow {})",
                     c.workflow_id
                 )));
             }
-            Some(_) => vec![name.clone()],
+            _ => vec![name.clone()],
         },
+        Target::All | Target::Matching(_) => {
+            if clusters.is_empty() {
+                let matching = match &s.target {
+                    Target::Matching(sel) => format!(" matching `{}`", sel.as_str()),
+                    _ => String::new(),
+                };
+                return Err(PgoError::refused(format!(
+                    "no clusters found in namespace {ns}{matching}"
+                )));
+            }
+            clusters
+                .into_iter()
+                .filter(|c| c.state != State::Deleting)
+                .map(|c| c.name)
+                .collect()
+        }
     };
     let mut results = Vec::with_capacity(names.len());
     for name in names {
         if start_teardown(ns, &name, &s)? {
-            results.push(format!("deleted {name}"));
+            results.push(Value::String(format!("deleted {name}")));
         }
     }
-    Ok(ok(json!({ "Results": results })))
+    Ok(status::results(results))
 }
 
 /// Marks one cluster `deleting` and queues its teardown; false if it went

@@ -7,6 +7,7 @@ use baton_sdk::jobs::{JobInfo, JobState};
 use baton_sdk::kv::Bucket;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 const BUCKET: &str = "clusters";
 /// Attempts of one read-modify-write before giving up.
@@ -84,6 +85,26 @@ pub struct Cluster {
     pub spec: Spec,
     /// The manifest rendered at creation, given to the provision and teardown commands.
     pub manifest: String,
+    /// `UserLabels` of the create request.
+    #[serde(default)]
+    pub user_labels: BTreeMap<String, String>,
+}
+
+/// The cluster's labels, as a `Pgcluster` carries them: the user's, then
+/// the ones PGO sets (`name`, `pg-cluster`, `pgo-version`, `pgouser`,
+/// `workflowid`), which win.
+pub fn labels(c: &Cluster) -> BTreeMap<String, String> {
+    let mut labels = c.user_labels.clone();
+    for (k, v) in [
+        ("name", &c.name),
+        ("pg-cluster", &c.name),
+        ("pgo-version", &c.pgo_version),
+        ("pgouser", &c.pgouser),
+        ("workflowid", &c.workflow_id),
+    ] {
+        labels.insert(k.to_string(), v.clone());
+    }
+    labels
 }
 
 /// The storage key of `namespace/name`.
@@ -196,8 +217,11 @@ pub fn effective(c: &Cluster, job: Option<&JobInfo>) -> (State, String) {
     }
 }
 
-/// The `ShowClusterDetail` of `c`: the `Pgcluster` resource under `Cluster`,
-/// and the workflow (the job) that provisions or tears it down.
+/// The `ShowClusterDetail` of `c` (`pkg/apiservermsgs/clustermsgs.go`):
+/// the `Pgcluster` resource under `cluster` (that struct's JSON tag),
+/// `Deployments`, `Pods`, `Services`, `Replicas`, `Standby`, each with the
+/// JSON type the Go struct declares, and Baton's `Workflow`: the job that
+/// provisions or tears it down (Go clients ignore the extra field).
 pub fn detail(c: &Cluster, job: Option<&JobInfo>) -> Value {
     let (state, message) = effective(c, job);
     let workflow = job.map(|j| {
@@ -212,25 +236,18 @@ pub fn detail(c: &Cluster, job: Option<&JobInfo>) -> Value {
         })
     });
     json!({
-        "Cluster": {
+        "cluster": {
             "apiVersion": "crunchydata.com/v1",
             "kind": "Pgcluster",
             "metadata": {
                 "name": c.name,
                 "namespace": c.namespace,
                 "creationTimestamp": c.created_at,
-                "labels": {
-                    "name": c.name,
-                    "pg-cluster": c.name,
-                    "pgo-version": c.pgo_version,
-                    "pgouser": c.pgouser,
-                    "workflowid": c.workflow_id,
-                },
+                "labels": labels(c),
             },
             "spec": {
                 "name": c.name,
                 "clustername": c.name,
-                "namespace": c.namespace,
                 "ccpimage": c.spec.image,
                 "ccpimagetag": c.spec.image_tag,
                 "database": c.spec.database,
@@ -240,6 +257,8 @@ pub fn detail(c: &Cluster, job: Option<&JobInfo>) -> Value {
                 "PrimaryStorage": { "size": c.spec.pvc_size },
                 "pgBouncer": { "replicas": c.spec.pgbouncer_replicas },
                 "exporter": c.spec.metrics,
+                "userlabels": c.user_labels,
+                "standby": false,
             },
             "status": { "state": state.as_str(), "message": message },
         },

@@ -1,23 +1,26 @@
-//! The request bodies of `/clusters`, `/showclusters` and `/clustersdelete`,
-//! read and checked before anything is stored (every problem is a 400
-//! naming the field).
+//! The request bodies of `/clusters`, `/showclusters` and `/clustersdelete`
+//! (`CreateClusterRequest`, `ShowClusterRequest`, `DeleteClusterRequest` of
+//! postgres-operator v4.7.4's `pkg/apiservermsgs/clustermsgs.go`), read and
+//! checked before anything is stored. `ClientVersion` and `Namespace` are
+//! checked first, by the endpoints (as the PGO API server does); every
+//! other problem is a refusal naming the field.
 
 use crate::body::Body;
+use crate::selector::Selector;
 use crate::status::PgoError;
 use crate::validate;
+use std::collections::BTreeMap;
 
 /// Most replicas one request may ask for.
 pub const MAX_REPLICAS: u32 = 32;
 /// Most pgBouncer replicas one request may ask for.
 pub const MAX_PGBOUNCER: u32 = 16;
+/// The cluster name `pgo delete cluster --all` sends, meaning every cluster.
+pub const ALL: &str = "all";
 
-/// `POST /clusters`.
+/// `POST /clusters` (its fields besides `ClientVersion` and `Namespace`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateRequest {
-    /// `ClientVersion`.
-    pub client_version: String,
-    /// `Namespace`.
-    pub namespace: String,
     /// `Name`.
     pub name: String,
     /// `ReplicaCount`.
@@ -36,20 +39,25 @@ pub struct CreateRequest {
     pub pgbouncer_replicas: u32,
     /// `MetricsFlag`.
     pub metrics: bool,
+    /// `UserLabels`: labels the cluster carries (and selectors match).
+    pub user_labels: BTreeMap<String, String>,
 }
 
 impl CreateRequest {
     /// Reads and checks a create body.
     pub fn from_body(b: &Body) -> Result<Self, PgoError> {
-        let client_version = b.required_string("ClientVersion")?;
-        let namespace = b.required_string("Namespace")?;
-        validate::namespace("Namespace", &namespace)?;
         let name = b.required_string("Name")?;
+        if name == ALL {
+            // The PGO API server's own words.
+            return Err(PgoError::refused(
+                "invalid cluster name 'all' is not allowed as a cluster name",
+            ));
+        }
         validate::cluster_name("Name", &name)?;
         if let Some(series) = b.count("Series", u32::MAX)?
             && series > 1
         {
-            return Err(PgoError::bad_request(format!(
+            return Err(PgoError::refused(format!(
                 "`Series` {series}: one request creates one cluster; send `Series` 1 (or leave it out) and create the others by name"
             )));
         }
@@ -73,9 +81,11 @@ impl CreateRequest {
             (true, 0) => 1,
             (true, n) => n,
         };
+        let user_labels = b.string_map("UserLabels")?;
+        for (k, v) in &user_labels {
+            validate::label("UserLabels", k, v)?;
+        }
         Ok(CreateRequest {
-            client_version,
-            namespace,
             name,
             replicas,
             image,
@@ -85,20 +95,32 @@ impl CreateRequest {
             pvc_size,
             pgbouncer_replicas,
             metrics: b.flag("MetricsFlag")?,
+            user_labels,
         })
     }
 }
 
-/// `POST /showclusters` and `POST /clustersdelete`: one cluster by
-/// `Clustername`, or every cluster of the namespace with `AllFlag`.
+/// Which clusters a show or delete is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The cluster `Clustername`.
+    One(String),
+    /// Every cluster of the namespace (`AllFlag`, or the name `all`).
+    All,
+    /// The clusters whose labels match `Selector`.
+    Matching(Selector),
+}
+
+/// `POST /showclusters` and `POST /clustersdelete` (besides `ClientVersion`
+/// and `Namespace`). A `Selector` wins over the name, as in the PGO API
+/// server; `AllFlag` or the name `all` (what `pgo delete cluster --all`
+/// sends) select every cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
-    /// `ClientVersion`.
-    pub client_version: String,
-    /// `Namespace`.
-    pub namespace: String,
-    /// `Clustername`, unless `AllFlag` is set.
-    pub name: Option<String>,
+    /// The clusters selected.
+    pub target: Target,
+    /// `Ccpimagetag` (show only): only clusters with this image tag.
+    pub image_tag: Option<String>,
     /// `DeleteData` (delete only; passed to the teardown command).
     pub delete_data: bool,
     /// `DeleteBackups` (delete only; passed to the teardown command).
@@ -108,26 +130,26 @@ pub struct Selection {
 impl Selection {
     /// Reads and checks a show or delete body.
     pub fn from_body(b: &Body) -> Result<Self, PgoError> {
-        let client_version = b.required_string("ClientVersion")?;
-        let namespace = b.required_string("Namespace")?;
-        validate::namespace("Namespace", &namespace)?;
         let all = b.flag("AllFlag")?;
-        let name = match (all, b.string("Clustername")?.filter(|n| !n.is_empty())) {
-            (true, _) => None,
-            (false, Some(n)) => {
+        let name = b.string("Clustername")?.filter(|n| !n.is_empty());
+        let selector = b.string("Selector")?.filter(|s| !s.trim().is_empty());
+        let target = match (selector, name) {
+            (Some(s), _) => Target::Matching(Selector::parse(&s)?),
+            (None, Some(n)) if n == ALL => Target::All,
+            (None, _) if all => Target::All,
+            (None, Some(n)) => {
                 validate::cluster_name("Clustername", &n)?;
-                Some(n)
+                Target::One(n)
             }
-            (false, None) => {
-                return Err(PgoError::bad_request(
-                    "`Clustername` is required unless `AllFlag` is true",
+            (None, None) => {
+                return Err(PgoError::refused(
+                    "`Clustername` is required unless `AllFlag` is true or a `Selector` is given",
                 ));
             }
         };
         Ok(Selection {
-            client_version,
-            namespace,
-            name,
+            target,
+            image_tag: b.string("Ccpimagetag")?.filter(|t| !t.is_empty()),
             delete_data: b.flag("DeleteData")?,
             delete_backups: b.flag("DeleteBackups")?,
         })
@@ -153,77 +175,58 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.name, "mycluster");
-        assert_eq!(r.namespace, "pgouser1");
         assert_eq!(r.replicas, 0);
         assert_eq!(r.image, None);
+        assert!(r.user_labels.is_empty());
     }
 
     #[test]
     fn create_fields_are_checked_and_named() {
         let cases = [
-            (
-                r#"{"Namespace":"a","Name":"b"}"#,
-                "`ClientVersion` is required",
-            ),
-            (
-                r#"{"ClientVersion":"4.7.4","Name":"b"}"#,
-                "`Namespace` is required",
-            ),
-            (
-                r#"{"ClientVersion":"4.7.4","Namespace":"a"}"#,
-                "`Name` is required",
-            ),
-            (
-                r#"{"ClientVersion":"4.7.4","Namespace":"a","Name":7}"#,
-                "`Name` must be a string",
-            ),
-            (
-                r#"{"ClientVersion":"4.7.4","Namespace":"a","Name":"Bad_Name"}"#,
-                "`Name` `Bad_Name`",
-            ),
-            (
-                r#"{"ClientVersion":"4.7.4","Namespace":"a","Name":"b","Series":3}"#,
-                "`Series` 3",
-            ),
-            (
-                r#"{"ClientVersion":"4.7.4","Namespace":"a","Name":"b","ReplicaCount":"2"}"#,
-                "`ReplicaCount`",
-            ),
-            (
-                r#"{"ClientVersion":"4.7.4","Namespace":"a","Name":"b","PVCSize":"lots"}"#,
-                "`PVCSize`",
-            ),
+            (r#"{"Namespace":"a"}"#, "`Name` is required"),
+            (r#"{"Name":7}"#, "`Name` must be a string"),
+            (r#"{"Name":"Bad_Name"}"#, "`Name` `Bad_Name`"),
+            (r#"{"Name":"all"}"#, "'all' is not allowed"),
+            (r#"{"Name":"b","Series":3}"#, "`Series` 3"),
+            (r#"{"Name":"b","ReplicaCount":"2"}"#, "`ReplicaCount`"),
+            (r#"{"Name":"b","ReplicaCount":-1}"#, "`ReplicaCount`"),
+            (r#"{"Name":"b","PVCSize":"lots"}"#, "`PVCSize`"),
+            (r#"{"Name":"b","UserLabels":{"a b":"c"}}"#, "`UserLabels`"),
         ];
         for (body, expected) in cases {
             let e = create(body).unwrap_err();
-            assert_eq!(e.status, 400, "{body}");
+            assert_eq!(e.status, 200, "{body}");
             assert!(e.msg.contains(expected), "{body}: {}", e.msg);
         }
     }
 
     #[test]
     fn pgbouncer_flag_implies_one_replica() {
-        let r = create(r#"{"ClientVersion":"x","Namespace":"a","Name":"b","PgbouncerFlag":true}"#)
-            .unwrap();
+        let r = create(r#"{"Name":"b","PgbouncerFlag":true}"#).unwrap();
         assert_eq!(r.pgbouncer_replicas, 1);
-        let r = create(r#"{"ClientVersion":"x","Namespace":"a","Name":"b","PgBouncerReplicas":3}"#)
-            .unwrap();
+        let r = create(r#"{"Name":"b","PgBouncerReplicas":3}"#).unwrap();
         assert_eq!(r.pgbouncer_replicas, 0);
     }
 
     #[test]
-    fn selections_need_a_name_or_the_all_flag() {
-        let s = select(r#"{"ClientVersion":"4.7.4","Namespace":"a","Clustername":"c"}"#).unwrap();
-        assert_eq!(s.name.as_deref(), Some("c"));
-        let s = select(r#"{"ClientVersion":"4.7.4","Namespace":"a","AllFlag":true}"#).unwrap();
-        assert_eq!(s.name, None);
+    fn selections_need_a_name_the_all_flag_or_a_selector() {
+        let s = select(r#"{"Clustername":"c"}"#).unwrap();
+        assert_eq!(s.target, Target::One("c".into()));
+        let s = select(r#"{"AllFlag":true}"#).unwrap();
+        assert_eq!(s.target, Target::All);
+        // What `pgo delete cluster --all` sends.
+        let s = select(r#"{"Clustername":"all","AllFlag":true,"Selector":""}"#).unwrap();
+        assert_eq!(s.target, Target::All);
+        // What `pgo show cluster --selector=env=research` sends (lower-case keys).
+        let s = select(r#"{"clustername":"","selector":"env=research","allflag":false}"#).unwrap();
+        assert!(matches!(s.target, Target::Matching(ref m) if m.as_str() == "env=research"));
         let e = select(r#"{"ClientVersion":"4.7.4","Namespace":"a"}"#).unwrap_err();
         assert!(
             e.msg.contains("`Clustername` is required unless `AllFlag`"),
             "{}",
             e.msg
         );
-        let e = select(r#"{"ClientVersion":"4.7.4","Namespace":"a","AllFlag":1}"#).unwrap_err();
+        let e = select(r#"{"AllFlag":1}"#).unwrap_err();
         assert!(
             e.msg.contains("`AllFlag` must be true or false"),
             "{}",

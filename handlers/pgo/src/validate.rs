@@ -12,7 +12,7 @@ pub fn namespace(field: &str, value: &str) -> Result<(), PgoError> {
     if is_dns_label(value) {
         Ok(())
     } else {
-        Err(PgoError::bad_request(format!(
+        Err(PgoError::refused(format!(
             "`{field}` `{value}` is not a valid namespace: use 1-{MAX_LABEL} lower-case letters, digits or `-`, starting and ending with a letter or digit"
         )))
     }
@@ -23,7 +23,7 @@ pub fn cluster_name(field: &str, value: &str) -> Result<(), PgoError> {
     if is_dns_label(value) && value.starts_with(|c: char| c.is_ascii_lowercase()) {
         Ok(())
     } else {
-        Err(PgoError::bad_request(format!(
+        Err(PgoError::refused(format!(
             "`{field}` `{value}` is not a valid cluster name: use 1-{MAX_LABEL} lower-case letters, digits or `-`, starting with a letter and ending with a letter or digit"
         )))
     }
@@ -40,7 +40,7 @@ pub fn image(field: &str, value: &str) -> Result<(), PgoError> {
     if ok {
         Ok(())
     } else {
-        Err(PgoError::bad_request(format!(
+        Err(PgoError::refused(format!(
             "`{field}` `{value}` is not a valid image reference: use letters, digits, `.`, `_`, `-`, `/`, `:` or `@`"
         )))
     }
@@ -57,7 +57,7 @@ pub fn identifier(field: &str, value: &str) -> Result<(), PgoError> {
     if ok {
         Ok(())
     } else {
-        Err(PgoError::bad_request(format!(
+        Err(PgoError::refused(format!(
             "`{field}` `{value}` is not a valid name: use 1-{MAX_LABEL} lower-case letters, digits or `_`, not starting with a digit"
         )))
     }
@@ -75,10 +75,42 @@ pub fn quantity(field: &str, value: &str) -> Result<(), PgoError> {
     if ok {
         Ok(())
     } else {
-        Err(PgoError::bad_request(format!(
+        Err(PgoError::refused(format!(
             "`{field}` `{value}` is not a storage size: use a whole number with an optional unit such as `5Gi` or `500M`"
         )))
     }
+}
+
+/// A Kubernetes label (`UserLabels`): the key an optional DNS prefix and
+/// `/` before a name, the value a name or empty; names are at most 63
+/// letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit.
+pub fn label(field: &str, key: &str, value: &str) -> Result<(), PgoError> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let prefix_ok =
+        prefix.is_none_or(|p| !p.is_empty() && p.len() <= 253 && p.split('.').all(is_dns_label));
+    if !prefix_ok || !is_label_name(name) {
+        return Err(PgoError::refused(format!(
+            "`{field}` key `{key}` is not a valid label key: use at most 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit, optionally after a DNS prefix and `/`"
+        )));
+    }
+    if !value.is_empty() && !is_label_name(value) {
+        return Err(PgoError::refused(format!(
+            "`{field}` value `{value}` of `{key}` is not a valid label value: use at most 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit"
+        )));
+    }
+    Ok(())
+}
+
+fn is_label_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_LABEL
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 fn is_dns_label(s: &str) -> bool {
@@ -100,7 +132,7 @@ mod tests {
         assert!(cluster_name("Name", "my-cluster-2").is_ok());
         for bad in ["", "2fast", "My", "a_b", "a/b", "a-", &"a".repeat(64)] {
             let e = cluster_name("Name", bad).unwrap_err();
-            assert_eq!(e.status, 400);
+            assert_eq!(e.status, 200);
             assert!(e.msg.starts_with("`Name`"), "{}", e.msg);
         }
         assert!(namespace("Namespace", "pgouser1").is_ok());
@@ -120,5 +152,22 @@ mod tests {
         assert!(quantity("PVCSize", "100").is_ok());
         assert!(quantity("PVCSize", "5 Gi").is_err());
         assert!(quantity("PVCSize", "Gi").is_err());
+    }
+
+    #[test]
+    fn labels_follow_the_kubernetes_rules() {
+        assert!(label("UserLabels", "env", "research").is_ok());
+        assert!(label("UserLabels", "example.com/team", "db_1.a").is_ok());
+        assert!(label("UserLabels", "env", "").is_ok());
+        for (k, v) in [
+            ("", "x"),
+            ("a b", "x"),
+            ("-a", "x"),
+            ("/a", "x"),
+            ("env", "x: y"),
+            ("env", "-x"),
+        ] {
+            assert!(label("UserLabels", k, v).is_err(), "{k}={v}");
+        }
     }
 }

@@ -55,9 +55,9 @@ fn create() -> String {
 }
 
 fn check_common(infra: &str, settings: Option<&str>) -> Result<(), ApiError> {
-    check_value("infra", infra, false)?;
+    check_value("infra", infra)?;
     if let Some(s) = settings {
-        check_value("settings", s, true)?;
+        check_value("settings", s)?;
     }
     Ok(())
 }
@@ -81,8 +81,8 @@ fn servers_task(b: &[u8]) -> Result<TaskSpec, ApiError> {
 /// The task a `taskserv/create` body asks for.
 fn taskserv_task(b: &[u8]) -> Result<TaskSpec, ApiError> {
     let r: TaskservCreate = body(b)?;
-    check_value("operation", &r.operation, false)?;
-    check_value("taskserv", &r.taskserv, false)?;
+    check_value("operation", &r.operation)?;
+    check_value("taskserv", &r.taskserv)?;
     check_common(&r.infra, r.settings.as_deref())?;
     let name = format!("taskserv {} {} ({})", r.operation, r.taskserv, r.infra);
     let command = vec!["taskserv".into(), r.operation, r.taskserv];
@@ -99,8 +99,8 @@ fn taskserv_task(b: &[u8]) -> Result<TaskSpec, ApiError> {
 /// The task a `cluster/create` body asks for.
 fn cluster_task(b: &[u8]) -> Result<TaskSpec, ApiError> {
     let r: ClusterCreate = body(b)?;
-    check_value("operation", &r.operation, false)?;
-    check_value("cluster_type", &r.cluster_type, false)?;
+    check_value("operation", &r.operation)?;
+    check_value("cluster_type", &r.cluster_type)?;
     check_common(&r.infra, r.settings.as_deref())?;
     let name = format!("cluster {} {} ({})", r.operation, r.cluster_type, r.infra);
     let command = vec!["cluster".into(), r.operation, r.cluster_type];
@@ -202,7 +202,7 @@ mod tests {
             (br#"{"infra": 7}"#, "infra"),
             (br#"{"infra": "p", "check_mode": "yes"}"#, "check_mode"),
             (br#"{"infra": "--yes"}"#, "infra"),
-            (br#"{"infra": "p", "settings": "a b"}"#, "settings"),
+            (br#"{"infra": "p", "settings": "a\nb"}"#, "settings"),
             (br#"{"infra": "p", "extra": 1}"#, "extra"),
         ];
         for (b, field) in cases {

@@ -236,7 +236,7 @@ pub enum ErrorStyle {
     Commissaire,
     /// `{"success": false, "data": null, "error": "<message>"}`.
     Envelope,
-    /// `{"Status": {"Code": "error", "Msg": "<message>"}}`.
+    /// `{"Code": "error", "Msg": "<message>"}` (PGO's untagged, embedded `Status`).
     Pgo,
 }
 

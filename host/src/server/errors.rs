@@ -51,8 +51,10 @@ impl HostError {
             ErrorStyle::Envelope => json!({
                 "success": false, "data": null, "error": self.message, "request_id": request_id,
             }),
+            // `Status` of postgres-operator's `pkg/apiservermsgs`, embedded
+            // untagged in its replies: `Code` and `Msg` are top-level.
             ErrorStyle::Pgo => json!({
-                "Status": { "Code": "error", "Msg": self.message }, "RequestID": request_id,
+                "Code": "error", "Msg": self.message, "RequestID": request_id,
             }),
         }
     }
@@ -91,6 +93,9 @@ mod tests {
         let env = e.body(ErrorStyle::Envelope, "r1");
         assert_eq!(env["success"], false);
         assert_eq!(env["error"], "too slow");
-        assert_eq!(e.body(ErrorStyle::Pgo, "r1")["Status"]["Code"], "error");
+        let pgo = e.body(ErrorStyle::Pgo, "r1");
+        assert_eq!(pgo["Code"], "error");
+        assert_eq!(pgo["Msg"], "too slow");
+        assert_eq!(pgo["RequestID"], "r1");
     }
 }

@@ -177,7 +177,7 @@ pub fn plan(req: &BatchRequest) -> Result<Plan, ApiError> {
     }
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, op) in req.operations.iter().enumerate() {
-        check_value(&format!("operations[{i}].id"), &op.id, false)?;
+        check_value(&format!("operations[{i}].id"), &op.id)?;
         if index.insert(op.id.as_str(), i).is_some() {
             return Err(op_error(&op.id, "the id is used by two operations"));
         }
@@ -273,12 +273,12 @@ fn items_of(op: &Operation, defaults: &Flags) -> Result<(Vec<String>, Vec<ItemRu
     let check = op.flags.check_mode.or(defaults.check_mode).unwrap_or(false);
     let wait = op.flags.wait.or(defaults.wait).unwrap_or(false);
     let field = |f: &str| format!("operation `{}` {f}", op.id);
-    check_value(&field("provider"), &op.provider, false)?;
+    check_value(&field("provider"), &op.provider)?;
     if let Some(i) = infra {
-        check_value(&field("infra"), i, false)?;
+        check_value(&field("infra"), i)?;
     }
     if let Some(s) = settings {
-        check_value(&field("settings"), s, true)?;
+        check_value(&field("settings"), s)?;
     }
     let (payload, noun, verb): (Vec<Item>, &str, &str) = match op.kind.as_str() {
         "server_batch" => {
@@ -340,9 +340,9 @@ fn items_of(op: &Operation, defaults: &Flags) -> Result<(Vec<String>, Vec<ItemRu
     let mut names = Vec::new();
     let mut runs = Vec::new();
     for (name, extra) in payload {
-        check_value(&field(&format!("{verb} item")), &name, false)?;
+        check_value(&field(&format!("{verb} item")), &name)?;
         for (flag, v) in &extra {
-            check_value(&field(flag.trim_start_matches('-')), v, false)?;
+            check_value(&field(flag.trim_start_matches('-')), v)?;
         }
         let mut flags: Vec<(&str, &str)> = vec![("--provider", op.provider.as_str())];
         flags.extend(extra.iter().map(|(f, v)| (*f, v.as_str())));

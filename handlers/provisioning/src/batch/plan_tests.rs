@@ -16,7 +16,7 @@ fn multi_cloud() -> serde_json::Value {
         "infra": "production",
         "operations": [
             {"id": "upcloud_servers", "type": "server_batch", "provider": "upcloud", "dependencies": [],
-             "server_configs": [{"name": "web-01", "plan": "1xCPU-2GB", "zone": "de-fra1"}, {"name": "web-02", "plan": "1xCPU-2GB", "zone": "us-nyc1"}]},
+             "server_configs": [{"name": "web-01", "plan": "1xCPU-2 GB", "zone": "de-fra1"}, {"name": "web-02", "plan": "1xCPU-2 GB", "zone": "us-nyc1"}]},
             {"id": "aws_taskservs", "type": "taskserv_batch", "provider": "aws", "dependencies": ["upcloud_servers"],
              "taskservs": ["kubernetes", {"name": "cilium"}]}
         ]
@@ -44,7 +44,7 @@ fn a_multi_cloud_batch_plans_chained_tasks() {
             "--server",
             "web-01",
             "--plan",
-            "1xCPU-2GB",
+            "1xCPU-2 GB",
             "--zone",
             "de-fra1"
         ]
