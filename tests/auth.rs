@@ -70,7 +70,7 @@ fn get_with(server: &Server, path: &str, header: &str, value: &[u8]) -> (u16, Va
 }
 
 #[test]
-fn missing_and_garbage_credentials_are_401_in_each_apis_shape() {
+fn missing_and_garbage_credentials_are_refused_in_each_apis_shape() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &probe_manifest(false, ""));
     let anon = server.anonymous();
@@ -87,9 +87,11 @@ fn missing_and_garbage_credentials_are_401_in_each_apis_shape() {
     let body: Value = resp.json().unwrap();
     assert_eq!(body["kind"], "puppetlabs.orchestrator/not-authenticated");
 
+    // The Commissaire family answers 403, as commissaire-http does (commctl
+    // reads 403 as "The provided credentials were incorrect").
     let resp = anon.get(server.url("/probe/whoami")).send().unwrap();
-    assert_eq!(resp.status(), 401);
-    assert_eq!(resp.headers()["www-authenticate"], r#"Basic realm="baton""#);
+    assert_eq!(resp.status(), 403);
+    assert!(resp.headers().get("www-authenticate").is_none());
     let body: Value = resp.json().unwrap();
     assert!(
         body["error"]

@@ -270,7 +270,7 @@ fn stop_skips_the_nodes_not_started_and_lets_the_running_one_finish() {
         );
     }
     let evs = events(&server, &name);
-    assert_events_complete_and_ordered(&evs, &["n1", "n2", "n3", "n4"], "job_stopped");
+    assert_events_complete_and_ordered(&evs, &["n1", "n2", "n3", "n4"], "job_aborted");
     assert!(evs.iter().any(|e| e["type"] == "job_stopping"));
     // Only the node that had started ever ran a process.
     let runs = std::fs::read_to_string(&log).unwrap();

@@ -4,7 +4,7 @@
 use crate::body::{self, Body};
 use crate::errors::{ApiError, Reply};
 use crate::hosts;
-use crate::resources::{MANAGER, NETWORK};
+use crate::resources::{DEFAULT_NETWORK, MANAGER, NETWORK};
 use crate::store::{self, Change, Cluster};
 use baton_sdk::{Request, Response};
 use serde_json::{Value, json};
@@ -54,10 +54,13 @@ pub fn show(req: &Request) -> Reply {
     Ok(Response::json(200, &view(&get(&name)?)?))
 }
 
-/// `PUT /cluster/{name}` with `{"network": ..., "container_manager"?: ...}`:
+/// `PUT /cluster/{name}` with `{"network"?: ..., "container_manager"?: ...}`:
 /// 201 when created, 200 when the same cluster exists, 409 when a different
-/// one does or the network or container manager is unknown. A `type` field
-/// (API before 0.1.0) is accepted and ignored with a warning.
+/// one does or the container manager is unknown. A network that does not
+/// exist (or none) falls back to `default`, as in commissaire-http's
+/// `create_cluster`; so `commctl cluster create NAME` works on a fresh
+/// server. A `type` field (API before 0.1.0) is accepted and ignored with a
+/// warning; an empty `container_manager` (commctl's default) means none.
 pub fn put(req: &Request) -> Reply {
     let name = body::name_param(req, "name")?;
     let b = Body::parse(req, &["name", "network", "container_manager", "type"])?;
@@ -74,16 +77,34 @@ pub fn put(req: &Request) -> Reply {
             format!("field `name` is `{given}` but the path names `{name}`"),
         ));
     }
-    let network = body::name("network", &b.str("network")?)?;
+    let asked = match b.opt_str("network")? {
+        Some(n) if !n.is_empty() => body::name("network", &n)?,
+        _ => DEFAULT_NETWORK.to_string(),
+    };
     let manager = match b.opt_str("container_manager")? {
         Some(m) if !m.is_empty() => Some(body::name("container_manager", &m)?),
         _ => None,
     };
-    NETWORK.get(&network).map_err(|_| {
-        ApiError::conflict(format!(
-            "network `{network}` does not exist; create it with PUT /network/{network}"
-        ))
-    })?;
+    let network = match NETWORK.get(&asked) {
+        Ok(_) => asked,
+        Err(e) if e.status == 404 && asked != DEFAULT_NETWORK => {
+            baton_sdk::log::warn(&format!(
+                "cluster `{name}`: network `{asked}` does not exist; using `{DEFAULT_NETWORK}`"
+            ));
+            NETWORK.get(DEFAULT_NETWORK).map_err(|_| {
+                ApiError::conflict(format!(
+                    "network `{asked}` does not exist, nor does `{DEFAULT_NETWORK}`; create one with PUT /network/{asked}"
+                ))
+            })?;
+            DEFAULT_NETWORK.to_string()
+        }
+        Err(e) if e.status == 404 => {
+            return Err(ApiError::conflict(format!(
+                "network `{asked}` does not exist; create it with PUT /network/{asked}"
+            )));
+        }
+        Err(e) => return Err(e),
+    };
     if let Some(m) = &manager {
         MANAGER.get(m).map_err(|_| {
             ApiError::conflict(format!(
@@ -179,7 +200,8 @@ pub fn is_member(req: &Request) -> Reply {
     let name = body::name_param(req, "name")?;
     let address = body::address_param(req)?;
     if get(&name)?.hosts.contains(&address) {
-        Ok(Response::json(200, &json!({})))
+        // commissaire-http's check_cluster_member: the host in a list.
+        Ok(Response::json(200, &json!([address])))
     } else {
         Err(ApiError::not_found(format!(
             "host {address} is not in cluster `{name}`"
@@ -199,17 +221,21 @@ pub fn add_member(name: &str, address: &str) -> Result<(), ApiError> {
     })
 }
 
-/// `PUT /cluster/{name}/hosts/{ip}`: adds a member.
+/// `PUT /cluster/{name}/hosts/{ip}`: adds a member; answers `["IP"]`, the
+/// host joined, as commissaire-http's `add_cluster_member` does (commctl's
+/// `host join` prints it).
 pub fn put_member(req: &Request) -> Reply {
     let name = body::name_param(req, "name")?;
     let address = body::address_param(req)?;
     Body::parse(req, &[])?;
     get(&name)?;
     add_member(&name, &address)?;
-    Ok(Response::json(200, &json!({})))
+    Ok(Response::json(200, &json!([address])))
 }
 
-/// `DELETE /cluster/{name}/hosts/{ip}`: removes a member; 404 when it is not one.
+/// `DELETE /cluster/{name}/hosts/{ip}`: removes a member; `[]` whether or
+/// not it was one (commissaire-http's `delete_cluster_member`), 404 when the
+/// cluster does not exist.
 pub fn delete_member(req: &Request) -> Reply {
     let name = body::name_param(req, "name")?;
     let address = body::address_param(req)?;
@@ -219,13 +245,11 @@ pub fn delete_member(req: &Request) -> Reply {
         let before = c.hosts.len();
         c.hosts.retain(|h| h != &address);
         if c.hosts.len() == before {
-            return Err(ApiError::not_found(format!(
-                "host {address} is not in cluster `{name}`"
-            )));
+            return Ok((Change::Keep, ()));
         }
         Ok((Change::Put(c), ()))
     })?;
-    Ok(Response::json(200, &json!({})))
+    Ok(Response::json(200, &json!([])))
 }
 
 /// The cluster `address` belongs to, if any (the first by name).

@@ -1,12 +1,48 @@
 //! Networks (`/networks`, `/network/{name}`) and container managers
 //! (`/containermanagers`, `/containermanager/{name}`): a name, a type from
 //! a fixed list, and options. Neither can be deleted while a cluster uses it.
+//!
+//! A network named `default` (type `flannel_etcd`) exists from the start, as
+//! Commissaire's setup creates it; it is written on first use, once, so that
+//! deleting it later sticks.
 
 use crate::body::{self, Body};
 use crate::errors::{ApiError, Reply};
 use crate::store::{self, Change, Cluster, Resource};
+use baton_sdk::kv::Bucket;
 use baton_sdk::{Request, Response};
-use serde_json::json;
+use serde_json::{Map, json};
+
+/// The network clusters use when none (or an unknown one) is named.
+pub const DEFAULT_NETWORK: &str = "default";
+
+/// Where the handler notes that [`DEFAULT_NETWORK`] was created.
+const META: &str = "meta";
+const SEEDED: &str = "default-network-seeded";
+
+/// Creates the `default` network the first time the handler needs it
+/// (Commissaire's `DEFAULT_CLUSTER_NETWORK_JSON`: `flannel_etcd`, no options).
+pub fn ensure_default_network() -> Result<(), ApiError> {
+    let meta = Bucket::open(META);
+    if meta.get(SEEDED)?.is_some() {
+        return Ok(());
+    }
+    let record = Resource {
+        name: DEFAULT_NETWORK.into(),
+        kind: "flannel_etcd".into(),
+        options: Map::new(),
+    };
+    let bytes = serde_json::to_vec(&record)
+        .map_err(|e| ApiError::new(500, format!("encoding the default network: {e}")))?;
+    // Already there (another request seeded it first) is fine.
+    Bucket::open(store::NETWORKS).compare_and_swap(
+        DEFAULT_NETWORK,
+        None,
+        Some(bytes.as_slice()),
+    )?;
+    meta.set(SEEDED, b"1")?;
+    Ok(())
+}
 
 /// One kind of resource.
 pub struct Kind {
@@ -39,12 +75,22 @@ pub const MANAGER: Kind = Kind {
 impl Kind {
     /// The record named `name`, or a 404 naming it.
     pub fn get(&self, name: &str) -> Result<Resource, ApiError> {
+        self.seed()?;
         store::get::<Resource>(self.bucket, name)?
             .ok_or_else(|| ApiError::not_found(format!("no {} named `{name}`", self.noun)))
     }
 
+    /// Networks: makes sure the `default` one was created.
+    fn seed(&self) -> Result<(), ApiError> {
+        if self.bucket == store::NETWORKS {
+            ensure_default_network()?;
+        }
+        Ok(())
+    }
+
     /// `GET` on the collection: the names.
     pub fn list(&self, _req: &Request) -> Reply {
+        self.seed()?;
         Ok(Response::json(200, &store::keys(self.bucket)?))
     }
 
@@ -83,6 +129,7 @@ impl Kind {
             kind,
             options: b.object("options")?,
         };
+        self.seed()?;
         let existed = store::update::<Resource, bool>(self.bucket, &name, |cur| {
             Ok((Change::Put(record.clone()), cur.is_some()))
         })?;

@@ -6,7 +6,8 @@
 //! Placeholders in the arguments are replaced by the run's values:
 //! `{node}`, `{environment}`, `{noop}` (`--noop` or `--no-noop`, both
 //! understood by `puppet agent`), and for tasks `{task}` and `{params}` (the
-//! parameters as JSON). Each placeholder fills one argv element, so no
+//! parameters as JSON), and `{transport}` (`ssh` or `winrm` for a node the
+//! request's `targets` names, else `pcp`). Each placeholder fills one argv element, so no
 //! value is ever parsed by a shell. The program itself is taken literally
 //! and must be listed in `[handler.capabilities] exec`.
 
@@ -17,7 +18,14 @@ pub const DEFAULT_AGENT: &str = r#"["sh", "-c", "if [ \"$3\" = --noop ]; then mo
 pub const DEFAULT_TASK: &str = r#"["sh", "-c", "echo \"task $3 on node $1 (environment $2, $4)\"; echo \"params: $5\"", "task", "{node}", "{environment}", "{task}", "{noop}", "{params}"]"#;
 
 /// Placeholders a template may use.
-const PLACEHOLDERS: [&str; 5] = ["{node}", "{environment}", "{noop}", "{task}", "{params}"];
+const PLACEHOLDERS: [&str; 6] = [
+    "{node}",
+    "{environment}",
+    "{noop}",
+    "{task}",
+    "{params}",
+    "{transport}",
+];
 
 /// A parsed argv template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +47,8 @@ pub struct Values<'a> {
     pub task: &'a str,
     /// The task's parameters as JSON (tasks only).
     pub params: &'a str,
+    /// How the node is reached: `pcp`, `ssh` or `winrm`.
+    pub transport: &'a str,
 }
 
 impl Template {
@@ -83,6 +93,8 @@ impl Template {
                     .replace("{environment}", v.environment)
                     .replace("{noop}", noop)
                     .replace("{task}", v.task)
+                    .replace("{transport}", v.transport)
+                    // Last: the parameters are free text and may contain braces.
                     .replace("{params}", v.params)
             })
             .collect()

@@ -12,6 +12,7 @@ use crate::lifecycle;
 use crate::model::{
     Event, JobRecord, JobState, JobType, NodeRecord, Owner, StatusEntry, count_states,
 };
+use crate::options::{self, Target};
 use crate::run::{NODE_RUN, NodeRun, RunConfig};
 use crate::store;
 use baton_sdk::jobs::{self, JobSpec};
@@ -35,12 +36,19 @@ pub struct Scope {
     query: Option<Value>,
 }
 
-/// `POST /command/deploy`'s body (the Puppet orchestrator's fields).
+/// `POST /command/deploy`'s body (the Puppet orchestrator's fields; an
+/// optional one may be `null`, see [`options::parse`]).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DeployBody {
     environment: String,
+    /// Absent: the whole environment, i.e. every node of the inventory
+    /// (the older orchestrator API deploys `{"environment": "production"}`).
+    #[serde(default = "whole_environment")]
     scope: Scope,
+    /// Seconds each node's run may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timeout: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     description: Option<String>,
     #[serde(default)]
@@ -86,8 +94,15 @@ struct TaskBody {
     #[serde(default = "production")]
     environment: String,
     task: String,
+    #[serde(default)]
     params: Map<String, Value>,
     scope: Scope,
+    /// Seconds the task may take on each node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timeout: Option<u64>,
+    /// Nodes reached over SSH or WinRM, with their connection keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    targets: Option<Vec<Target>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     description: Option<String>,
     #[serde(default)]
@@ -98,6 +113,13 @@ struct TaskBody {
     userdata: Option<Map<String, Value>>,
 }
 
+fn whole_environment() -> Scope {
+    Scope {
+        node_group: Some(groups::ALL_NODES.to_string()),
+        ..Scope::default()
+    }
+}
+
 fn production() -> String {
     "production".into()
 }
@@ -106,6 +128,9 @@ fn production() -> String {
 #[serde(deny_unknown_fields)]
 struct StopBody {
     job: Value,
+    /// Also end the runs in progress at once.
+    #[serde(default)]
+    force: bool,
 }
 
 /// Checks a Puppet environment name: letters, digits and `_`.
@@ -216,13 +241,16 @@ struct NewJob {
     timeout_ms: Option<u64>,
     options: Value,
     nodes: Vec<String>,
+    /// node → transport, for the nodes `targets` names.
+    transports: BTreeMap<String, String>,
 }
 
 /// `POST /command/deploy`.
 pub fn deploy(req: &Request) -> Reply {
-    let body: DeployBody = req.json()?;
+    let body: DeployBody = options::parse(&req.body)?;
     validate_environment(&body.environment)?;
     validate_concurrency(body.concurrency)?;
+    options::validate_timeout(body.timeout)?;
     if body.noop && body.no_noop == Some(true) {
         return Err(
             OrchError::validation("`noop` and `no_noop` cannot both be true")
@@ -240,21 +268,27 @@ pub fn deploy(req: &Request) -> Reply {
             task: None,
             description: body.description.clone().unwrap_or_default(),
             concurrency: body.concurrency,
-            timeout_ms: run.timeout_ms,
+            timeout_ms: options::node_timeout_ms(run.timeout_ms, body.timeout),
             options,
             nodes,
+            transports: BTreeMap::new(),
         },
     )
 }
 
 /// `POST /command/task`.
 pub fn task(req: &Request) -> Reply {
-    let body: TaskBody = req.json()?;
+    let mut body: TaskBody = options::parse(&req.body)?;
     validate_environment(&body.environment)?;
     validate_task(&body.task)?;
     validate_concurrency(body.concurrency)?;
+    options::validate_timeout(body.timeout)?;
     let run = RunConfig::load(JobType::Task)?;
     let nodes = resolve_scope(&body.scope)?;
+    let transports = match body.targets.as_mut() {
+        Some(targets) => options::check_targets(targets, &nodes)?,
+        None => BTreeMap::new(),
+    };
     let options = to_options(&body)?;
     create_job(
         req,
@@ -264,9 +298,10 @@ pub fn task(req: &Request) -> Reply {
             task: Some(body.task.clone()),
             description: body.description.clone().unwrap_or_default(),
             concurrency: body.concurrency,
-            timeout_ms: run.timeout_ms,
+            timeout_ms: options::node_timeout_ms(run.timeout_ms, body.timeout),
             options,
             nodes,
+            transports,
         },
     )
 }
@@ -337,6 +372,7 @@ fn create_job(req: &Request, new: NewJob) -> Reply {
             let input = serde_json::to_vec(&NodeRun {
                 job: name,
                 node: node.clone(),
+                transport: new.transports.get(node).cloned(),
             })
             .unwrap_or_default();
             let spec = JobSpec::new(NODE_RUN, input)
@@ -380,9 +416,10 @@ pub fn parse_job_name(raw: &str) -> Result<u64, OrchError> {
 }
 
 /// `POST /command/stop` with `{"job": "81"}`: nodes not yet started are
-/// skipped; running ones finish. Answers with the job's node counts.
+/// skipped; running ones finish, or with `"force": true` are ended at once.
+/// Answers with the job's node counts.
 pub fn stop(req: &Request) -> Reply {
-    let body: StopBody = req.json()?;
+    let body: StopBody = options::parse(&req.body)?;
     let raw = match &body.job {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
@@ -394,7 +431,7 @@ pub fn stop(req: &Request) -> Reply {
         }
     };
     let name = parse_job_name(&raw)?;
-    let job = lifecycle::stop(name)?.ok_or_else(|| lifecycle::unknown_job(&raw))?;
+    let job = lifecycle::stop(name, body.force)?.ok_or_else(|| lifecycle::unknown_job(&raw))?;
     let nodes = store::nodes(name)?;
     let counts = job
         .final_node_states

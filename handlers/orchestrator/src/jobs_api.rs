@@ -18,8 +18,11 @@ use std::collections::BTreeMap;
 
 type Reply = Result<Response, OrchError>;
 
-/// Most events one `GET /jobs/{name}/events` returns.
-const MAX_EVENTS: u32 = 1000;
+/// Most events one `GET /jobs/{name}/events` returns: a whole job's
+/// (`job_running`, two per node, `job_stopping`, the end), because
+/// orchestrator_client-ruby's `Job#each_event` asks without `start` every
+/// time and stops only when the page holds the terminal event.
+const MAX_EVENTS: u32 = 2 * crate::groups::MAX_GROUP_NODES as u32 + 3;
 
 fn base(req: &Request) -> &str {
     req.base_url.trim_end_matches('/')
@@ -171,7 +174,7 @@ pub fn nodes(req: &Request) -> Reply {
         _ => {}
     }
     let (page, total) = paging.page(nodes);
-    let items: Vec<Value> = page.iter().map(|n| n.to_json(now)).collect();
+    let items: Vec<Value> = page.iter().map(|n| n.to_json(now, job.kind)).collect();
     Ok(Response::json(
         200,
         &json!({

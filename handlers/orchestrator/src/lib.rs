@@ -14,6 +14,7 @@ mod inventory;
 mod jobs_api;
 mod lifecycle;
 mod model;
+mod options;
 mod query;
 mod run;
 mod store;

@@ -154,8 +154,11 @@ pub fn maybe_finish(name: u64) -> Result<(), OrchError> {
     };
     let total = job.node_count;
     let (kind, msg) = match end {
+        // PE's terminal events are `job_finished` and `job_aborted`; clients
+        // (orchestrator_client-ruby's `Job#each_event`) follow a job's
+        // events until they see one of them.
         JobState::Stopped => (
-            "job_stopped",
+            "job_aborted",
             format!(
                 "Stopped: {} of {total} nodes skipped, {failed} failed",
                 counts["skipped"]
@@ -179,8 +182,10 @@ pub fn maybe_finish(name: u64) -> Result<(), OrchError> {
 
 /// `POST /command/stop`'s work: the job becomes `stopping`, its nodes that
 /// have not started are skipped, and it ends `stopped` once the running
-/// ones end. Returns the job as it is afterwards, or `None` if unknown.
-pub fn stop(name: u64) -> Result<Option<JobRecord>, OrchError> {
+/// ones end. With `force`, the running ones are ended at once too: their
+/// engine jobs are cancelled (which kills their commands) and they end
+/// `failed`. Returns the job as it is afterwards, or `None` if unknown.
+pub fn stop(name: u64, force: bool) -> Result<Option<JobRecord>, OrchError> {
     let now = now_millis();
     let stopping = store::update_job(name, |j| {
         (!j.state.is_final() && j.state != JobState::Stopping).then(|| {
@@ -195,22 +200,51 @@ pub fn stop(name: u64) -> Result<Option<JobRecord>, OrchError> {
         log_stopping(name, now)?;
     }
     if !job.state.is_final() {
-        for n in store::nodes(name)?
-            .into_iter()
-            .filter(|n| n.state == NodeState::Ready)
-        {
-            let msg = format!(
-                "Skipped {}: job {name} was stopped before it started",
-                n.name
-            );
-            finish_node(
-                &job,
-                &n.name,
-                NodeState::Ready,
-                NodeState::Skipped,
-                msg,
-                None,
-            )?;
+        let ids = if force {
+            store::engine_ids(name)?
+        } else {
+            Default::default()
+        };
+        for n in store::nodes(name)? {
+            match n.state {
+                NodeState::Ready => {
+                    let msg = format!(
+                        "Skipped {}: job {name} was stopped before it started",
+                        n.name
+                    );
+                    finish_node(
+                        &job,
+                        &n.name,
+                        NodeState::Ready,
+                        NodeState::Skipped,
+                        msg,
+                        None,
+                    )?;
+                }
+                NodeState::Running if force => {
+                    if let Some(id) = ids.get(&n.name)
+                        && let Err(e) = jobs::cancel(id)
+                    {
+                        baton_sdk::log::warn(&format!(
+                            "job {name}: cancelling the run on {} failed: {e}",
+                            n.name
+                        ));
+                    }
+                    let msg = format!(
+                        "{}: its run was ended because job {name} was stopped with force",
+                        n.name
+                    );
+                    finish_node(
+                        &job,
+                        &n.name,
+                        NodeState::Running,
+                        NodeState::Failed,
+                        msg,
+                        None,
+                    )?;
+                }
+                _ => {}
+            }
         }
         maybe_finish(name)?;
     }

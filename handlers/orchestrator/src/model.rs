@@ -244,6 +244,12 @@ pub struct RunResult {
     pub exit_code: Option<i32>,
     /// Its stdout followed by its stderr.
     pub output: String,
+    /// Its stdout (empty in records written before it was kept apart).
+    #[serde(default)]
+    pub stdout: String,
+    /// Its stderr (likewise).
+    #[serde(default)]
+    pub stderr: String,
     /// Output was cut at the server's cap.
     pub truncated: bool,
     /// It ran past its timeout and was killed.
@@ -293,16 +299,8 @@ impl NodeRecord {
             .map(|s| self.finish_ms.unwrap_or(now).saturating_sub(s))
     }
 
-    /// The node as `GET /jobs/{name}/nodes` shows it.
-    pub fn to_json(&self, now: u64) -> Value {
-        let result = self.result.as_ref().map(|r| {
-            json!({
-                "exit_code": r.exit_code,
-                "output": r.output,
-                "truncated": r.truncated,
-                "timed_out": r.timed_out,
-            })
-        });
+    /// The node as `GET /jobs/{name}/nodes` shows it; `kind` is its job's.
+    pub fn to_json(&self, now: u64, kind: JobType) -> Value {
         json!({
             "name": self.name,
             "state": self.state.as_str(),
@@ -311,8 +309,62 @@ impl NodeRecord {
             "finish_timestamp": self.finish_ms.map(rfc3339),
             "duration": self.duration_ms(now).map(seconds),
             "details": { "message": self.message },
-            "result": result,
+            "result": self.result_json(kind),
         })
+    }
+
+    /// The node's `result`, shaped as Bolt's orch transport reads it
+    /// (`process_run_results`): a task's own JSON object on stdout (else
+    /// its stdout as `_output`), `stdout`, `stderr` and `exit_code` as a
+    /// command run reports them, and for a failed node an `_error` with
+    /// `kind`, `msg` and `details`. `null` while the node has not ended
+    /// (and for skipped nodes, which Bolt recognises by their state).
+    pub fn result_json(&self, kind: JobType) -> Value {
+        if !matches!(self.state, NodeState::Finished | NodeState::Failed) {
+            return Value::Null;
+        }
+        let mut out = Map::new();
+        if let Some(r) = &self.result {
+            if kind == JobType::Task {
+                match serde_json::from_str::<Value>(r.stdout.trim()) {
+                    Ok(Value::Object(own)) => out.extend(own),
+                    _ => {
+                        out.insert("_output".into(), json!(r.stdout));
+                    }
+                }
+            }
+            let ours = [
+                ("stdout", json!(r.stdout)),
+                ("stderr", json!(r.stderr)),
+                ("exit_code", json!(r.exit_code)),
+                ("output", json!(r.output)),
+                ("truncated", json!(r.truncated)),
+                ("timed_out", json!(r.timed_out)),
+            ];
+            for (k, v) in ours {
+                out.entry(k).or_insert(v);
+            }
+        }
+        if self.state == NodeState::Failed && !out.get("_error").is_some_and(Value::is_object) {
+            out.insert("_error".into(), self.error_json(kind));
+        }
+        Value::Object(out)
+    }
+
+    fn error_json(&self, kind: JobType) -> Value {
+        let r = self.result.as_ref();
+        let error_kind = match (r, kind) {
+            (None, _) => "puppetlabs.orchestrator/node-error",
+            (Some(r), _) if r.timed_out => "puppetlabs.orchestrator/node-timeout",
+            (Some(_), JobType::Task) => "puppetlabs.tasks/task-error",
+            (Some(_), JobType::Deploy) => "puppetlabs.orchestrator/puppet-run-failed",
+        };
+        let mut details = Map::new();
+        if let Some(r) = r {
+            details.insert("exit_code".into(), json!(r.exit_code));
+            details.insert("timed_out".into(), json!(r.timed_out));
+        }
+        json!({ "kind": error_kind, "msg": self.message, "details": details })
     }
 }
 
@@ -441,5 +493,47 @@ mod tests {
         assert_eq!(c["failed"], 2);
         assert_eq!(c["finished"], 0);
         assert_eq!(c.len(), NodeState::ALL.len());
+    }
+
+    fn ended(state: NodeState, stdout: &str, code: Option<i32>) -> NodeRecord {
+        let mut n = NodeRecord::ready("web-1", 1000);
+        n.state = state;
+        n.message = "web-1 failed".into();
+        n.result = code.map(|c| RunResult {
+            exit_code: Some(c),
+            output: format!("{stdout}err"),
+            stdout: stdout.into(),
+            stderr: "err".into(),
+            truncated: false,
+            timed_out: false,
+        });
+        n
+    }
+
+    #[test]
+    fn results_carry_what_bolt_reads() {
+        let ok = ended(NodeState::Finished, "hi\n", Some(0)).result_json(JobType::Task);
+        assert_eq!(ok["stdout"], "hi\n");
+        assert_eq!(ok["stderr"], "err");
+        assert_eq!(ok["exit_code"], 0);
+        assert_eq!(ok["_output"], "hi\n");
+        assert!(ok.get("_error").is_none());
+        let own = ended(NodeState::Finished, r#"{"exit_code": 3, "x": 1}"#, Some(0))
+            .result_json(JobType::Task);
+        assert_eq!(
+            (own["x"].clone(), own["exit_code"].clone()),
+            (json!(1), json!(3))
+        );
+        let bad = ended(NodeState::Failed, "", Some(2)).result_json(JobType::Task);
+        assert_eq!(bad["_error"]["kind"], "puppetlabs.tasks/task-error");
+        assert_eq!(bad["_error"]["msg"], "web-1 failed");
+        assert_eq!(bad["_error"]["details"]["exit_code"], 2);
+        let lost = ended(NodeState::Failed, "", None).result_json(JobType::Deploy);
+        assert_eq!(lost["_error"]["kind"], "puppetlabs.orchestrator/node-error");
+        assert!(
+            ended(NodeState::Skipped, "", None)
+                .result_json(JobType::Task)
+                .is_null()
+        );
     }
 }

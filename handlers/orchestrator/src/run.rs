@@ -6,6 +6,7 @@ use crate::agent::{DEFAULT_AGENT, DEFAULT_TASK, Template, Values};
 use crate::errors::OrchError;
 use crate::lifecycle;
 use crate::model::{JobType, NodeState, RunResult};
+use crate::options;
 use crate::store;
 use baton_sdk::jobs::{self, Command};
 use baton_sdk::{Job, config};
@@ -22,6 +23,9 @@ pub struct NodeRun {
     pub job: u64,
     /// The node to run on.
     pub node: String,
+    /// How the node is reached, when the request's `targets` names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
 }
 
 /// Runs one node of a job. Errors only when the run could not be recorded;
@@ -52,6 +56,10 @@ fn run(input: &NodeRun, rerun: bool) -> Result<Vec<u8>, OrchError> {
         noop: job.options["noop"].as_bool().unwrap_or(false),
         task: job.task.as_deref().unwrap_or(""),
         params: &params,
+        transport: input
+            .transport
+            .as_deref()
+            .unwrap_or(options::AGENT_TRANSPORT),
     };
     let rc = match RunConfig::load(job.kind) {
         Ok(rc) => rc,
@@ -68,14 +76,16 @@ fn run(input: &NodeRun, rerun: bool) -> Result<Vec<u8>, OrchError> {
     for (k, v) in &rc.env {
         cmd = cmd.env(k, v);
     }
-    cmd.timeout_ms = rc.timeout_ms;
+    cmd.timeout_ms = options::node_timeout_ms(rc.timeout_ms, job.options["timeout"].as_u64());
     let (state, message, result) = match jobs::exec(&cmd) {
         Ok(out) => {
-            let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
-            output.push_str(&String::from_utf8_lossy(&out.stderr));
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
             let result = RunResult {
                 exit_code: out.exit_code,
-                output,
+                output: format!("{stdout}{stderr}"),
+                stdout,
+                stderr,
                 truncated: out.truncated,
                 timed_out: out.timed_out,
             };

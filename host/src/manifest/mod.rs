@@ -232,7 +232,8 @@ pub enum ErrorStyle {
     Baton,
     /// `{"kind": "puppetlabs.orchestrator/<kind>", "msg", "details"}`.
     Puppet,
-    /// `{"error": "<message>"}`.
+    /// `{"error": "<message>"}`; missing or wrong credentials are 403, as
+    /// commissaire-http answers them.
     Commissaire,
     /// `{"success": false, "data": null, "error": "<message>"}`.
     Envelope,

@@ -64,16 +64,7 @@ pub async fn authorize(
     if *policy == Policy::Public {
         return Ok(None);
     }
-    let unauthenticated = |msg: String| {
-        let challenge = match style {
-            ErrorStyle::Commissaire | ErrorStyle::Pgo => r#"Basic realm="baton""#,
-            _ => r#"Bearer realm="baton""#,
-        };
-        HostError::new(StatusCode::UNAUTHORIZED, "not-authenticated", msg).with_header(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(challenge),
-        )
-    };
+    let unauthenticated = |msg: String| not_authenticated(style, msg);
     let principal = match credential(headers).map_err(unauthenticated)? {
         Some(cred) => auth
             .authenticate(&cred, conn.remote.ip())
@@ -124,6 +115,24 @@ pub async fn authorize(
         ));
     }
     Ok(Some(principal))
+}
+
+/// The refusal of a request without valid credentials, as the API family
+/// answers it: 403 for Commissaire (commissaire-http's authentication
+/// middleware answers 403 Forbidden, and commctl reads 403 as "The provided
+/// credentials were incorrect"), 401 with a challenge for every other one.
+pub fn not_authenticated(style: ErrorStyle, msg: String) -> HostError {
+    let challenge = match style {
+        ErrorStyle::Commissaire => {
+            return HostError::new(StatusCode::FORBIDDEN, "not-authenticated", msg);
+        }
+        ErrorStyle::Pgo => r#"Basic realm="baton""#,
+        _ => r#"Bearer realm="baton""#,
+    };
+    HostError::new(StatusCode::UNAUTHORIZED, "not-authenticated", msg).with_header(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    )
 }
 
 /// The request headers as the guest sees them: Basic passwords are redacted.
@@ -195,6 +204,24 @@ mod tests {
             ("x-authentication", b"\xff\xfe"),
         ] {
             assert!(credential(&headers(&[bad])).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_commissaire_refuses_missing_credentials_with_403() {
+        let e = not_authenticated(ErrorStyle::Commissaire, "no".into());
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        assert!(e.headers.is_empty());
+        assert_eq!(e.body(ErrorStyle::Commissaire, "r")["error"], "no");
+        for style in [
+            ErrorStyle::Puppet,
+            ErrorStyle::Pgo,
+            ErrorStyle::Baton,
+            ErrorStyle::Envelope,
+        ] {
+            let e = not_authenticated(style, "no".into());
+            assert_eq!(e.status, StatusCode::UNAUTHORIZED, "{style:?}");
+            assert_eq!(e.headers[0].0, header::WWW_AUTHENTICATE);
         }
     }
 
