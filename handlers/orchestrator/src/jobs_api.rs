@@ -37,7 +37,8 @@ fn name_param(req: &Request) -> Result<u64, OrchError> {
 fn load(req: &Request) -> Result<(JobRecord, Vec<NodeRecord>), OrchError> {
     let name = name_param(req)?;
     let job = store::job(name)?.ok_or_else(|| lifecycle::unknown_job(&name.to_string()))?;
-    lifecycle::reconcile(job)
+    let (job, nodes) = lifecycle::reconcile(job)?;
+    Ok((store::with_scope(job)?, nodes))
 }
 
 fn node_states(job: &JobRecord, nodes: &[NodeRecord]) -> BTreeMap<String, u64> {
@@ -98,10 +99,11 @@ pub fn list(req: &Request) -> Reply {
     }
     let (page, total) = paging.page(jobs);
     let now = now_millis();
-    let items: Vec<Value> = page
-        .iter()
-        .map(|(job, nodes)| job.to_json(base(req), &node_states(job, nodes), now))
-        .collect();
+    let mut items: Vec<Value> = Vec::with_capacity(page.len());
+    for (job, nodes) in page {
+        let counts = node_states(&job, &nodes);
+        items.push(store::with_scope(job)?.to_json(base(req), &counts, now));
+    }
     Ok(Response::json(
         200,
         &json!({

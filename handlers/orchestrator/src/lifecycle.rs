@@ -273,7 +273,16 @@ pub fn reconcile(job: JobRecord) -> Result<(JobRecord, Vec<NodeRecord>), OrchErr
     let stale = |changed_ms: u64| now.saturating_sub(changed_ms) > HEAL_AFTER_MS;
     let ids = store::engine_ids(job.name)?;
     let mut changed = false;
+    // Nodes waiting to start need a look only when nothing runs, and then
+    // only until one is found still queued in the engine (the rest wait
+    // behind it): a read costs a few engine lookups, not one per node.
+    let mut ready_progressing = nodes
+        .iter()
+        .any(|n| n.state == NodeState::Running && !n.end_logged);
     for n in nodes.iter().filter(|n| !n.end_logged) {
+        if n.state == NodeState::Ready && ready_progressing {
+            continue;
+        }
         if n.state.is_final() {
             if stale(n.changed_ms) {
                 heal_node_event(&job, n, now)?;
@@ -284,7 +293,10 @@ pub fn reconcile(job: JobRecord) -> Result<(JobRecord, Vec<NodeRecord>), OrchErr
         let Some(id) = ids.get(&n.name) else { continue };
         let why = match jobs::get(id)? {
             None => "its run is no longer known to the job engine".to_string(),
-            Some(i) if !i.state.is_final() => continue,
+            Some(i) if !i.state.is_final() => {
+                ready_progressing |= n.state == NodeState::Ready;
+                continue;
+            }
             Some(i) => match &i.error {
                 Some(e) => format!("its run ended without a result: {e}"),
                 None => format!("its run ended ({:?}) without a result", i.state),

@@ -4,7 +4,10 @@
 //! `job-nodes` (`<name>/<node>` → [`NodeRecord`]), `events`
 //! (`<name>/<id>` → [`Event`]), `event-heads` (`<name>` → highest event id
 //! written, a hint), `engine-ids` (`<name>` → node → job-engine id),
-//! `logged-ends` (`<name>` → nodes whose end event is written, a hint). Names
+//! `logged-ends` (`<name>` → nodes whose end event is written, a hint),
+//! `job-scopes` (`<name>` → the job's `options.scope`, kept apart so that
+//! the record every node run reads stays small however many nodes the
+//! scope names; [`with_scope`] puts it back for replies). Names
 //! and ids are zero-padded so that keys sort numerically.
 //!
 //! Node runs execute concurrently and a stop request may arrive at any time,
@@ -28,6 +31,7 @@ const EVENTS: &str = "events";
 const HEADS: &str = "event-heads";
 const ENGINE: &str = "engine-ids";
 const ENDED: &str = "logged-ends";
+const SCOPES: &str = "job-scopes";
 /// Compare-and-swap attempts before giving up on a hot record.
 const MAX_TRIES: usize = 10_000;
 
@@ -50,9 +54,18 @@ pub fn next_job_name() -> Result<u64, OrchError> {
     u64::try_from(n).map_err(|_| OrchError::new(500, "internal-error", "job counter overflowed"))
 }
 
-/// Job `name`.
+/// Job `name`, without its `options.scope` (see [`with_scope`]).
 pub fn job(name: u64) -> Result<Option<JobRecord>, OrchError> {
     Ok(Bucket::open(JOBS).get_json(&job_key(name))?)
+}
+
+/// `job` with its `options.scope` back in place, for replies.
+pub fn with_scope(mut job: JobRecord) -> Result<JobRecord, OrchError> {
+    let scope: Option<serde_json::Value> = Bucket::open(SCOPES).get_json(&job_key(job.name))?;
+    if let (Some(scope), Some(options)) = (scope, job.options.as_object_mut()) {
+        options.insert("scope".into(), scope);
+    }
+    Ok(job)
 }
 
 /// Every job, by name.
@@ -73,10 +86,15 @@ pub fn nodes(name: u64) -> Result<Vec<NodeRecord>, OrchError> {
         .collect())
 }
 
-/// Writes a new job and its nodes in one atomic batch.
+/// Writes a new job (its scope apart) and its nodes in one atomic batch.
 pub fn create(job: &JobRecord, nodes: &[NodeRecord]) -> Result<(), OrchError> {
     let (jobs, node_bucket) = (Bucket::open(JOBS), Bucket::open(NODES));
-    let mut writes = vec![jobs.write_json(&job_key(job.name), job)?];
+    let mut lean = job.clone();
+    let scope = lean.options.as_object_mut().and_then(|o| o.remove("scope"));
+    let mut writes = vec![jobs.write_json(&job_key(job.name), &lean)?];
+    if let Some(scope) = scope {
+        writes.push(Bucket::open(SCOPES).write_json(&job_key(job.name), &scope)?);
+    }
     for n in nodes {
         writes.push(node_bucket.write_json(&node_key(job.name, &n.name), n)?);
     }
@@ -91,6 +109,7 @@ pub fn remove(job: &JobRecord, nodes: &[NodeRecord]) -> Result<(), OrchError> {
         jobs.write_delete(&job_key(job.name)),
         Bucket::open(EVENTS).write_delete(&event_key(job.name, 1)),
         Bucket::open(HEADS).write_delete(&job_key(job.name)),
+        Bucket::open(SCOPES).write_delete(&job_key(job.name)),
     ];
     for n in nodes {
         writes.push(node_bucket.write_delete(&node_key(job.name, &n.name)));
