@@ -115,6 +115,11 @@ fn bench(c: &mut Criterion) {
         );
     }
     g.finish();
+    let (commits, flushes) = app.store.commit_counts();
+    println!(
+        "group commit over the whole run: {commits} commits shared {flushes} flushes ({:.1} per flush)",
+        commits as f64 / flushes.max(1) as f64
+    );
 }
 
 criterion_group!(benches, bench);

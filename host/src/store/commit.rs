@@ -9,6 +9,7 @@
 //! flush that covers it.
 
 use super::StoreError;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -23,6 +24,8 @@ pub struct GroupCommit {
     /// `false`: every commit flushes on its own (the baseline the
     /// benchmarks compare against; `BATON_GROUP_COMMIT=off`).
     grouped: bool,
+    /// Commits asked for and flushes made so far.
+    counts: [AtomicU64; 2],
 }
 
 struct State {
@@ -64,7 +67,17 @@ impl GroupCommit {
             }),
             done,
             grouped,
+            counts: [AtomicU64::new(0), AtomicU64::new(0)],
         })
+    }
+
+    /// (commits asked for, flushes made) so far: how many writers each
+    /// flush served.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.counts[0].load(Ordering::Relaxed),
+            self.counts[1].load(Ordering::Relaxed),
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -73,7 +86,9 @@ impl GroupCommit {
 
     /// Returns once every write made before this call is durable.
     pub async fn commit(self: &Arc<Self>) -> Result<(), StoreError> {
+        self.counts[0].fetch_add(1, Ordering::Relaxed);
         if !self.grouped {
+            self.counts[1].fetch_add(1, Ordering::Relaxed);
             let flush = self.flush.clone();
             return tokio::task::spawn_blocking(move || flush())
                 .await
@@ -109,6 +124,7 @@ impl GroupCommit {
             // Every ticket handed out so far was taken after its write, so
             // the flush below (which starts after this read) covers it.
             let target = self.lock().requested;
+            self.counts[1].fetch_add(1, Ordering::Relaxed);
             let flush = self.flush.clone();
             let result = match tokio::task::spawn_blocking(move || flush()).await {
                 Ok(r) => r.map_err(|e| e.to_string()),

@@ -93,6 +93,11 @@ impl SledStore {
         self.commit.commit().await
     }
 
+    /// (commits asked for, flushes made) so far.
+    pub fn commit_counts(&self) -> (u64, u64) {
+        self.commit.counts()
+    }
+
     /// The job engine's records in this database (sharing its group commit).
     pub fn job_store(&self) -> Result<SledJobStore, StoreError> {
         SledJobStore::open(&self.db, self.commit.clone())
