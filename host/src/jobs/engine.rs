@@ -214,14 +214,12 @@ impl JobEngine {
         let job = self.new_record(handler, spec, now)?;
         self.store.insert(std::slice::from_ref(&job), None)?;
         self.store.commit().await?;
-        let blocked = {
-            let store = &self.store;
-            self.sched()
-                .index
-                .add(std::slice::from_ref(&job), now, &mut |d| {
-                    store.get(d).ok().flatten().map(|j| j.state)
-                })
-        };
+        let blocked = self
+            .sched()
+            .index
+            .add(std::slice::from_ref(&job), now, &mut |d| {
+                self.stored_state(d)
+            });
         self.skip_all(blocked).await?;
         self.wake.notify_one();
         Ok(job.id)
@@ -294,6 +292,12 @@ impl JobEngine {
             .store
             .get(id)?
             .filter(|j| handler.is_none_or(|h| h == j.handler)))
+    }
+
+    /// The stored state of job `id` (a dependency outside the index);
+    /// `None` when it does not exist or cannot be read.
+    pub(super) fn stored_state(&self, id: &str) -> Option<JobState> {
+        self.store.get(id).ok().flatten().map(|j| j.state)
     }
 
     /// Graph `id`.

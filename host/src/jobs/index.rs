@@ -441,19 +441,6 @@ impl Index {
     pub fn unclaim(&mut self, id: &str, at: u64, now: u64) {
         self.finished(id, JobState::Queued, at, now);
     }
-
-    /// Unfinished jobs per (handler, state), for reports.
-    pub fn counts(&self) -> HashMap<(Arc<str>, JobState), u64> {
-        let mut out = HashMap::new();
-        for e in self.jobs.values() {
-            let state = match e.status {
-                Status::Running => JobState::Running,
-                _ => JobState::Queued,
-            };
-            *out.entry((e.handler.clone(), state)).or_default() += 1;
-        }
-        out
-    }
 }
 
 #[cfg(test)]

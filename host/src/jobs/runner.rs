@@ -342,13 +342,11 @@ impl JobEngine {
             .iter()
             .map(|j| (Arc::from(j.id.as_str()), "its graph stopped".to_string()))
             .collect();
-        {
-            let store = &self.store;
-            let mut s = self.sched();
-            blocked.extend(s.index.add(&queued, now_ms(), &mut |d| {
-                store.get(d).ok().flatten().map(|j| j.state)
-            }));
-        }
+        blocked.extend(
+            self.sched()
+                .index
+                .add(&queued, now_ms(), &mut |d| self.stored_state(d)),
+        );
         self.skip_all(blocked).await?;
         for g in running_graphs {
             self.check_graph(&g).await?;
