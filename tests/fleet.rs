@@ -52,9 +52,43 @@ fn node_names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("node{i:05}.example.com")).collect()
 }
 
+/// Waits for job `name` to end, checking at every look that its node
+/// counts (kept in step with the node records, never counted by scanning)
+/// add up to its size.
+fn wait_final_counting(server: &Server, name: &str, size: u64) -> Value {
+    wait_job(server, name, "final with counts that add up", |j| {
+        let counts = j["node_states"].as_object().expect("node_states");
+        let sum: u64 = counts.values().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(sum, size, "node counts of a running job: {j}");
+        matches!(j["state"].as_str(), Some("finished" | "failed" | "stopped"))
+    })
+}
+
 /// Each node of `names` has exactly one final state, `finished`, and the
-/// job's events are 1, 2, 3… with exactly one end event per node.
+/// job's events are 1, 2, 3… with exactly one end event per node; the
+/// job's counts say so, and a page of the nodes in one state is the right
+/// slice with the right total.
 fn assert_every_node_finished_once(server: &Server, name: &str, names: &[String]) {
+    let job = job(server, name);
+    assert_eq!(job["node_states"]["finished"], names.len(), "{job}");
+    for other in ["ready", "running", "failed", "skipped"] {
+        assert_eq!(job["node_states"][other], 0, "{job}");
+    }
+    let page = server.get_json(&format!(
+        "/orchestrator/v1/jobs/{name}/nodes?state=finished&limit=7&offset=3"
+    ));
+    let got: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    let want: Vec<&str> = names[3..10].iter().map(String::as_str).collect();
+    assert_eq!(got, want);
+    assert_eq!(page["pagination"]["total"], names.len());
+    let none = server.get_json(&format!("/orchestrator/v1/jobs/{name}/nodes?state=failed"));
+    assert_eq!(none["pagination"]["total"], 0);
+    assert_eq!(none["items"], json!([]));
     let nodes = all_nodes(server, name);
     assert_eq!(nodes.len(), names.len());
     let states: BTreeMap<&str, &str> = nodes
@@ -100,7 +134,7 @@ fn a_2000_node_deploy_ends_with_one_final_state_per_node_and_gapless_events() {
         &server,
         json!({"environment": "production", "scope": {"nodes": names}}),
     );
-    let job = wait_final(&server, &name);
+    let job = wait_final_counting(&server, &name, 2000);
     assert_eq!(job["state"], "finished", "{job}");
     assert_eq!(job["node_count"], 2000);
     assert_every_node_finished_once(&server, &name, &names);
@@ -257,7 +291,7 @@ fn kill_9_during_a_2000_node_deploy_resumes_and_the_job_finishes() {
     server.kill9();
 
     let server = Server::start(dir.path(), &m);
-    let job = wait_final(&server, &name);
+    let job = wait_final_counting(&server, &name, 2000);
     assert_eq!(job["state"], "finished", "{job}");
     assert_every_node_finished_once(&server, &name, &names);
     let again = all_events(&server, &name)

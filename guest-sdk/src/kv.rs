@@ -33,6 +33,29 @@ pub struct Write {
     pub value: Option<Vec<u8>>,
 }
 
+/// A condition of an [`apply_if`] batch: `key` holds exactly `value`
+/// (`None` = absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expect {
+    /// The bucket read.
+    pub bucket: String,
+    /// The key read.
+    pub key: String,
+    /// The value it must hold, or `None` for absent.
+    pub value: Option<Vec<u8>>,
+}
+
+/// A counter change of an [`apply_if`] batch, as [`Bucket::increment`] makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Count {
+    /// The bucket of the counter.
+    pub bucket: String,
+    /// The counter's key.
+    pub key: String,
+    /// What is added (negative to subtract).
+    pub delta: i64,
+}
+
 impl Bucket {
     /// The bucket called `name`.
     ///
@@ -227,6 +250,34 @@ impl Bucket {
         })
     }
 
+    /// The condition "`key` holds exactly `value`" (`None`: absent), for [`apply_if`].
+    ///
+    /// ```
+    /// let e = baton_sdk::kv::Bucket::open("jobs").expect("81", Some(b"old"));
+    /// assert_eq!(e.value.as_deref(), Some(&b"old"[..]));
+    /// ```
+    pub fn expect(&self, key: &str, value: Option<&[u8]>) -> Expect {
+        Expect {
+            bucket: self.name.clone(),
+            key: key.to_string(),
+            value: value.map(<[u8]>::to_vec),
+        }
+    }
+
+    /// Adding `delta` to the counter at `key`, for [`apply_if`].
+    ///
+    /// ```
+    /// let c = baton_sdk::kv::Bucket::open("tallies").count("81/running", 1);
+    /// assert_eq!(c.delta, 1);
+    /// ```
+    pub fn count(&self, key: &str, delta: i64) -> Count {
+        Count {
+            bucket: self.name.clone(),
+            key: key.to_string(),
+            delta,
+        }
+    }
+
     /// A deletion of `key`, for [`apply`].
     ///
     /// ```
@@ -262,6 +313,60 @@ pub fn apply(writes: Vec<Write>) -> Result<(), HostError> {
         })
         .collect();
     Ok(wit::apply(&ops)?)
+}
+
+/// A compare-and-swap across keys: if every `expect` holds, applies
+/// `writes` and then `counts` together, atomically, and returns the
+/// counters' new values in order; otherwise changes nothing and returns
+/// `None` (read again and retry). Use it to keep a tally or an index in
+/// step with the record it counts, even across a crash.
+///
+/// ```no_run
+/// # fn main() -> Result<(), baton_sdk::HostError> {
+/// use baton_sdk::kv::{self, Bucket};
+/// let (nodes, tally) = (Bucket::open("nodes"), Bucket::open("tally"));
+/// let old = nodes.get("web-1")?;
+/// let moved = kv::apply_if(
+///     vec![nodes.expect("web-1", old.as_deref())],
+///     vec![nodes.write_json("web-1", &"running")?],
+///     vec![tally.count("running", 1), tally.count("ready", -1)],
+/// )?;
+/// if let Some(counts) = moved {
+///     println!("{} running now", counts[0]);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub fn apply_if(
+    expect: Vec<Expect>,
+    writes: Vec<Write>,
+    counts: Vec<Count>,
+) -> Result<Option<Vec<i64>>, HostError> {
+    let expect: Vec<wit::ExpectOp> = expect
+        .into_iter()
+        .map(|e| wit::ExpectOp {
+            bucket: e.bucket,
+            key: e.key,
+            value: e.value,
+        })
+        .collect();
+    let writes: Vec<wit::WriteOp> = writes
+        .into_iter()
+        .map(|w| wit::WriteOp {
+            bucket: w.bucket,
+            key: w.key,
+            value: w.value,
+        })
+        .collect();
+    let counts: Vec<wit::CountOp> = counts
+        .into_iter()
+        .map(|c| wit::CountOp {
+            bucket: c.bucket,
+            key: c.key,
+            delta: c.delta,
+        })
+        .collect();
+    Ok(wit::apply_if(&expect, &writes, &counts)?)
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, HostError> {

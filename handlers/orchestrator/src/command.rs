@@ -9,9 +9,7 @@ use crate::errors::OrchError;
 use crate::groups::{self, MAX_GROUP_NODES};
 use crate::inventory::validate_name;
 use crate::lifecycle;
-use crate::model::{
-    Event, JobRecord, JobState, JobType, NodeRecord, Owner, StatusEntry, count_states,
-};
+use crate::model::{Event, JobRecord, JobState, JobType, NodeRecord, Owner, StatusEntry};
 use crate::options::{self, Target};
 use crate::run::{NODE_RUN, NodeRun, RunConfig};
 use crate::store;
@@ -350,6 +348,7 @@ fn create_job(req: &Request, new: NewJob) -> Reply {
         finished_ms: None,
         final_node_states: None,
         stop_logged: false,
+        indexed: true,
     };
     let nodes: Vec<NodeRecord> = new
         .nodes
@@ -397,7 +396,7 @@ fn create_job(req: &Request, new: NewJob) -> Reply {
         }
     };
     let ids: BTreeMap<String, String> = new.nodes.iter().cloned().zip(ids).collect();
-    store::set_engine_ids(name, &ids)?;
+    crate::tally::set_engine_ids(&job, &ids)?;
     let url = format!("{}/jobs/{name}", req.base_url.trim_end_matches('/'));
     Ok(Response::json(
         202,
@@ -432,11 +431,7 @@ pub fn stop(req: &Request) -> Reply {
     };
     let name = parse_job_name(&raw)?;
     let job = lifecycle::stop(name, body.force)?.ok_or_else(|| lifecycle::unknown_job(&raw))?;
-    let nodes = store::nodes(name)?;
-    let counts = job
-        .final_node_states
-        .clone()
-        .unwrap_or_else(|| count_states(nodes.iter().map(|n| &n.state)));
+    let counts = crate::tally::node_states(&job)?;
     let url = format!("{}/jobs/{name}", req.base_url.trim_end_matches('/'));
     Ok(Response::json(
         202,

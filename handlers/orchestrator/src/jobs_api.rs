@@ -8,9 +8,10 @@
 use crate::command::parse_job_name;
 use crate::errors::OrchError;
 use crate::lifecycle;
-use crate::model::{JobRecord, JobType, NodeRecord, NodeState, count_states};
+use crate::model::{JobRecord, JobType, NodeRecord, NodeState};
 use crate::query::{Paging, number, timestamp};
 use crate::store;
+use crate::tally;
 use baton_sdk::time::now_millis;
 use baton_sdk::{Request, Response};
 use serde_json::{Value, json};
@@ -33,18 +34,11 @@ fn name_param(req: &Request) -> Result<u64, OrchError> {
     parse_job_name(raw)
 }
 
-/// The job named in the path, brought up to date, with its nodes.
-fn load(req: &Request) -> Result<(JobRecord, Vec<NodeRecord>), OrchError> {
+/// The job named in the path, brought up to date.
+fn load(req: &Request) -> Result<JobRecord, OrchError> {
     let name = name_param(req)?;
     let job = store::job(name)?.ok_or_else(|| lifecycle::unknown_job(&name.to_string()))?;
-    let (job, nodes) = lifecycle::reconcile(job)?;
-    Ok((store::with_scope(job)?, nodes))
-}
-
-fn node_states(job: &JobRecord, nodes: &[NodeRecord]) -> BTreeMap<String, u64> {
-    job.final_node_states
-        .clone()
-        .unwrap_or_else(|| count_states(nodes.iter().map(|n| &n.state)))
+    store::with_scope(lifecycle::reconcile(job)?)
 }
 
 /// `GET /jobs`.
@@ -74,11 +68,7 @@ pub fn list(req: &Request) -> Reply {
 
     let mut jobs = Vec::new();
     for job in store::all_jobs()? {
-        let (job, nodes) = if job.state.is_final() {
-            (job, Vec::new())
-        } else {
-            lifecycle::reconcile(job)?
-        };
+        let job = lifecycle::reconcile(job)?;
         let keep = kind.is_none_or(|k| k == job.kind)
             && task
                 .as_ref()
@@ -86,22 +76,22 @@ pub fn list(req: &Request) -> Reply {
             && min_finish.is_none_or(|m| job.finished_ms.is_some_and(|f| f >= m))
             && max_finish.is_none_or(|m| job.finished_ms.is_some_and(|f| f <= m));
         if keep {
-            jobs.push((job, nodes));
+            jobs.push(job);
         }
     }
     // Stored by name already; a stable sort keeps name order within ties.
     match paging.order_by.as_str() {
-        "owner" => jobs.sort_by(|a, b| a.0.owner.login.cmp(&b.0.owner.login)),
-        "timestamp" => jobs.sort_by_key(|j| j.0.changed_ms()),
-        "environment" => jobs.sort_by(|a, b| a.0.environment.cmp(&b.0.environment)),
-        "state" => jobs.sort_by_key(|j| j.0.state.as_str()),
+        "owner" => jobs.sort_by(|a, b| a.owner.login.cmp(&b.owner.login)),
+        "timestamp" => jobs.sort_by_key(|j| j.changed_ms()),
+        "environment" => jobs.sort_by(|a, b| a.environment.cmp(&b.environment)),
+        "state" => jobs.sort_by_key(|j| j.state.as_str()),
         _ => {}
     }
     let (page, total) = paging.page(jobs);
     let now = now_millis();
     let mut items: Vec<Value> = Vec::with_capacity(page.len());
-    for (job, nodes) in page {
-        let counts = node_states(&job, &nodes);
+    for job in page {
+        let counts = tally::node_states(&job)?;
         items.push(store::with_scope(job)?.to_json(base(req), &counts, now));
     }
     Ok(Response::json(
@@ -121,8 +111,8 @@ pub fn list(req: &Request) -> Reply {
 
 /// `GET /jobs/{name}`.
 pub fn get(req: &Request) -> Reply {
-    let (job, nodes) = load(req)?;
-    let body = job.to_json(base(req), &node_states(&job, &nodes), now_millis());
+    let job = load(req)?;
+    let body = job.to_json(base(req), &tally::node_states(&job)?, now_millis());
     Ok(Response::json(200, &body))
 }
 
@@ -132,11 +122,6 @@ fn next_events(req: &Request, name: u64, next: u64) -> Value {
         "id": format!("{}/jobs/{name}/events?start={next}", base(req)),
         "event": next.to_string(),
     })
-}
-
-/// The id after the job's last event.
-fn next_event_id(name: u64) -> Result<u64, OrchError> {
-    Ok(store::all_events(name)?.last().map_or(1, |e| e.id + 1))
 }
 
 /// `GET /jobs/{name}/nodes`.
@@ -162,9 +147,62 @@ pub fn nodes(req: &Request) -> Reply {
             .details(json!({ "field": "state", "value": s }))
         })?),
     };
-    let (job, nodes) = load(req)?;
+    let job = load(req)?;
     let now = now_millis();
-    let mut nodes: Vec<NodeRecord> = nodes
+    let (page, total) = node_page(&job, &paging, state, now)?;
+    let items: Vec<Value> = page.iter().map(|n| n.to_json(now, job.kind)).collect();
+    Ok(Response::json(
+        200,
+        &json!({
+            "next-events": next_events(req, job.name, store::next_event_id(job.name)?),
+            "items": items,
+            "pagination": {
+                "limit": paging.limit,
+                "offset": paging.offset,
+                "total": total,
+            },
+        }),
+    ))
+}
+
+/// One page of `job`'s nodes, optionally only those in `state`, and how
+/// many there are. In name order (the default) an `indexed` job's page
+/// costs its offset and limit in keys, however large the job; any other
+/// order needs every node.
+fn node_page(
+    job: &JobRecord,
+    paging: &Paging,
+    state: Option<NodeState>,
+    now: u64,
+) -> Result<(Vec<NodeRecord>, usize), OrchError> {
+    if job.indexed && paging.order_by == "name" && !paging.desc {
+        let limit = paging.limit.unwrap_or(usize::MAX);
+        let page = match state {
+            None => store::node_range(job.name, paging.offset, limit)?,
+            Some(s) => {
+                let names = tally::listed(
+                    job.name,
+                    s.as_str(),
+                    None,
+                    paging.offset.saturating_add(limit),
+                )?;
+                names
+                    .iter()
+                    .skip(paging.offset)
+                    .filter_map(|n| tally::node(job.name, n).transpose())
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
+        let total = match state {
+            None => job.node_count,
+            Some(s) => tally::node_states(job)?
+                .get(s.as_str())
+                .copied()
+                .unwrap_or(0),
+        };
+        return Ok((page, total as usize));
+    }
+    let mut nodes: Vec<NodeRecord> = store::nodes(job.name)?
         .into_iter()
         .filter(|n| state.is_none_or(|s| s == n.state))
         .collect();
@@ -175,20 +213,7 @@ pub fn nodes(req: &Request) -> Reply {
         "finish_timestamp" => nodes.sort_by_key(|n| n.finish_ms),
         _ => {}
     }
-    let (page, total) = paging.page(nodes);
-    let items: Vec<Value> = page.iter().map(|n| n.to_json(now, job.kind)).collect();
-    Ok(Response::json(
-        200,
-        &json!({
-            "next-events": next_events(req, job.name, next_event_id(job.name)?),
-            "items": items,
-            "pagination": {
-                "limit": paging.limit,
-                "offset": paging.offset,
-                "total": total,
-            },
-        }),
-    ))
+    Ok(paging.page(nodes))
 }
 
 /// `GET /jobs/{name}/events?start=N`: events with id `>= N` in order.
@@ -201,7 +226,7 @@ pub fn events(req: &Request) -> Reply {
         None => MAX_EVENTS,
         Some(v) => (number("limit", &v)?.clamp(1, MAX_EVENTS as usize)) as u32,
     };
-    let (job, _) = load(req)?;
+    let job = load(req)?;
     let events = store::events(job.name, start, limit)?;
     let next = events.last().map_or(start, |e| e.id + 1);
     let items: Vec<Value> = events.iter().map(|e| e.to_json()).collect();
@@ -213,7 +238,8 @@ pub fn events(req: &Request) -> Reply {
 
 /// `GET /jobs/{name}/report`: per node its state, last change and event ids.
 pub fn report(req: &Request) -> Reply {
-    let (job, nodes) = load(req)?;
+    let job = load(req)?;
+    let nodes = store::nodes(job.name)?;
     let mut by_node: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in store::all_events(job.name)? {
         if let Some(n) = e.node {

@@ -18,6 +18,7 @@ mod options;
 mod query;
 mod run;
 mod store;
+mod tally;
 
 use baton_sdk::{Handler, Job, Request, Response, Router};
 use errors::OrchError;

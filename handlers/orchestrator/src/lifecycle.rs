@@ -13,8 +13,9 @@
 //! untouched for [`HEAL_AFTER_MS`].
 
 use crate::errors::OrchError;
-use crate::model::{Event, JobRecord, JobState, NodeRecord, NodeState, RunResult, count_states};
+use crate::model::{Event, JobRecord, JobState, NodeRecord, NodeState, RunResult};
 use crate::store;
+use crate::tally::{self, EngineIds};
 use baton_sdk::jobs;
 use baton_sdk::time::now_millis;
 use serde_json::json;
@@ -30,7 +31,7 @@ pub const HEAL_AFTER_MS: u64 = 60_000;
 /// the node may run.
 pub fn start_node(job: &JobRecord, node: &str, rerun: bool) -> Result<bool, OrchError> {
     let now = now_millis();
-    let started = store::update_node(job.name, node, |n| {
+    let started = tally::update_node(job, node, |n| {
         let again = rerun && n.state == NodeState::Running;
         (n.state == NodeState::Ready || again).then(|| {
             n.state = NodeState::Running;
@@ -40,8 +41,17 @@ pub fn start_node(job: &JobRecord, node: &str, rerun: bool) -> Result<bool, Orch
             again
         })
     })?;
-    let Some((_, Some(again))) = started else {
-        return Ok(false);
+    let again = match &started {
+        Some((_, Some(again))) => *again,
+        Some((record, None)) => {
+            // A later attempt finding the node ended but its end unlogged:
+            // the first attempt died in between (a restart); log it now.
+            if rerun && record.state.is_final() && !record.end_logged {
+                heal_node_event(job, record, now)?;
+            }
+            return Ok(false);
+        }
+        None => return Ok(false),
     };
     let noop = job.options["noop"].as_bool().unwrap_or(false);
     let message = if again {
@@ -92,7 +102,7 @@ pub fn finish_node(
     result: Option<RunResult>,
 ) -> Result<(), OrchError> {
     let now = now_millis();
-    let changed = store::update_node(job.name, node, |n| {
+    let changed = tally::update_node(job, node, |n| {
         (n.state == from).then(|| {
             n.state = state;
             n.finish_ms = Some(now);
@@ -109,29 +119,26 @@ pub fn finish_node(
 }
 
 /// Writes the end event of `record` and marks it logged; the node that
-/// brings the count of logged nodes to the job's size tries to end the job
-/// (so a job of n nodes is scanned once at its end, not n times).
+/// brings the count of logged nodes to the job's size ends the job.
 fn log_node_end(job: &JobRecord, record: &NodeRecord, now: u64) -> Result<(), OrchError> {
     store::append_event(job.name, end_event(record, now))?;
-    let logged = store::update_node(job.name, &record.name, |n| {
-        (!n.end_logged).then(|| n.end_logged = true)
-    })?;
-    if matches!(logged, Some((_, Some(())))) && store::count_logged_end(job.name)? >= job.node_count
+    if let Some(logged) = tally::mark_logged(job, &record.name)?
+        && logged >= job.node_count
     {
-        maybe_finish(job.name)?;
+        maybe_finish(job)?;
     }
     Ok(())
 }
 
-/// Ends job `name` once every node ended and was logged: stopped if a stop
+/// Ends `job` once every node ended and was logged: stopped if a stop
 /// was asked for, failed if a node failed, finished otherwise. Safe to call
 /// at any time, by anyone.
-pub fn maybe_finish(name: u64) -> Result<(), OrchError> {
-    let nodes = store::nodes(name)?;
-    if nodes.iter().any(|n| !(n.state.is_final() && n.end_logged)) {
+pub fn maybe_finish(job: &JobRecord) -> Result<(), OrchError> {
+    let (counts, logged) = tally::counts(job)?;
+    if logged < job.node_count {
         return Ok(());
     }
-    let counts = count_states(nodes.iter().map(|n| &n.state));
+    let name = job.name;
     let failed = counts["failed"];
     let now = now_millis();
     let ended = store::update_job(name, |j| {
@@ -201,11 +208,11 @@ pub fn stop(name: u64, force: bool) -> Result<Option<JobRecord>, OrchError> {
     }
     if !job.state.is_final() {
         let ids = if force {
-            store::engine_ids(name)?
+            Some(EngineIds::of(&job)?)
         } else {
-            Default::default()
+            None
         };
-        for n in store::nodes(name)? {
+        for n in stop_candidates(&job, force)? {
             match n.state {
                 NodeState::Ready => {
                     let msg = format!(
@@ -222,8 +229,8 @@ pub fn stop(name: u64, force: bool) -> Result<Option<JobRecord>, OrchError> {
                     )?;
                 }
                 NodeState::Running if force => {
-                    if let Some(id) = ids.get(&n.name)
-                        && let Err(e) = jobs::cancel(id)
+                    if let Some(id) = ids.as_ref().map(|i| i.get(&n.name)).transpose()?.flatten()
+                        && let Err(e) = jobs::cancel(&id)
                     {
                         baton_sdk::log::warn(&format!(
                             "job {name}: cancelling the run on {} failed: {e}",
@@ -246,9 +253,25 @@ pub fn stop(name: u64, force: bool) -> Result<Option<JobRecord>, OrchError> {
                 _ => {}
             }
         }
-        maybe_finish(name)?;
+        maybe_finish(&job)?;
     }
     store::job(name)
+}
+
+/// The nodes a stop may end: those not started (and with `force` those
+/// running), from the job's lists when it has them.
+fn stop_candidates(job: &JobRecord, force: bool) -> Result<Vec<NodeRecord>, OrchError> {
+    if !job.indexed {
+        return store::nodes(job.name);
+    }
+    let mut names = tally::all_listed(job.name, NodeState::Ready.as_str())?;
+    if force {
+        names.extend(tally::all_listed(job.name, NodeState::Running.as_str())?);
+    }
+    names
+        .iter()
+        .filter_map(|n| tally::node(job.name, n).transpose())
+        .collect()
 }
 
 fn log_stopping(name: u64, now: u64) -> Result<(), OrchError> {
@@ -259,64 +282,46 @@ fn log_stopping(name: u64, now: u64) -> Result<(), OrchError> {
     Ok(())
 }
 
-/// Brings job `job` up to date with the job engine: a node whose engine
-/// job ended without recording its end (the server stopped mid-run, the
-/// run's time limit, a storage failure) ends `failed` (or `skipped` if it
-/// never started); an event its actor died before writing is written.
-/// Returns the job and its nodes as they are afterwards.
-pub fn reconcile(job: JobRecord) -> Result<(JobRecord, Vec<NodeRecord>), OrchError> {
-    let nodes = store::nodes(job.name)?;
+/// Brings `job` up to date with the job engine: a node whose engine job
+/// ended without recording its end (a trap, the run's time limit, a
+/// storage failure) ends `failed` (or `skipped` if it never started); an
+/// event its actor died before writing is written. Returns the job as it
+/// is afterwards.
+///
+/// It looks only at nodes running, at final nodes whose end event is not
+/// logged, and (when nothing runs) at the first nodes waiting to start:
+/// for an `indexed` job a few keys each, however large the job.
+pub fn reconcile(job: JobRecord) -> Result<JobRecord, OrchError> {
     if job.state.is_final() {
-        return Ok((job, nodes));
+        return Ok(job);
     }
     let now = now_millis();
     let stale = |changed_ms: u64| now.saturating_sub(changed_ms) > HEAL_AFTER_MS;
-    let ids = store::engine_ids(job.name)?;
-    let mut changed = false;
+    let ids = EngineIds::of(&job)?;
+    let pending = Pending::of(&job)?;
+    for n in &pending.unlogged {
+        if stale(n.changed_ms) {
+            heal_node_event(&job, n, now)?;
+        }
+    }
+    let mut progressing = false;
+    for n in &pending.running {
+        progressing |= check_run(&job, n, &ids)?;
+    }
     // Nodes waiting to start need a look only when nothing runs, and then
     // only until one is found still queued in the engine (the rest wait
-    // behind it): a read costs a few engine lookups, not one per node.
-    let mut ready_progressing = nodes
-        .iter()
-        .any(|n| n.state == NodeState::Running && !n.end_logged);
-    for n in nodes.iter().filter(|n| !n.end_logged) {
-        if n.state == NodeState::Ready && ready_progressing {
-            continue;
-        }
-        if n.state.is_final() {
-            if stale(n.changed_ms) {
-                heal_node_event(&job, n, now)?;
-                changed = true;
+    // behind it).
+    let mut after: Option<String> = None;
+    while !progressing {
+        let page = pending.ready(&job, after.as_deref(), 50)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.name.clone());
+        for n in &page {
+            if check_run(&job, n, &ids)? {
+                progressing = true;
+                break;
             }
-            continue;
         }
-        let Some(id) = ids.get(&n.name) else { continue };
-        let why = match jobs::get(id)? {
-            None => "its run is no longer known to the job engine".to_string(),
-            Some(i) if !i.state.is_final() => {
-                ready_progressing |= n.state == NodeState::Ready;
-                continue;
-            }
-            Some(i) => match &i.error {
-                Some(e) => format!("its run ended without a result: {e}"),
-                None => format!("its run ended ({:?}) without a result", i.state),
-            },
-        };
-        // Conditional on the state read: a run that recorded its own end
-        // in the meantime keeps it.
-        let to = match n.state {
-            NodeState::Ready => NodeState::Skipped,
-            _ => NodeState::Failed,
-        };
-        finish_node(
-            &job,
-            &n.name,
-            n.state,
-            to,
-            format!("{}: {why}", n.name),
-            None,
-        )?;
-        changed = true;
     }
     if job.state == JobState::Stopping && !job.stop_logged && stale(job.changed_ms()) {
         let written = store::all_events(job.name)?
@@ -328,14 +333,95 @@ pub fn reconcile(job: JobRecord) -> Result<(JobRecord, Vec<NodeRecord>), OrchErr
             log_stopping(job.name, now)?;
         }
     }
-    maybe_finish(job.name)?;
-    let latest = store::job(job.name)?.unwrap_or(job);
-    let nodes = if changed {
-        store::nodes(latest.name)?
-    } else {
-        nodes
+    maybe_finish(&job)?;
+    Ok(store::job(job.name)?.unwrap_or(job))
+}
+
+/// Whether node `n`'s engine job is still queued or running (or cannot be
+/// told: not yet recorded). One that ended without the node recording its
+/// end ends the node: `skipped` if it never started, `failed` otherwise.
+fn check_run(job: &JobRecord, n: &NodeRecord, ids: &EngineIds) -> Result<bool, OrchError> {
+    // Listed as waiting or running, but it ended since: nothing to do.
+    if n.state.is_final() {
+        return Ok(false);
+    }
+    let Some(id) = ids.get(&n.name)? else {
+        return Ok(true);
     };
-    Ok((latest, nodes))
+    let why = match jobs::get(&id)? {
+        None => "its run is no longer known to the job engine".to_string(),
+        Some(i) if !i.state.is_final() => return Ok(true),
+        Some(i) => match &i.error {
+            Some(e) => format!("its run ended without a result: {e}"),
+            None => format!("its run ended ({:?}) without a result", i.state),
+        },
+    };
+    // Conditional on the state read: a run that recorded its own end in
+    // the meantime keeps it.
+    let to = match n.state {
+        NodeState::Ready => NodeState::Skipped,
+        _ => NodeState::Failed,
+    };
+    let msg = format!("{}: {why}", n.name);
+    finish_node(job, &n.name, n.state, to, msg, None)?;
+    Ok(false)
+}
+
+/// The nodes [`reconcile`] looks at: from the job's lists when it has
+/// them, else from one scan of its nodes.
+struct Pending {
+    running: Vec<NodeRecord>,
+    unlogged: Vec<NodeRecord>,
+    /// Every node waiting to start, for a job without lists.
+    scanned_ready: Option<Vec<NodeRecord>>,
+}
+
+impl Pending {
+    fn of(job: &JobRecord) -> Result<Pending, OrchError> {
+        if !job.indexed {
+            let nodes = store::nodes(job.name)?;
+            let pick = |f: &dyn Fn(&NodeRecord) -> bool| -> Vec<NodeRecord> {
+                nodes.iter().filter(|n| f(n)).cloned().collect()
+            };
+            return Ok(Pending {
+                running: pick(&|n| n.state == NodeState::Running),
+                unlogged: pick(&|n| n.state.is_final() && !n.end_logged),
+                scanned_ready: Some(pick(&|n| n.state == NodeState::Ready)),
+            });
+        }
+        let records = |list: &str| -> Result<Vec<NodeRecord>, OrchError> {
+            tally::all_listed(job.name, list)?
+                .iter()
+                .filter_map(|n| tally::node(job.name, n).transpose())
+                .collect()
+        };
+        Ok(Pending {
+            running: records(NodeState::Running.as_str())?,
+            unlogged: records("unlogged")?,
+            scanned_ready: None,
+        })
+    }
+
+    /// Up to `limit` nodes waiting to start, by name, after `after`.
+    fn ready(
+        &self,
+        job: &JobRecord,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<NodeRecord>, OrchError> {
+        if let Some(all) = &self.scanned_ready {
+            return Ok(all
+                .iter()
+                .filter(|n| after.is_none_or(|a| n.name.as_str() > a))
+                .take(limit)
+                .cloned()
+                .collect());
+        }
+        tally::listed(job.name, NodeState::Ready.as_str(), after, limit)?
+            .iter()
+            .filter_map(|n| tally::node(job.name, n).transpose())
+            .collect()
+    }
 }
 
 /// Writes the end event of final node `n` unless it is already in the log.
@@ -351,10 +437,8 @@ fn heal_node_event(job: &JobRecord, n: &NodeRecord, now: u64) -> Result<(), Orch
         .iter()
         .any(|e| e.node.as_deref() == Some(&n.name) && end_kinds.contains(&e.kind.as_str()));
     if written {
-        store::update_node(name, &n.name, |r| {
-            (!r.end_logged).then(|| r.end_logged = true)
-        })?;
-        maybe_finish(name)
+        tally::mark_logged(job, &n.name)?;
+        maybe_finish(job)
     } else {
         log_node_end(job, n, now)
     }

@@ -170,6 +170,11 @@ pub struct JobRecord {
     /// The `job_stopping` event is written (the job may end `stopped`).
     #[serde(default)]
     pub stop_logged: bool,
+    /// Its nodes are tallied and listed by state (see `crate::tally`), so
+    /// reads need not scan them. Jobs created by an earlier version of this
+    /// handler are not, and are read the slow way.
+    #[serde(default)]
+    pub indexed: bool,
 }
 
 impl JobRecord {
@@ -466,6 +471,7 @@ mod tests {
             finished_ms: None,
             final_node_states: None,
             stop_logged: false,
+            indexed: true,
         }
     }
 

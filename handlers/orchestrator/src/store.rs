@@ -7,7 +7,9 @@
 //! `logged-ends` (`<name>` → nodes whose end event is written, a hint),
 //! `job-scopes` (`<name>` → the job's `options.scope`, kept apart so that
 //! the record every node run reads stays small however many nodes the
-//! scope names; [`with_scope`] puts it back for replies). Names
+//! scope names; [`with_scope`] puts it back for replies); and, kept in step
+//! with the node records by [`crate::tally`], `node-tallies`, `node-states`
+//! and `engine-id`. Names
 //! and ids are zero-padded so that keys sort numerically.
 //!
 //! Node runs execute concurrently and a stop request may arrive at any time,
@@ -19,28 +21,30 @@
 
 use crate::errors::OrchError;
 use crate::model::{Event, JobRecord, NodeRecord};
-use baton_sdk::kv::Bucket;
+use baton_sdk::kv::{Bucket, Write};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 
 const SEQ: &str = "seq";
 const JOBS: &str = "jobs";
-const NODES: &str = "job-nodes";
+/// Node records, `<job>/<node>`.
+pub const NODES: &str = "job-nodes";
 const EVENTS: &str = "events";
 const HEADS: &str = "event-heads";
 const ENGINE: &str = "engine-ids";
 const ENDED: &str = "logged-ends";
 const SCOPES: &str = "job-scopes";
 /// Compare-and-swap attempts before giving up on a hot record.
-const MAX_TRIES: usize = 10_000;
+pub const MAX_TRIES: usize = 10_000;
 
 /// The key of job `name`.
 pub fn job_key(name: u64) -> String {
     format!("{name:012}")
 }
 
-fn node_key(job: u64, node: &str) -> String {
+/// The key of node `node` of job `job`.
+pub fn node_key(job: u64, node: &str) -> String {
     format!("{job:012}/{node}")
 }
 
@@ -86,6 +90,30 @@ pub fn nodes(name: u64) -> Result<Vec<NodeRecord>, OrchError> {
         .collect())
 }
 
+/// Up to `limit` nodes of job `name` by node name, after skipping `offset`.
+pub fn node_range(name: u64, offset: usize, limit: usize) -> Result<Vec<NodeRecord>, OrchError> {
+    let bucket = Bucket::open(NODES);
+    let prefix = format!("{name:012}/");
+    let (mut skip, mut out) = (offset, Vec::new());
+    let mut after: Option<String> = None;
+    while out.len() < limit {
+        let page = bucket.scan(&prefix, after.as_deref(), 500)?;
+        let full = page.len() == 500;
+        for (key, bytes) in page {
+            if skip > 0 {
+                skip -= 1;
+            } else if out.len() < limit {
+                out.push(decode(&bucket, &key, &bytes)?);
+            }
+            after = Some(key);
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// Writes a new job (its scope apart) and its nodes in one atomic batch.
 pub fn create(job: &JobRecord, nodes: &[NodeRecord]) -> Result<(), OrchError> {
     let (jobs, node_bucket) = (Bucket::open(JOBS), Bucket::open(NODES));
@@ -97,6 +125,9 @@ pub fn create(job: &JobRecord, nodes: &[NodeRecord]) -> Result<(), OrchError> {
     }
     for n in nodes {
         writes.push(node_bucket.write_json(&node_key(job.name, &n.name), n)?);
+    }
+    if job.indexed {
+        writes.extend(crate::tally::initial_writes(job, nodes));
     }
     baton_sdk::kv::apply(writes)?;
     Ok(())
@@ -113,6 +144,13 @@ pub fn remove(job: &JobRecord, nodes: &[NodeRecord]) -> Result<(), OrchError> {
     ];
     for n in nodes {
         writes.push(node_bucket.write_delete(&node_key(job.name, &n.name)));
+    }
+    if job.indexed {
+        writes.extend(
+            crate::tally::initial_writes(job, nodes)
+                .into_iter()
+                .map(|w| Write { value: None, ..w }),
+        );
     }
     baton_sdk::kv::apply(writes)?;
     Ok(())
@@ -145,15 +183,6 @@ pub fn update_job<R>(
     f: impl FnMut(&mut JobRecord) -> Option<R>,
 ) -> Result<Option<(JobRecord, Option<R>)>, OrchError> {
     update(&Bucket::open(JOBS), &job_key(name), f)
-}
-
-/// Changes node `node` of job `name` with `f`, like [`update_job`].
-pub fn update_node<R>(
-    name: u64,
-    node: &str,
-    f: impl FnMut(&mut NodeRecord) -> Option<R>,
-) -> Result<Option<(NodeRecord, Option<R>)>, OrchError> {
-    update(&Bucket::open(NODES), &node_key(name, node), f)
 }
 
 fn update<T: Serialize + DeserializeOwned, R>(
@@ -232,6 +261,20 @@ pub fn events(name: u64, start: u64, limit: u32) -> Result<Vec<Event>, OrchError
     Ok(out)
 }
 
+/// The id the next event of job `name` gets: one past the head hint,
+/// moved past any event written after it (a few keys, not a scan).
+pub fn next_event_id(name: u64) -> Result<u64, OrchError> {
+    let head: u64 = Bucket::open(HEADS).get_json(&job_key(name))?.unwrap_or(0);
+    let mut next = head + 1;
+    loop {
+        let later = events(name, next, 100)?;
+        match later.last() {
+            Some(e) => next = e.id + 1,
+            None => return Ok(next),
+        }
+    }
+}
+
 /// Every event of job `name`.
 pub fn all_events(name: u64) -> Result<Vec<Event>, OrchError> {
     Ok(Bucket::open(EVENTS)
@@ -241,7 +284,12 @@ pub fn all_events(name: u64) -> Result<Vec<Event>, OrchError> {
         .collect())
 }
 
-fn decode<T: DeserializeOwned>(bucket: &Bucket, key: &str, bytes: &[u8]) -> Result<T, OrchError> {
+/// Decodes stored record `bucket/key`.
+pub fn decode<T: DeserializeOwned>(
+    bucket: &Bucket,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, OrchError> {
     serde_json::from_slice(bytes).map_err(|e| {
         OrchError::new(
             500,
@@ -251,7 +299,8 @@ fn decode<T: DeserializeOwned>(bucket: &Bucket, key: &str, bytes: &[u8]) -> Resu
     })
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, OrchError> {
+/// Encodes a record for storing.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, OrchError> {
     serde_json::to_vec(value)
         .map_err(|e| OrchError::new(500, "internal-error", format!("encoding a record: {e}")))
 }

@@ -2,7 +2,7 @@
 
 use crate::runtime::bindings::{kv, types};
 use crate::runtime::state::HostState;
-use crate::store::{KvStore, StoreError, WriteOp};
+use crate::store::{CountOp, Expect, KvStore, StoreError, WriteOp};
 use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -124,5 +124,42 @@ impl kv::Host for KvState {
             })
             .collect();
         Ok(self.store.apply(&self.namespace, &ops).map_err(wit_error))
+    }
+
+    async fn apply_if(
+        &mut self,
+        expect: Vec<kv::ExpectOp>,
+        writes: Vec<kv::WriteOp>,
+        counts: Vec<kv::CountOp>,
+    ) -> Res<Option<Vec<i64>>> {
+        self.wrote = true;
+        let expect: Vec<Expect> = expect
+            .into_iter()
+            .map(|e| Expect {
+                bucket: e.bucket,
+                key: e.key,
+                value: e.value,
+            })
+            .collect();
+        let writes: Vec<WriteOp> = writes
+            .into_iter()
+            .map(|o| WriteOp {
+                bucket: o.bucket,
+                key: o.key,
+                value: o.value,
+            })
+            .collect();
+        let counts: Vec<CountOp> = counts
+            .into_iter()
+            .map(|c| CountOp {
+                bucket: c.bucket,
+                key: c.key,
+                delta: c.delta,
+            })
+            .collect();
+        Ok(self
+            .store
+            .apply_if(&self.namespace, &expect, &writes, &counts)
+            .map_err(wit_error))
     }
 }

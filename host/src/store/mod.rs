@@ -44,6 +44,29 @@ pub struct WriteOp {
     pub value: Option<Vec<u8>>,
 }
 
+/// A condition of [`KvStore::apply_if`]: `key` holds exactly `value`
+/// (`None` = absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expect {
+    /// The bucket read.
+    pub bucket: String,
+    /// The key read.
+    pub key: String,
+    /// The value it must hold, or `None` for absent.
+    pub value: Option<Vec<u8>>,
+}
+
+/// A counter change of [`KvStore::apply_if`], as [`KvStore::increment`] makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountOp {
+    /// The bucket of the counter.
+    pub bucket: String,
+    /// The counter's key.
+    pub key: String,
+    /// What is added.
+    pub delta: i64,
+}
+
 /// Namespaced key-value storage. Every method is atomic on its own.
 pub trait KvStore: Send + Sync + 'static {
     /// The value at `key`.
@@ -76,6 +99,16 @@ pub trait KvStore: Send + Sync + 'static {
     fn increment(&self, ns: &str, bucket: &str, key: &str, delta: i64) -> Result<i64, StoreError>;
     /// Applies every write or none.
     fn apply(&self, ns: &str, ops: &[WriteOp]) -> Result<(), StoreError>;
+    /// If every `expect` holds, applies `writes` and then `counts`, all
+    /// atomically, and returns the counters' new values in order; if one
+    /// does not hold, changes nothing and returns `None`.
+    fn apply_if(
+        &self,
+        ns: &str,
+        expect: &[Expect],
+        writes: &[WriteOp],
+        counts: &[CountOp],
+    ) -> Result<Option<Vec<i64>>, StoreError>;
     /// Makes every write so far durable (survives `kill -9` and power loss).
     fn flush(&self) -> Result<(), StoreError>;
 }

@@ -4,7 +4,10 @@
 //! `namespace \0 bucket \0 key`, so that a multi-bucket `apply` is one atomic
 //! sled batch and a bucket scan is a prefix scan.
 
-use super::{GroupCommit, KvStore, MAX_SCAN, SledJobStore, StoreError, WriteOp, check_entry};
+use super::{
+    CountOp, Expect, GroupCommit, KvStore, MAX_SCAN, SledJobStore, StoreError, WriteOp, check_entry,
+};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,6 +27,33 @@ impl std::fmt::Debug for SledStore {
 
 fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
+}
+
+/// Why an `apply_if` transaction ended without writing.
+enum NotApplied {
+    /// An expectation did not hold.
+    Unmet,
+    /// A counter could not be changed; the message says why.
+    Invalid(String),
+}
+
+/// The decimal counter in `bytes` (absent = 0).
+fn counter(bytes: Option<&[u8]>, bucket: &str, key: &str) -> Result<i64, StoreError> {
+    match bytes {
+        None => Ok(0),
+        Some(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("`{bucket}/{key}` does not hold a decimal counter"))
+            }),
+    }
+}
+
+fn add(value: i64, delta: i64, bucket: &str, key: &str) -> Result<i64, StoreError> {
+    value.checked_add(delta).ok_or_else(|| {
+        StoreError::Invalid(format!("`{bucket}/{key}` would overflow a 64-bit counter"))
+    })
 }
 
 fn check_ns(ns: &str) -> Result<(), StoreError> {
@@ -188,20 +218,12 @@ impl KvStore for SledStore {
         let k = full_key(ns, bucket, key)?;
         loop {
             let current = self.kv.get(&k).map_err(backend)?;
-            let value = match &current {
-                None => 0,
-                Some(bytes) => std::str::from_utf8(bytes)
-                    .ok()
-                    .and_then(|s| s.parse::<i64>().ok())
-                    .ok_or_else(|| {
-                        StoreError::Invalid(format!(
-                            "`{bucket}/{key}` does not hold a decimal counter"
-                        ))
-                    })?,
-            };
-            let next = value.checked_add(delta).ok_or_else(|| {
-                StoreError::Invalid(format!("`{bucket}/{key}` would overflow a 64-bit counter"))
-            })?;
+            let next = add(
+                counter(current.as_deref(), bucket, key)?,
+                delta,
+                bucket,
+                key,
+            )?;
             let swapped = self
                 .kv
                 .compare_and_swap(&k, current.as_deref(), Some(next.to_string().as_bytes()))
@@ -223,6 +245,61 @@ impl KvStore for SledStore {
             }
         }
         self.kv.apply_batch(batch).map_err(backend)
+    }
+
+    fn apply_if(
+        &self,
+        ns: &str,
+        expect: &[Expect],
+        writes: &[WriteOp],
+        counts: &[CountOp],
+    ) -> Result<Option<Vec<i64>>, StoreError> {
+        let expect = expect
+            .iter()
+            .map(|e| Ok((full_key(ns, &e.bucket, &e.key)?, e.value.as_deref())))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let writes = writes
+            .iter()
+            .map(|w| {
+                check_entry(&w.bucket, &w.key, w.value.as_deref())?;
+                Ok((full_key(ns, &w.bucket, &w.key)?, w.value.as_deref()))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let counts = counts
+            .iter()
+            .map(|c| Ok((full_key(ns, &c.bucket, &c.key)?, c)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let out = self.kv.transaction(|tx| {
+            let invalid = |e: StoreError| {
+                ConflictableTransactionError::Abort(NotApplied::Invalid(e.to_string()))
+            };
+            for (k, value) in &expect {
+                if tx.get(k.as_slice())?.as_deref() != *value {
+                    return Err(ConflictableTransactionError::Abort(NotApplied::Unmet));
+                }
+            }
+            for (k, value) in &writes {
+                match value {
+                    Some(v) => tx.insert(k.as_slice(), *v)?,
+                    None => tx.remove(k.as_slice())?,
+                };
+            }
+            let mut values = Vec::with_capacity(counts.len());
+            for (k, c) in &counts {
+                let current = tx.get(k.as_slice())?;
+                let value = counter(current.as_deref(), &c.bucket, &c.key).map_err(invalid)?;
+                let next = add(value, c.delta, &c.bucket, &c.key).map_err(invalid)?;
+                tx.insert(k.as_slice(), next.to_string().as_bytes())?;
+                values.push(next);
+            }
+            Ok(values)
+        });
+        match out {
+            Ok(values) => Ok(Some(values)),
+            Err(TransactionError::Abort(NotApplied::Unmet)) => Ok(None),
+            Err(TransactionError::Abort(NotApplied::Invalid(m))) => Err(StoreError::Invalid(m)),
+            Err(TransactionError::Storage(e)) => Err(backend(e)),
+        }
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -328,6 +405,80 @@ mod tests {
         let err = s.apply("n", &[op("a", "new", Some(b"1")), op("", "k", Some(b"2"))]);
         assert!(err.is_err());
         assert_eq!(s.get("n", "a", "new").unwrap(), None);
+    }
+
+    #[test]
+    fn apply_if_writes_and_counts_only_when_every_expectation_holds() {
+        let (_d, s) = store();
+        s.set("h", "nodes", "web-1", b"ready").unwrap();
+        let expect = |v: &[u8]| Expect {
+            bucket: "nodes".into(),
+            key: "web-1".into(),
+            value: Some(v.to_vec()),
+        };
+        let writes = [
+            WriteOp {
+                bucket: "nodes".into(),
+                key: "web-1".into(),
+                value: Some(b"running".to_vec()),
+            },
+            WriteOp {
+                bucket: "by-state".into(),
+                key: "ready/web-1".into(),
+                value: None,
+            },
+        ];
+        let counts = |d: i64| {
+            [
+                CountOp {
+                    bucket: "tally".into(),
+                    key: "running".into(),
+                    delta: d,
+                },
+                CountOp {
+                    bucket: "tally".into(),
+                    key: "ready".into(),
+                    delta: -d,
+                },
+            ]
+        };
+        s.set("h", "by-state", "ready/web-1", b"").unwrap();
+        assert_eq!(
+            s.apply_if("h", &[expect(b"ready")], &writes, &counts(1))
+                .unwrap(),
+            Some(vec![1, -1])
+        );
+        assert_eq!(s.get("h", "nodes", "web-1").unwrap().unwrap(), b"running");
+        assert_eq!(s.get("h", "by-state", "ready/web-1").unwrap(), None);
+        // The record moved on: a second swap from `ready` changes nothing.
+        assert_eq!(
+            s.apply_if("h", &[expect(b"ready")], &writes, &counts(1))
+                .unwrap(),
+            None
+        );
+        assert_eq!(s.get("h", "tally", "running").unwrap().unwrap(), b"1");
+        // An expected absence, and a counter that is not one: nothing written.
+        s.set("h", "tally", "bad", b"x").unwrap();
+        let absent = Expect {
+            bucket: "nodes".into(),
+            key: "web-2".into(),
+            value: None,
+        };
+        let bad = CountOp {
+            bucket: "tally".into(),
+            key: "bad".into(),
+            delta: 1,
+        };
+        let overwrite = WriteOp {
+            bucket: "nodes".into(),
+            key: "web-1".into(),
+            value: Some(b"lost".to_vec()),
+        };
+        assert!(matches!(
+            s.apply_if("h", &[absent], &[overwrite], &[bad]),
+            Err(StoreError::Invalid(_))
+        ));
+        assert_eq!(s.get("h", "nodes", "web-1").unwrap().unwrap(), b"running");
     }
 
     #[test]
