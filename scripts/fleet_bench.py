@@ -2,7 +2,7 @@
 """Baton at fleet scale: the deploy curve and concurrent kv writes, each next
 to a baseline measured in the same run.
 
-    scripts/fleet_bench.py [--sizes 100,1000,10000] [--writers 8] [--seconds 10]
+    scripts/fleet_bench.py [--sizes 100,1000,10000] [--writers 8] [--seconds 10] [--skip-kv]
 
 What it does, all on 127.0.0.1 and bounded in time and count:
 1. builds the release `baton`;
@@ -96,10 +96,28 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def rss_kib(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def timed(call):
+    t = time.monotonic()
+    call()
+    return (time.monotonic() - t) * 1000
+
+
 def deploy(baton, n):
+    """One deploy to n nodes: (seconds, state, node states, reads in flight
+    in ms {what: [..]}, resident memory growth in KiB at the peak)."""
     s = Server(baton)
     try:
         nodes = [f"node{i:05d}.example.com" for i in range(n)]
+        idle = rss_kib(s.proc.pid)
+        reads = {"job": [], "nodes page": [], "events page": []}
         t0 = time.monotonic()
         job = s.call(
             "POST",
@@ -114,11 +132,23 @@ def deploy(baton, n):
             # figure is the server's own: the deploy request's time plus
             # the job's `duration` (its start to its last node's end).
             time.sleep(1)
-            j = s.call("GET", f"/orchestrator/v1/jobs/{name}")
+            got = {}
+            ms = timed(lambda: got.update(j=s.call("GET", f"/orchestrator/v1/jobs/{name}")))
+            j = got["j"]
             if j["state"] in ("finished", "failed", "stopped"):
                 took = accepted + float(j["duration"])
                 states = j.get("node_states", {})
-                return took, j["state"], states
+                peak = rss_kib(s.proc.pid, "VmHWM") - idle
+                return took, j["state"], states, reads, peak
+            # Reads of the job in flight, each timed on its own.
+            reads["job"].append(ms)
+            base = f"/orchestrator/v1/jobs/{name}"
+            reads["nodes page"].append(
+                timed(lambda: s.call("GET", f"{base}/nodes?limit=10&offset={n // 2}"))
+            )
+            reads["events page"].append(
+                timed(lambda: s.call("GET", f"{base}/events?start={n}&limit=10"))
+            )
         sys.exit(f"the {n}-node deploy did not end in 600 s")
     finally:
         s.stop()
@@ -163,6 +193,7 @@ def main():
     ap.add_argument("--writers", type=int, default=8)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--skip-kv", action="store_true", help="only the deploy curve")
     a = ap.parse_args()
     if not a.skip_build:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "baton"], cwd=ROOT, check=True)
@@ -170,21 +201,30 @@ def main():
     conc = max_running_jobs(shipped_handler("orchestrator"))
 
     print(f"## deploy curve (stand-in agent command, concurrency {conc})")
-    print("| nodes | deploy | per node | `sh -c true` floor | deploy / floor | state |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| nodes | deploy | per node | `sh -c true` floor | deploy / floor | state "
+        "| reads in flight, median / max ms: job, nodes page, events page "
+        "| peak memory growth (per node) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     results = {}
     for n in [int(x) for x in a.sizes.split(",")]:
-        took, state, states = deploy(baton, n)
+        took, state, states, reads, peak = deploy(baton, n)
         floor = spawn_floor(n, conc)
         results[n] = took
+        med = lambda xs: f"{sorted(xs)[len(xs) // 2]:.1f} / {max(xs):.1f}" if xs else "-"
+        read_cols = ", ".join(med(reads[k]) for k in ("job", "nodes page", "events page"))
         print(
             f"| {n} | {took:.2f} s | {took / n * 1000:.2f} ms | {floor:.2f} s | "
-            f"{took / floor:.2f}× | {state} {json.dumps(states, sort_keys=True)} |",
+            f"{took / floor:.2f}× | {state} {json.dumps(states, sort_keys=True)} "
+            f"| {read_cols} | {peak / 1024:.1f} MiB ({peak * 1024 / n:.0f} B) |",
             flush=True,
         )
     if 1000 in results and 10000 in results:
         print(f"\nduration(10,000) / duration(1,000) = {results[10000] / results[1000]:.2f}")
 
+    if a.skip_kv:
+        return
     if shutil.which("hey") is None:
         sys.exit("kv writes need `hey` (apt-get install hey)")
     print(f"\n## kv writes: {a.writers} concurrent clients, {a.seconds} s each")

@@ -372,3 +372,76 @@ fn a_run_interrupted_by_a_crash_runs_again_and_the_job_finishes() {
     assert_eq!(next, "2");
     assert_eq!(wait_final(&server, &next)["state"], "finished");
 }
+
+/// Rewrites job `name` in the stopped server's data directory the way the
+/// handler before `crate::tally` stored it: no `indexed` flag, no tallies,
+/// lists or per-node engine ids, one map of engine ids.
+fn make_job_unindexed(data: &std::path::Path, name: &str) {
+    let db = sled::open(data.join("db")).unwrap();
+    let kv = db.open_tree("kv").unwrap();
+    let key = |bucket: &str, k: &str| format!("orchestrator\0{bucket}\0{k}").into_bytes();
+    let padded = format!("{:012}", name.parse::<u64>().unwrap());
+    let mut record: Value =
+        serde_json::from_slice(&kv.get(key("jobs", &padded)).unwrap().unwrap()).unwrap();
+    assert_eq!(record["indexed"], true, "{record}");
+    record.as_object_mut().unwrap().remove("indexed");
+    kv.insert(key("jobs", &padded), serde_json::to_vec(&record).unwrap())
+        .unwrap();
+    let mut ids = serde_json::Map::new();
+    for bucket in ["node-tallies", "node-states", "engine-id"] {
+        let prefix = key(bucket, &format!("{padded}/"));
+        for item in kv.scan_prefix(&prefix) {
+            let (k, v) = item.unwrap();
+            if bucket == "engine-id" {
+                let node = String::from_utf8(k[prefix.len()..].to_vec()).unwrap();
+                ids.insert(node, Value::String(String::from_utf8(v.to_vec()).unwrap()));
+            }
+            kv.remove(k).unwrap();
+        }
+    }
+    assert_eq!(ids.len(), 3, "engine ids of the job's nodes");
+    kv.insert(
+        key("engine-ids", &padded),
+        serde_json::to_vec(&ids).unwrap(),
+    )
+    .unwrap();
+    db.flush().unwrap();
+}
+
+#[test]
+fn a_job_stored_by_the_earlier_handler_still_runs_and_reads_right() {
+    // A job in flight when the handler is upgraded was stored without
+    // per-state tallies; it is changed and read the earlier way.
+    let dir = tempfile::tempdir().unwrap();
+    let (gate, log) = (dir.path().join("gate"), dir.path().join("runs.log"));
+    let manifest = manifest_with_agent(&gated_agent(&gate, &log));
+    let server = Server::start(dir.path(), &manifest);
+    let name = deploy(
+        &server,
+        json!({"environment": "production", "concurrency": 1,
+               "scope": {"nodes": ["n1", "n2", "n3"]}}),
+    );
+    wait_running(&server, &name, 1);
+    server.kill9();
+    make_job_unindexed(&dir.path().join("data"), &name);
+
+    let server = Server::start(dir.path(), &manifest);
+    let j = job(&server, &name);
+    let counts = j["node_states"].as_object().unwrap();
+    assert_eq!(
+        counts.values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+        3,
+        "{j}"
+    );
+    std::fs::write(&gate, "").unwrap();
+    let j = wait_final(&server, &name);
+    assert_eq!(j["state"], "finished", "{j}");
+    assert_eq!(j["node_states"]["finished"], 3, "{j}");
+    let page = server.get_json(&format!(
+        "/orchestrator/v1/jobs/{name}/nodes?state=finished&limit=1&offset=1"
+    ));
+    assert_eq!(page["items"][0]["name"], "n2", "{page}");
+    assert_eq!(page["pagination"]["total"], 3, "{page}");
+    let evs = events(&server, &name);
+    assert_eq!(evs.last().unwrap()["type"], "job_finished", "{evs:#?}");
+}

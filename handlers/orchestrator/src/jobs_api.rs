@@ -34,11 +34,12 @@ fn name_param(req: &Request) -> Result<u64, OrchError> {
     parse_job_name(raw)
 }
 
-/// The job named in the path, brought up to date.
+/// The job named in the path, brought up to date (without its scope,
+/// which only the job's own reply shows: see [`store::with_scope`]).
 fn load(req: &Request) -> Result<JobRecord, OrchError> {
     let name = name_param(req)?;
     let job = store::job(name)?.ok_or_else(|| lifecycle::unknown_job(&name.to_string()))?;
-    store::with_scope(lifecycle::reconcile(job)?)
+    lifecycle::reconcile(job)
 }
 
 /// `GET /jobs`.
@@ -111,7 +112,7 @@ pub fn list(req: &Request) -> Reply {
 
 /// `GET /jobs/{name}`.
 pub fn get(req: &Request) -> Reply {
-    let job = load(req)?;
+    let job = store::with_scope(load(req)?)?;
     let body = job.to_json(base(req), &tally::node_states(&job)?, now_millis());
     Ok(Response::json(200, &body))
 }
@@ -177,15 +178,14 @@ fn node_page(
 ) -> Result<(Vec<NodeRecord>, usize), OrchError> {
     if job.indexed && paging.order_by == "name" && !paging.desc {
         let limit = paging.limit.unwrap_or(usize::MAX);
-        let page = match state {
-            None => store::node_range(job.name, paging.offset, limit)?,
-            Some(s) => {
-                let names = tally::listed(
-                    job.name,
-                    s.as_str(),
-                    None,
-                    paging.offset.saturating_add(limit),
-                )?;
+        // Skipping over the list's keys is cheap; a whole listing reads
+        // the records in order instead of one by one.
+        let page = match (state, paging.limit) {
+            (None, None) => store::node_range(job.name, paging.offset, usize::MAX)?,
+            _ => {
+                let list = state.map_or(tally::ALL, |s| s.as_str());
+                let names =
+                    tally::listed(job.name, list, None, paging.offset.saturating_add(limit))?;
                 names
                     .iter()
                     .skip(paging.offset)

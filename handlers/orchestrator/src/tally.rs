@@ -6,7 +6,7 @@
 //! swapped only if it is still what was read, and in the same atomic write
 //! its entry in `node-states` moves (`<job>/<state>/<node>`, plus
 //! `<job>/unlogged/<node>` while a final node's end event is not yet
-//! written) and the counters in `node-tallies` follow (`<job>/<state>`, and
+//! written; `<job>/all/<node>` lists every node) and the counters in `node-tallies` follow (`<job>/<state>`, and
 //! `<job>/logged` for nodes whose end is logged). A crash can therefore
 //! never leave a tally out of step with the records: a read of a running
 //! job costs a few keys, not a scan of every node, and the last node's end
@@ -28,6 +28,9 @@ const LISTS: &str = "node-states";
 const ENGINE_ID: &str = "engine-id";
 /// The list of final nodes whose end event is not yet written.
 const UNLOGGED: &str = "unlogged";
+/// The list of every node of the job (its keys cost little to skip over,
+/// unlike the node records, when a page starts at a large offset).
+pub const ALL: &str = "all";
 /// The counter of nodes whose end event is written.
 const LOGGED: &str = "logged";
 
@@ -51,12 +54,15 @@ fn unlogged(n: &NodeRecord) -> bool {
     n.state.is_final() && !n.end_logged
 }
 
-/// The writes that list a new job's nodes (all `ready`) and set its tallies.
+/// The writes that list a new job's nodes (all `ready`, and in the list
+/// of every node, [`ALL`]) and set its tallies.
 pub fn initial_writes(job: &JobRecord, nodes: &[NodeRecord]) -> Vec<Write> {
-    let mut writes = Vec::with_capacity(nodes.len() + 1);
+    let mut writes = Vec::with_capacity(2 * nodes.len() + 1);
     for n in nodes {
-        let key = format!("{}{}", list_prefix(job.name, n.state.as_str()), n.name);
-        writes.push(raw(LISTS, key, Some(Vec::new())));
+        for list in [n.state.as_str(), ALL] {
+            let key = format!("{}{}", list_prefix(job.name, list), n.name);
+            writes.push(raw(LISTS, key, Some(Vec::new())));
+        }
     }
     let ready = nodes.iter().filter(|n| n.state == NodeState::Ready).count();
     writes.push(raw(
@@ -205,8 +211,8 @@ pub fn node_states(job: &JobRecord) -> Result<BTreeMap<String, u64>, OrchError> 
     }
 }
 
-/// Names of the nodes of `indexed` job `job` in `list` (a state's name or
-/// `unlogged`), in name order, strictly after `after`, at most `limit`.
+/// Names of the nodes of `indexed` job `job` in `list` (a state's name,
+/// `unlogged` or [`ALL`]), in name order, strictly after `after`, at most `limit`.
 pub fn listed(
     job: u64,
     list: &str,
