@@ -304,15 +304,7 @@ impl Bucket {
 /// # }
 /// ```
 pub fn apply(writes: Vec<Write>) -> Result<(), HostError> {
-    let ops: Vec<wit::WriteOp> = writes
-        .into_iter()
-        .map(|w| wit::WriteOp {
-            bucket: w.bucket,
-            key: w.key,
-            value: w.value,
-        })
-        .collect();
-    Ok(wit::apply(&ops)?)
+    Ok(wit::apply(&wit_writes(writes))?)
 }
 
 /// A compare-and-swap across keys: if every `expect` holds, applies
@@ -350,14 +342,7 @@ pub fn apply_if(
             value: e.value,
         })
         .collect();
-    let writes: Vec<wit::WriteOp> = writes
-        .into_iter()
-        .map(|w| wit::WriteOp {
-            bucket: w.bucket,
-            key: w.key,
-            value: w.value,
-        })
-        .collect();
+    let writes = wit_writes(writes);
     let counts: Vec<wit::CountOp> = counts
         .into_iter()
         .map(|c| wit::CountOp {
@@ -367,6 +352,18 @@ pub fn apply_if(
         })
         .collect();
     Ok(wit::apply_if(&expect, &writes, &counts)?)
+}
+
+/// The host's form of a batch's writes.
+fn wit_writes(writes: Vec<Write>) -> Vec<wit::WriteOp> {
+    writes
+        .into_iter()
+        .map(|w| wit::WriteOp {
+            bucket: w.bucket,
+            key: w.key,
+            value: w.value,
+        })
+        .collect()
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, HostError> {

@@ -42,6 +42,17 @@ fn wit_error(e: StoreError) -> types::Error {
     }
 }
 
+/// The store's form of a batch's writes.
+fn store_writes(ops: Vec<kv::WriteOp>) -> Vec<WriteOp> {
+    ops.into_iter()
+        .map(|o| WriteOp {
+            bucket: o.bucket,
+            key: o.key,
+            value: o.value,
+        })
+        .collect()
+}
+
 impl kv::Host for KvState {
     async fn get(&mut self, bucket: String, key: String) -> Res<Option<Vec<u8>>> {
         Ok(self
@@ -115,14 +126,7 @@ impl kv::Host for KvState {
 
     async fn apply(&mut self, ops: Vec<kv::WriteOp>) -> Res<()> {
         self.wrote = true;
-        let ops: Vec<WriteOp> = ops
-            .into_iter()
-            .map(|o| WriteOp {
-                bucket: o.bucket,
-                key: o.key,
-                value: o.value,
-            })
-            .collect();
+        let ops = store_writes(ops);
         Ok(self.store.apply(&self.namespace, &ops).map_err(wit_error))
     }
 
@@ -141,14 +145,7 @@ impl kv::Host for KvState {
                 value: e.value,
             })
             .collect();
-        let writes: Vec<WriteOp> = writes
-            .into_iter()
-            .map(|o| WriteOp {
-                bucket: o.bucket,
-                key: o.key,
-                value: o.value,
-            })
-            .collect();
+        let writes = store_writes(writes);
         let counts: Vec<CountOp> = counts
             .into_iter()
             .map(|c| CountOp {
