@@ -8,11 +8,23 @@
 //! after the response's END_STREAM, so the stream is reset with NO_ERROR,
 //! which RFC 9113 §8.1 allows after a complete response; on HTTP/1.1 the
 //! connection's lingering close lets the client read the reply.
+//!
+//! Once the response has ended, what is left of the request body is read
+//! and discarded (at most [`DRAIN_MAX_BYTES`], for at most [`DRAIN_MAX`]):
+//! clients that fail an upload the server stops reading even after a
+//! complete reply (curl before 8.x reports exit 92) finish a moderate
+//! upload and succeed; a larger one is then reset with NO_ERROR.
 
 use axum::body::{Body, Bytes, HttpBody};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// Most bytes of an unread request body discarded after the response.
+const DRAIN_MAX_BYTES: usize = 8 << 20;
+/// Longest the discarding lasts.
+const DRAIN_MAX: Duration = Duration::from_secs(5);
 
 /// The request body, shared by the request and (through
 /// [`release_after`]) the response.
@@ -31,7 +43,7 @@ pub fn release_after(resp: axum::response::Response, held: Held) -> axum::respon
     resp.map(|body| {
         Body::new(Holding {
             body,
-            _request: held,
+            request: held,
         })
     })
 }
@@ -66,7 +78,33 @@ impl HttpBody for Shared {
 /// A response body that holds the request body until it is dropped.
 struct Holding {
     body: Body,
-    _request: Held,
+    request: Held,
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        let request = Shared(self.request.clone());
+        if request.is_end_stream() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            use http_body_util::BodyExt;
+            let mut request = request;
+            let mut read = 0;
+            let drain = async {
+                while read < DRAIN_MAX_BYTES {
+                    match request.frame().await {
+                        Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+                        _ => break,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_MAX, drain).await;
+        });
+    }
 }
 
 impl HttpBody for Holding {
