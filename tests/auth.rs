@@ -716,3 +716,234 @@ fn first_start_writes_a_random_admin_password_readable_only_by_its_owner() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+/// `n` Basic-authenticated admin requests at once, from threads; their statuses.
+fn concurrent_basic(server: &Server, n: usize, user: impl Fn(usize) -> String) -> Vec<u16> {
+    let url = server.url("/admin/v1/users");
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let (client, url, user) = (server.anonymous(), url.clone(), user(i));
+            std::thread::spawn(move || {
+                client
+                    .get(&url)
+                    .basic_auth(user, Some("wrong-password"))
+                    .send()
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+#[test]
+fn of_sixty_simultaneous_wrong_passwords_only_the_limit_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = "[auth]\nlogin_max_failures = 5\nlogin_max_failures_per_address = 1000\n";
+    let server = Server::start(dir.path(), &manifest(auth));
+    server.put_user(
+        "ann",
+        json!({"password": "ann-password", "roles": ["viewer"]}),
+    );
+    let statuses = concurrent_basic(&server, 60, |_| "ann".into());
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, limited), (5, 55), "{statuses:?}");
+}
+
+#[test]
+fn simultaneous_logins_are_hashed_a_bounded_number_at_a_time_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth =
+        "[auth]\nmax_concurrent_password_checks = 2\nlogin_max_failures_per_address = 1000\n";
+    let server = Server::start(dir.path(), &manifest(auth));
+    // Warm: the first checks allocate the (two) reused argon2 buffers.
+    assert_eq!(
+        concurrent_basic(&server, 2, |i| format!("warm{i}")),
+        [401, 401]
+    );
+    let before = server.rss_kib();
+    // 40 unknown users at once (each checked against the dummy hash, 19 MiB
+    // of argon2 memory a check): before the bound, this added ~700 MB.
+    let statuses = concurrent_basic(&server, 40, |i| format!("user{i}"));
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    let grown_mib = server.rss_kib().saturating_sub(before) / 1024;
+    assert!(grown_mib < 100, "resident memory grew by {grown_mib} MiB");
+    assert_eq!(server.get_status("/admin/v1/healthz"), 200);
+}
+
+/// A token for `user` from the admin API (bound to the user as it is now).
+fn admin_api_token(server: &Server, user: &str) -> String {
+    let resp = server
+        .client()
+        .post(server.url("/admin/v1/tokens"))
+        .json(&json!({"user": user}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json::<Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn tokens_are_bound_to_the_user_not_the_name_and_die_with_a_password_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &manifest(ORCHESTRATOR));
+    let status = |token: &str| {
+        server
+            .client_with_token(token)
+            .get(server.url("/orchestrator/v1/inventory"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    server.put_user(
+        "ann",
+        json!({"password": "ann-password", "roles": ["viewer"]}),
+    );
+    let old = admin_api_token(&server, "ann");
+    assert_eq!(status(&old), 200);
+    let resp = server
+        .client()
+        .delete(server.url("/admin/v1/users/ann"))
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success());
+    assert_eq!(status(&old), 401);
+    // A new user of the same name (with more roles) is someone else.
+    server.put_user(
+        "ann",
+        json!({"password": "new-password", "roles": ["admin"]}),
+    );
+    assert_eq!(status(&old), 401, "the deleted user's token works again");
+    let fresh = admin_api_token(&server, "ann");
+    assert_eq!(status(&fresh), 200);
+    // A role change keeps tokens; a password change revokes them.
+    server.put_user("ann", json!({"roles": ["viewer"]}));
+    assert_eq!(status(&fresh), 200);
+    server.put_user("ann", json!({"password": "third-password"}));
+    assert_eq!(
+        status(&fresh),
+        401,
+        "a token from before the password change"
+    );
+    assert_eq!(status(&admin_api_token(&server, "ann")), 200);
+}
+
+#[test]
+fn a_totp_code_is_accepted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &probe_manifest(true, ""));
+    let out = server.put_user(
+        "mfa",
+        json!({"password": "mfa-password", "roles": ["viewer"], "totp": "enroll"}),
+    );
+    let secret = out["totp"]["secret"].as_str().unwrap().to_string();
+    let totp = totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        totp_rs::Secret::Encoded(secret).to_bytes().unwrap(),
+        None,
+        "mfa".into(),
+    )
+    .unwrap();
+    let login = |code: &str| {
+        server
+            .anonymous()
+            .post(server.url("/probe/login"))
+            .json(&json!({"username": "mfa", "password": "mfa-password", "mfa_code": code}))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // Once a code is used, it and every earlier step's code are refused.
+    let now = now();
+    let code = totp.generate(now);
+    assert_eq!(login(&code), 200);
+    assert_eq!(
+        login(&code),
+        401,
+        "the same code a second time (RFC 6238 §5.2)"
+    );
+    assert_eq!(
+        login(&totp.generate(now - 30)),
+        401,
+        "an earlier step's code"
+    );
+    // Remembered durably: still refused after a restart.
+    drop(server);
+    let server = Server::start(dir.path(), &probe_manifest(true, ""));
+    let status = server
+        .anonymous()
+        .post(server.url("/probe/login"))
+        .json(&json!({"username": "mfa", "password": "mfa-password", "mfa_code": code}))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+}
+
+/// The status line of the reply read from `stream` (`None` if the server
+/// sent nothing before closing or within the read timeout).
+fn status_line(stream: &mut impl std::io::Read) -> Option<String> {
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+        }
+        if reply.windows(2).any(|w| w == b"\r\n") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    text.lines().next().map(str::to_string)
+}
+
+#[test]
+fn admin_routes_authenticate_before_reading_the_body_and_refuse_oversize_bodies_with_413() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &manifest(""));
+    let addr = server.base.trim_start_matches("http://").to_string();
+    // An anonymous 60 MB upload: refused on its head, before the body is
+    // sent (before, the server waited for the 60 MB and buffered them).
+    for path in ["/admin/v1/handlers/x?mount=/x", "/admin/v1/users/x"] {
+        let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            tcp,
+            "PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 60000000\r\n\r\n"
+        )
+        .unwrap();
+        tcp.write_all(&[0u8; 1024]).unwrap();
+        let line = status_line(&mut tcp);
+        assert_eq!(line.as_deref(), Some("HTTP/1.1 401 Unauthorized"), "{path}");
+    }
+    // With a token, a body past the limit is a 413 in the admin shape that
+    // the client reads whole (before, the connection was reset under it).
+    for (method, path, size) in [
+        (reqwest::Method::PUT, "/admin/v1/users/bob", 1 << 20),
+        (reqwest::Method::POST, "/admin/v1/tokens", 200_000),
+    ] {
+        let resp = server
+            .client()
+            .request(method, server.url(path))
+            .body(vec![b' '; size])
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 413, "{path}");
+        let body: Value = resp.json().unwrap();
+        assert_eq!(body["error"]["kind"], "payload-too-large", "{body}");
+    }
+    assert_eq!(server.get_status("/admin/v1/healthz"), 200);
+}

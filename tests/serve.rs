@@ -200,3 +200,184 @@ fn a_bad_manifest_is_refused_naming_file_and_key() {
     assert!(err.contains("bad.toml"), "{err}");
     assert!(err.contains("memory_mib"), "{err}");
 }
+
+/// A listener with the given connection settings, serving the admin API.
+fn listener_with(settings: &str) -> String {
+    format!("[[listener]]\naddress = \"127.0.0.1:0\"\n{settings}\n")
+}
+
+/// What the server does next on `tcp`: `Closed` (EOF or reset), `Reply`
+/// (the first line), or `Silent` (nothing before the read timeout).
+#[derive(Debug, PartialEq)]
+enum Next {
+    Closed,
+    Reply(String),
+    Silent,
+}
+
+fn next(tcp: &mut std::net::TcpStream) -> Next {
+    use std::io::Read;
+    let mut buf = [0u8; 1024];
+    match tcp.read(&mut buf) {
+        Ok(0) => Next::Closed,
+        Ok(n) => Next::Reply(
+            String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Next::Silent
+        }
+        Err(_) => Next::Closed,
+    }
+}
+
+fn connect(base: &str, read_timeout: std::time::Duration) -> std::net::TcpStream {
+    let tcp = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    tcp.set_read_timeout(Some(read_timeout)).unwrap();
+    tcp
+}
+
+#[test]
+fn half_sent_heads_and_silent_connections_are_closed() {
+    use std::io::Write;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &listener_with("header_read_timeout_ms = 300\nidle_timeout_ms = 600"),
+    );
+    // Bounded waits: before the timeouts, each of these stayed open forever.
+    let patience = Duration::from_secs(30);
+    let mut half = connect(&server.base, patience);
+    half.write_all(b"GET /admin/v1/healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    assert_eq!(next(&mut half), Next::Closed, "a half-sent head");
+    let mut silent = connect(&server.base, patience);
+    assert_eq!(
+        next(&mut silent),
+        Next::Closed,
+        "a connection that sends nothing"
+    );
+    // A kept-alive connection is served, then closed once idle.
+    let mut kept = connect(&server.base, patience);
+    kept.write_all(b"GET /admin/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(next(&mut kept), Next::Reply("HTTP/1.1 200 OK".into()));
+    assert_eq!(
+        next(&mut kept),
+        Next::Closed,
+        "an idle kept-alive connection"
+    );
+    // HTTP/2 (prior knowledge): the preface, then silence.
+    let mut h2 = connect(&server.base, patience);
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    loop {
+        match next(&mut h2) {
+            Next::Reply(_) => continue, // SETTINGS and the like
+            other => {
+                assert_eq!(other, Next::Closed, "an idle HTTP/2 connection");
+                break;
+            }
+        }
+    }
+    assert_eq!(server.get_status("/admin/v1/healthz"), 200);
+}
+
+#[test]
+fn a_listener_serves_at_most_max_connections_at_once() {
+    use std::io::Write;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &listener_with("max_connections = 2"));
+    let open: Vec<_> = (0..2)
+        .map(|_| connect(&server.base, Duration::from_secs(30)))
+        .collect();
+    // Make sure both were accepted (each answers a request).
+    for mut tcp in open.iter().map(|t| t.try_clone().unwrap()) {
+        tcp.write_all(b"GET /admin/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(next(&mut tcp), Next::Reply("HTTP/1.1 200 OK".into()));
+    }
+    let mut third = connect(&server.base, Duration::from_secs(1));
+    third
+        .write_all(b"GET /admin/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        next(&mut third),
+        Next::Silent,
+        "a third connection was served"
+    );
+    drop(open);
+    third
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(next(&mut third), Next::Reply("HTTP/1.1 200 OK".into()));
+}
+
+/// PUT `path` over HTTP/2 (prior knowledge) declaring `declared` bytes and
+/// sending 16 KiB of them; the reply's status and its whole body.
+fn h2_put_partial(base: &str, path: &str, token: Option<&str>, declared: usize) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = base.trim_start_matches("http://").to_string();
+    let path = path.to_string();
+    let token = token.map(str::to_string);
+    rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(conn);
+        let mut client = client.ready().await.unwrap();
+        let mut req = axum::http::Request::put(format!("http://x{path}"))
+            .header("content-length", declared.to_string());
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let (resp, mut send) = client.send_request(req.body(()).unwrap(), false).unwrap();
+        send.send_data(bytes::Bytes::from(vec![b' '; 16 * 1024]), false)
+            .unwrap();
+        let resp = resp.await.expect("the response head");
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.expect("the whole response body, not a reset");
+            let _ = body.flow_control().release_capacity(chunk.len());
+            bytes.extend_from_slice(&chunk);
+        }
+        // The server is done with the stream; it says so with NO_ERROR,
+        // not an error code (RFC 9113 §8.1).
+        let reason = std::future::poll_fn(|cx| send.poll_reset(cx)).await;
+        assert_eq!(reason.unwrap(), h2::Reason::NO_ERROR);
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    })
+}
+
+#[test]
+fn http2_clients_read_the_whole_refusal_of_an_unread_admin_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &listener_with(""));
+    let token = server.admin_token();
+    for (token, want, kind) in [
+        (Some(token.as_str()), 413, "payload-too-large"),
+        (None, 401, "not-authenticated"),
+    ] {
+        let (status, body) = h2_put_partial(&server.base, "/admin/v1/users/bob", token, 1 << 20);
+        assert_eq!(status, want, "{body}");
+        assert_eq!(body["error"]["kind"], kind, "{body}");
+    }
+    assert_eq!(server.get_status("/admin/v1/healthz"), 200);
+}

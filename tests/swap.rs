@@ -413,3 +413,134 @@ fn a_wasip1_core_module_is_adapted_into_a_component() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(version(&server), "v1");
 }
+
+/// The unsigned LEB128 encoding of `v`.
+fn leb128(mut v: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return out;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// A component holding a component holding … `depth` levels deep (12
+/// bytes a level), written outside-in without copying.
+fn nested_component(depth: usize) -> Vec<u8> {
+    const PREAMBLE: &[u8] = b"\0asm\x0d\0\x01\0";
+    let mut sizes = vec![PREAMBLE.len(); depth + 1];
+    for k in (0..depth).rev() {
+        sizes[k] = PREAMBLE.len() + 1 + leb128(sizes[k + 1]).len() + sizes[k + 1];
+    }
+    let mut out = Vec::with_capacity(sizes[0]);
+    for size in &sizes[1..] {
+        out.extend_from_slice(PREAMBLE);
+        out.push(4); // a component section
+        out.extend(leb128(*size));
+    }
+    out.extend_from_slice(PREAMBLE);
+    out
+}
+
+/// A core module of `n` empty functions (4 bytes each).
+fn module_of_empty_functions(n: usize) -> Vec<u8> {
+    let mut m = b"\0asm\x01\0\0\0".to_vec();
+    let mut section = |id: u8, body: Vec<u8>| {
+        m.push(id);
+        m.extend(leb128(body.len()));
+        m.extend(body);
+    };
+    section(1, vec![1, 0x60, 0, 0]);
+    let mut funcs = leb128(n);
+    funcs.resize(funcs.len() + n, 0);
+    section(3, funcs);
+    let mut code = leb128(n);
+    for _ in 0..n {
+        code.extend([2, 0, 0x0b]);
+    }
+    section(10, code);
+    m
+}
+
+#[test]
+fn hostile_components_are_refused_before_compilation_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = greeter(dir.path());
+    let server = Server::start(dir.path(), &m);
+    // Before the limits, 5,000 levels took 870 MB to refuse and 100,000
+    // took all the machine had; 200,001 empty functions took 54 s and
+    // 1.7 GB. Now each is refused by a streaming pass before wasmtime.
+    for (bytes, says) in [
+        (nested_component(5_000), "max_nesting"),
+        (nested_component(100_000), "max_nesting"),
+        (module_of_empty_functions(200_001), "max_functions"),
+    ] {
+        for path in [
+            "/admin/v1/handlers/greeter",
+            "/admin/v1/handlers/hostile?mount=/hostile",
+        ] {
+            let resp = server
+                .client()
+                .put(server.url(path))
+                .body(bytes.clone())
+                .send()
+                .unwrap();
+            assert_eq!(resp.status(), 422, "{path}");
+            let body: Value = resp.json().unwrap();
+            assert_eq!(body["error"]["kind"], "component-rejected");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains(says), "{message}");
+            assert!(message.contains("before it was compiled"), "{message}");
+        }
+        assert_eq!(version(&server), "v1");
+    }
+    // The limits are the manifest's: a smaller function limit refuses the
+    // shipped greeter itself, naming the key.
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = greeter(dir.path());
+    std::fs::write(
+        dir.path().join("small.toml"),
+        format!("[components]\nmax_functions = 10\n{m}"),
+    )
+    .unwrap();
+    let err = serve_manifest_fails(dir.path(), "small.toml");
+    assert!(err.contains("max_functions"), "{err}");
+}
+
+#[test]
+fn mounts_with_dot_segments_escapes_or_control_characters_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = greeter(dir.path());
+    let server = Server::start(dir.path(), &m);
+    for mount in [
+        "/x/../admin/v1",
+        "/x/..",
+        "/x/./y",
+        "/x%2500",
+        "/x%252e%252e",
+        "/x%00",
+        "/a%5Cb",
+        "/a%01b",
+        "/a//b",
+        "/a/",
+    ] {
+        let resp = server
+            .client()
+            .put(server.url(&format!(
+                "/admin/v1/handlers/evil?mount={mount}&policy=public"
+            )))
+            .body(component("greeter_v2"))
+            .send()
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().unwrap_or(Value::Null);
+        assert_eq!(status, 400, "{mount}: {body}");
+        assert_eq!(body["error"]["kind"], "bad-request", "{mount}");
+    }
+    let list: Value = server.get_json("/admin/v1/handlers");
+    assert_eq!(list["handlers"].as_array().unwrap().len(), 1, "{list}");
+}

@@ -132,6 +132,11 @@ impl App {
                 tracing::warn!(handler = %m.name, "the manifest now defines this handler; its admin mount is ignored");
                 continue;
             }
+            // Kept by an older version that accepted any mount syntax.
+            if let Err(why) = check_mount(&m.mount) {
+                tracing::warn!(handler = %m.name, "not mounted again: {why}");
+                continue;
+            }
             let spec = m.spec().map_err(anyhow::Error::msg)?;
             let Some(current) = self.versions.current(&m.name)? else {
                 continue;

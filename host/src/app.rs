@@ -62,6 +62,7 @@ impl App {
             RuntimeConfig {
                 max_instances: POOL_INSTANCES,
                 max_memory_bytes: max_memory_mib as usize * 1024 * 1024,
+                components: manifest.components,
             },
             store.clone(),
             auth.clone(),

@@ -93,19 +93,14 @@ pub fn apply(
             let Some(pw) = &update.password else {
                 return Err(UpdateError::PasswordRequired(name.to_string()));
             };
-            User {
-                name: name.to_string(),
-                password_hash: users::hash_password(pw)?,
-                roles: vec![],
-                namespaces: vec!["*".into()],
-                totp_secret: None,
-                created_at: now.clone(),
-                updated_at: now.clone(),
-            }
+            User::new(name, users::hash_password(pw)?, vec![], &now)
         }
     };
     if let (Some(pw), false) = (&update.password, created) {
         user.password_hash = users::hash_password(pw)?;
+        // Every token issued before the change stops working.
+        user.token_epoch += 1;
+        user.tokens_since = crate::auth::tokens::now_secs();
     }
     if let Some(r) = update.roles {
         user.roles = r;

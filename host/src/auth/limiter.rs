@@ -1,6 +1,8 @@
 //! Failed logins are counted per user and per client address in a fixed
 //! window; past the limit, attempts are refused (without checking the
-//! password) until the window ends. A success clears the user's count.
+//! password) until the window ends. An attempt is counted when it begins
+//! (check and record are one step under one lock) and uncounted if it
+//! succeeds; a success clears the user's count.
 //!
 //! Hand-written rather than `governor`: we limit *failures*, not attempts,
 //! and need "retry after" per key, which is a dozen lines on a map.
@@ -45,8 +47,17 @@ impl LoginLimiter {
 
     /// `Err(seconds)` when `user` or `addr` is locked out for that long.
     pub fn check(&self, user: &str, addr: IpAddr) -> Result<(), u64> {
-        let now = Instant::now();
         let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        self.wait(&windows, user, addr, Instant::now())
+    }
+
+    fn wait(
+        &self,
+        windows: &HashMap<String, Window>,
+        user: &str,
+        addr: IpAddr,
+        now: Instant,
+    ) -> Result<(), u64> {
         let [u, a] = Self::keys(user, addr);
         let mut wait = Duration::ZERO;
         for (key, max) in [(u, self.max_per_user), (a, self.max_per_address)] {
@@ -64,10 +75,16 @@ impl LoginLimiter {
         }
     }
 
-    /// Records a failed attempt for `user` from `addr`.
-    pub fn fail(&self, user: &str, addr: IpAddr) {
+    /// Checks and records in one step: `Err(seconds)` when `user` or `addr`
+    /// is locked out; otherwise the attempt is counted as a failure until
+    /// [`LoginLimiter::succeed`] or [`LoginLimiter::release`] says otherwise.
+    /// So N simultaneous attempts past the limit are refused before any
+    /// password is checked, instead of all passing a check made before
+    /// the first failure was recorded.
+    pub fn begin(&self, user: &str, addr: IpAddr) -> Result<(), u64> {
         let now = Instant::now();
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        self.wait(&windows, user, addr, now)?;
         if windows.len() > PRUNE_ABOVE {
             windows.retain(|_, w| now.duration_since(w.started) < self.window);
         }
@@ -84,12 +101,29 @@ impl LoginLimiter {
             }
             w.failures += 1;
         }
+        Ok(())
     }
 
-    /// Records a success: the user's failures are forgotten.
-    pub fn succeed(&self, user: &str) {
+    /// An attempt begun with [`LoginLimiter::begin`] was not a failure
+    /// after all (e.g. a code was missing, not wrong): it is uncounted.
+    pub fn release(&self, user: &str, addr: IpAddr) {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        windows.remove(&format!("u\0{user}"));
+        for key in Self::keys(user, addr) {
+            if let Some(w) = windows.get_mut(&key) {
+                w.failures = w.failures.saturating_sub(1);
+            }
+        }
+    }
+
+    /// An attempt begun with [`LoginLimiter::begin`] succeeded: the user's
+    /// failures are forgotten, and the address is not charged for it.
+    pub fn succeed(&self, user: &str, addr: IpAddr) {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let [u, a] = Self::keys(user, addr);
+        windows.remove(&u);
+        if let Some(w) = windows.get_mut(&a) {
+            w.failures = w.failures.saturating_sub(1);
+        }
     }
 }
 
@@ -104,29 +138,39 @@ mod tests {
     fn locks_a_user_after_the_limit_and_success_resets() {
         let l = LoginLimiter::new(3, 100, Duration::from_secs(60));
         for _ in 0..3 {
-            assert!(l.check("ann", A).is_ok());
-            l.fail("ann", A);
+            assert!(l.begin("ann", A).is_ok());
         }
-        let wait = l.check("ann", B).unwrap_err();
+        let wait = l.begin("ann", B).unwrap_err();
         assert!((1..=60).contains(&wait), "{wait}");
         assert!(l.check("bob", A).is_ok(), "other users are not locked");
-        l.succeed("ann");
+        l.succeed("ann", A);
         assert!(l.check("ann", A).is_ok());
     }
 
     #[test]
     fn locks_an_address_across_users() {
         let l = LoginLimiter::new(100, 2, Duration::from_secs(60));
-        l.fail("a", A);
-        l.fail("b", A);
+        l.begin("a", A).unwrap();
+        l.begin("b", A).unwrap();
         assert!(l.check("c", A).is_err());
         assert!(l.check("c", B).is_ok());
     }
 
     #[test]
+    fn simultaneous_attempts_past_the_limit_are_refused_and_released_ones_uncounted() {
+        let l = LoginLimiter::new(2, 100, Duration::from_secs(60));
+        assert!(l.begin("ann", A).is_ok());
+        assert!(l.begin("ann", A).is_ok());
+        // Both still in flight: a third is refused at once.
+        assert!(l.begin("ann", A).is_err());
+        l.release("ann", A);
+        assert!(l.begin("ann", A).is_ok());
+    }
+
+    #[test]
     fn the_window_expires() {
         let l = LoginLimiter::new(1, 100, Duration::from_millis(1));
-        l.fail("ann", A);
+        l.begin("ann", A).unwrap();
         std::thread::sleep(Duration::from_millis(5));
         assert!(l.check("ann", A).is_ok());
     }

@@ -7,6 +7,7 @@
 
 pub mod admin_ops;
 pub mod limiter;
+pub mod password_check;
 pub mod roles;
 pub mod tokens;
 pub mod totp;
@@ -14,6 +15,7 @@ pub mod users;
 
 use crate::manifest::{AuthConfig, Manifest};
 use limiter::LoginLimiter;
+use password_check::PasswordChecker;
 use roles::RoleTable;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -119,7 +121,10 @@ pub struct Auth {
     users: UserStore,
     keys: TokenKeys,
     revoked: sled::Tree,
+    /// User name → the last TOTP time step accepted (u64, big-endian).
+    totp_steps: sled::Tree,
     limiter: LoginLimiter,
+    passwords: Arc<PasswordChecker>,
     basic_cache: Mutex<HashMap<[u8; 32], Instant>>,
     /// Verified against when the user does not exist, so that unknown and
     /// known users take the same time.
@@ -137,11 +142,15 @@ impl Auth {
             users: UserStore::open(db)?,
             keys: TokenKeys::load(manifest, data_dir, true)?,
             revoked: db.open_tree("revoked-tokens")?,
+            totp_steps: db.open_tree("totp-steps")?,
             limiter: LoginLimiter::new(
                 config.login_max_failures,
                 config.login_max_failures_per_address,
                 Duration::from_secs(config.login_window_secs.into()),
             ),
+            passwords: Arc::new(PasswordChecker::new(
+                config.max_concurrent_password_checks as usize,
+            )),
             basic_cache: Mutex::new(HashMap::new()),
             dummy_hash: users::hash_password("dummy password for timing")?,
             config,
@@ -176,16 +185,10 @@ impl Auth {
             _ => (random_password(), false),
         };
         let now = now_rfc3339();
-        self.users.put(&User {
-            name: name.clone(),
-            password_hash: users::hash_password(&password)
-                .map_err(|e| anyhow::anyhow!("BATON_ADMIN_PASSWORD: {e}"))?,
-            roles: vec!["admin".into()],
-            namespaces: vec!["*".into()],
-            totp_secret: None,
-            created_at: now.clone(),
-            updated_at: now,
-        })?;
+        let hash = users::hash_password(&password)
+            .map_err(|e| anyhow::anyhow!("BATON_ADMIN_PASSWORD: {e}"))?;
+        self.users
+            .put(&User::new(name, hash, vec!["admin".into()], &now))?;
         if from_env {
             tracing::info!(user = %name, "created the admin user with the password from BATON_ADMIN_PASSWORD");
         } else {
@@ -232,7 +235,27 @@ impl Auth {
     pub fn principal_for_token(&self, token: &str) -> Result<Principal, AuthError> {
         let claims = self.keys.decode(token, TokenKind::Access)?;
         self.check_not_revoked(&claims)?;
-        self.current_user(&claims.sub).map(|u| Principal::of(&u))
+        self.bound_user(&claims).map(|u| Principal::of(&u))
+    }
+
+    /// The current user of `claims`, if the token was issued to this user
+    /// (same id) since its last password change (same epoch). A token
+    /// signed offline carries no binding; it must have been issued since
+    /// the user was created or last changed password.
+    fn bound_user(&self, claims: &Claims) -> Result<Arc<User>, AuthError> {
+        let user = self.current_user(&claims.sub)?;
+        let bound = if claims.uid.is_empty() {
+            claims.iat >= user.tokens_since
+        } else {
+            user.token_binding() == claims.uid
+        };
+        if !bound {
+            return Err(AuthError::Unauthenticated(format!(
+                "the token was issued to an earlier user `{}` or before its password changed",
+                claims.sub
+            )));
+        }
+        Ok(user)
     }
 
     /// The principal of a client certificate with common name `cn`: the
@@ -272,17 +295,22 @@ impl Auth {
         otp: Option<&str>,
         addr: IpAddr,
     ) -> Result<Principal, AuthError> {
-        self.limiter
-            .check(user, addr)
-            .map_err(AuthError::RateLimited)?;
         let record = self.users.get(user)?;
         self.check_password(user, record, password, otp, addr)
             .await
             .map(|u| Principal::of(&u))
     }
 
+    /// Password checks (hashes computed) since start.
+    pub fn password_checks(&self) -> u64 {
+        self.passwords.verified()
+    }
+
     /// The password (and code) check behind [`Auth::verify_password`], on a
-    /// record already read (`None`: no such user, checked against a dummy hash).
+    /// record already read (`None`: no such user, checked against a dummy
+    /// hash). The attempt is recorded by the limiter before the hash is
+    /// computed (in one step with the lockout check), on the bounded
+    /// [`PasswordChecker`].
     async fn check_password(
         &self,
         user: &str,
@@ -291,27 +319,25 @@ impl Auth {
         otp: Option<&str>,
         addr: IpAddr,
     ) -> Result<User, AuthError> {
+        self.limiter
+            .begin(user, addr)
+            .map_err(AuthError::RateLimited)?;
         let hash = record
             .as_ref()
             .map_or(self.dummy_hash.clone(), |u| u.password_hash.clone());
-        let pw = password.to_string();
-        let password_ok =
-            tokio::task::spawn_blocking(move || users::verify_password_hash(&hash, &pw))
-                .await
-                .unwrap_or(false);
+        let password_ok = self.passwords.verify(hash, password.to_string()).await;
         let wrong = || AuthError::Unauthenticated("wrong user name or password".into());
         let Some(record) = record.filter(|_| password_ok) else {
-            self.limiter.fail(user, addr);
             return Err(wrong());
         };
         if let Some(secret) = &record.totp_secret {
             match otp {
-                Some(code) if totp::check(secret, code) => {}
+                Some(code) if self.accept_code(&record, secret, code)? => {}
                 Some(_) => {
-                    self.limiter.fail(user, addr);
                     return Err(AuthError::Unauthenticated("wrong one-time code".into()));
                 }
                 None => {
+                    self.limiter.release(user, addr);
                     return Err(AuthError::Unauthenticated(
                         "this user has a second factor: a one-time code is required (log in for a token)"
                             .into(),
@@ -319,8 +345,33 @@ impl Auth {
                 }
             }
         }
-        self.limiter.succeed(user);
+        self.limiter.succeed(user, addr);
         Ok(record)
+    }
+
+    /// Whether `code` is `record`'s code for a time step later than the
+    /// last one accepted for the user; if so, that step is recorded (one
+    /// atomic sled update, flushed), so the same code cannot be used twice.
+    fn accept_code(&self, record: &User, secret: &str, code: &str) -> Result<bool, AuthError> {
+        let Some(step) = totp::matching_step(secret, code) else {
+            return Ok(false);
+        };
+        let previous = self
+            .totp_steps
+            .fetch_and_update(record.name.as_bytes(), |old| {
+                let last = old
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(0, u64::from_be_bytes);
+                Some(step.max(last).to_be_bytes().to_vec())
+            })?;
+        let last = previous
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes);
+        if step <= last {
+            return Ok(false);
+        }
+        self.totp_steps.flush()?;
+        Ok(true)
     }
 
     fn basic_key(user: &str, password: &str, hash: &str) -> [u8; 32] {
@@ -370,7 +421,8 @@ impl Auth {
         kind: TokenKind,
         ttl_secs: u64,
     ) -> Result<String, AuthError> {
-        self.current_user(subject)
+        let user = self
+            .current_user(subject)
             .map_err(|_| AuthError::Invalid(format!("there is no user `{subject}`")))?;
         let ttl = match (kind, ttl_secs) {
             (TokenKind::Access, 0) => self.config.token_lifetime_secs.into(),
@@ -378,7 +430,7 @@ impl Auth {
             (TokenKind::Refresh, _) => self.config.refresh_lifetime_secs.into(),
         };
         self.keys
-            .issue(subject, kind, ttl)
+            .issue_bound(subject, &user.token_binding(), kind, ttl)
             .map(|(t, _)| t)
             .map_err(|e| AuthError::Internal(format!("signing the token failed: {e}")))
     }
@@ -387,7 +439,7 @@ impl Auth {
     pub fn refresh(&self, refresh_token: &str, ttl_secs: u64) -> Result<String, AuthError> {
         let claims = self.keys.decode(refresh_token, TokenKind::Refresh)?;
         self.check_not_revoked(&claims)?;
-        self.current_user(&claims.sub)?;
+        self.bound_user(&claims)?;
         self.issue(&claims.sub, TokenKind::Access, ttl_secs)
     }
 

@@ -43,6 +43,13 @@ pub struct Claims {
     pub jti: String,
     /// Access or refresh.
     pub typ: TokenKind,
+    /// The identity the token was issued to: the user's id and token epoch
+    /// ([`crate::auth::users::User::token_binding`]). A token stops working
+    /// when its user is deleted (a new user of the same name has another
+    /// id) or changes password (the epoch moves on). Empty in tokens of
+    /// records from before ids existed.
+    #[serde(default)]
+    pub uid: String,
 }
 
 /// Why a token was refused. Messages are safe to show to the caller.
@@ -163,10 +170,23 @@ impl TokenKeys {
         Ok(keys)
     }
 
-    /// Signs a token of `kind` for `subject`, valid `ttl_secs`.
+    /// Signs a token of `kind` for `subject`, valid `ttl_secs`, bound to no
+    /// particular identity (see [`TokenKeys::issue_bound`]).
     pub fn issue(
         &self,
         subject: &str,
+        kind: TokenKind,
+        ttl_secs: u64,
+    ) -> anyhow::Result<(String, Claims)> {
+        self.issue_bound(subject, "", kind, ttl_secs)
+    }
+
+    /// Signs a token of `kind` for `subject` whose identity binding is
+    /// `uid` ([`Claims::uid`]), valid `ttl_secs`.
+    pub fn issue_bound(
+        &self,
+        subject: &str,
+        uid: &str,
         kind: TokenKind,
         ttl_secs: u64,
     ) -> anyhow::Result<(String, Claims)> {
@@ -179,6 +199,7 @@ impl TokenKeys {
             iat: now,
             jti: uuid::Uuid::new_v4().to_string(),
             typ: kind,
+            uid: uid.to_string(),
         };
         let token = jsonwebtoken::encode(&Header::new(self.algorithm), &claims, &self.encoding)?;
         Ok((token, claims))

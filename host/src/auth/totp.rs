@@ -12,13 +12,20 @@ pub struct Enrolment {
     pub otpauth_url: String,
 }
 
+/// Seconds per time step.
+const STEP_SECS: u64 = 30;
+
 fn totp(secret_b32: &str, issuer: &str, account: &str) -> Option<TOTP> {
+    totp_with_skew(secret_b32, issuer, account, 1)
+}
+
+fn totp_with_skew(secret_b32: &str, issuer: &str, account: &str, skew: u8) -> Option<TOTP> {
     let bytes = Secret::Encoded(secret_b32.to_string()).to_bytes().ok()?;
     TOTP::new(
         Algorithm::SHA1,
         6,
-        1,
-        30,
+        skew,
+        STEP_SECS,
         bytes,
         Some(issuer.replace(':', "-")),
         account.replace(':', "-"),
@@ -52,6 +59,27 @@ pub fn check(secret_b32: &str, code: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The time step (seconds since the epoch / 30) whose code `code` is, among
+/// the steps accepted now (the current one ±1), if any. A caller that
+/// remembers the last step accepted per user refuses a code used before
+/// (RFC 6238 §5.2).
+pub fn matching_step(secret_b32: &str, code: &str) -> Option<u64> {
+    let code = code.trim();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let t = totp_with_skew(secret_b32, "baton", "user", 0)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs()
+        / STEP_SECS;
+    // Newest first: a code valid for two steps counts as the later one.
+    [now + 1, now, now.saturating_sub(1)]
+        .into_iter()
+        .find(|step| t.check(code, step * STEP_SECS))
+}
+
 /// The code valid now (for tests and the CLI's enrolment check).
 pub fn current_code(secret_b32: &str) -> Option<String> {
     totp(secret_b32, "baton", "user").and_then(|t| t.generate_current().ok())
@@ -71,6 +99,8 @@ mod tests {
         );
         let code = current_code(&e.secret).unwrap();
         assert!(check(&e.secret, &code));
+        assert!(matching_step(&e.secret, &code).is_some());
+        assert!(matching_step(&e.secret, "12345").is_none());
         assert!(!check(&e.secret, "12345"));
         assert!(!check(&e.secret, "abcdef"));
         assert!(!check("not base32!", &code));

@@ -16,6 +16,19 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 pub struct User {
     /// Login name.
     pub name: String,
+    /// Generated when the user is created (a UUID), never reused: a later
+    /// user of the same name has another. Empty in records from before ids.
+    #[serde(default)]
+    pub id: String,
+    /// Bumped by every password change; with [`User::id`] it is what tokens
+    /// are bound to ([`User::token_binding`]).
+    #[serde(default)]
+    pub token_epoch: u64,
+    /// Seconds since the epoch of the creation or the last password
+    /// change: tokens signed without a binding (`baton token` and the CLI
+    /// sign offline, without the database) must be issued since.
+    #[serde(default)]
+    pub tokens_since: u64,
     /// argon2id PHC string.
     pub password_hash: String,
     /// Role names (see `[auth.roles]`).
@@ -29,6 +42,35 @@ pub struct User {
     pub created_at: String,
     /// RFC 3339 time of the last change.
     pub updated_at: String,
+}
+
+impl User {
+    /// A new user record: a fresh id, token epoch 0, no second factor.
+    pub fn new(name: &str, password_hash: String, roles: Vec<String>, now: &str) -> User {
+        User {
+            name: name.to_string(),
+            id: uuid::Uuid::new_v4().to_string(),
+            token_epoch: 0,
+            tokens_since: crate::auth::tokens::now_secs(),
+            password_hash,
+            roles,
+            namespaces: vec!["*".into()],
+            totp_secret: None,
+            created_at: now.to_string(),
+            updated_at: now.to_string(),
+        }
+    }
+
+    /// What this user's tokens carry as `uid` and must match: the id and
+    /// the token epoch (empty for a record from before ids that never
+    /// changed its password, so its tokens keep working).
+    pub fn token_binding(&self) -> String {
+        if self.id.is_empty() && self.token_epoch == 0 {
+            String::new()
+        } else {
+            format!("{}.{}", self.id, self.token_epoch)
+        }
+    }
 }
 
 /// What the admin API and CLI show of a user: no hash, no secret.
@@ -253,15 +295,7 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         let users = UserStore::open(&db).unwrap();
         assert!(users.is_empty());
-        let mut u = User {
-            name: "ann".into(),
-            password_hash: "x".into(),
-            roles: vec!["viewer".into()],
-            namespaces: vec!["*".into()],
-            totp_secret: None,
-            created_at: "t".into(),
-            updated_at: "t".into(),
-        };
+        let mut u = User::new("ann", "x".into(), vec!["viewer".into()], "t");
         users.put(&u).unwrap();
         assert_eq!(users.get("ann").unwrap().unwrap(), u);
         // A change is seen at once, through the cache and through a clone

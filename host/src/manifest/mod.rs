@@ -69,6 +69,9 @@ pub struct Manifest {
     /// The job engine.
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// What a component may contain before it is compiled.
+    #[serde(default)]
+    pub components: crate::runtime::limits::ComponentLimits,
     /// The sockets the server listens on.
     #[serde(default, rename = "listener")]
     pub listeners: Vec<Listener>,
@@ -202,6 +205,29 @@ pub struct Listener {
     pub exclude: Vec<String>,
     /// Absent: plain HTTP. `"self-signed"` or `{ cert, key, client_ca? }`: HTTPS.
     pub tls: Option<TlsSpec>,
+    /// Longest a client may take to send a request head, in milliseconds
+    /// (HTTP/1.1; the connection is closed beyond it).
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// Longest a connection may stay silent with no request in flight
+    /// before it is closed, in milliseconds.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Connections open at once; further clients wait in the accept queue.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_idle_timeout_ms() -> u64 {
+    120_000
+}
+
+fn default_max_connections() -> u32 {
+    4096
 }
 
 /// The name under which a listener's `mounts` lists the admin API.
@@ -359,6 +385,15 @@ impl Manifest {
 
     fn validate(&self) -> Result<(), ManifestError> {
         self.validate_limits("limits", &self.limits)?;
+        let c = &self.components;
+        if c.max_bytes == 0
+            || c.max_nesting == 0
+            || c.max_functions == 0
+            || c.max_types == 0
+            || c.max_function_bytes == 0
+        {
+            return Err(self.invalid("components", "every limit must be at least 1"));
+        }
         self.auth
             .check()
             .map_err(|(key, msg)| self.invalid(key, msg))?;
@@ -451,6 +486,12 @@ impl Manifest {
                     ));
                 }
             }
+            if l.header_read_timeout_ms == 0 || l.idle_timeout_ms == 0 || l.max_connections == 0 {
+                return Err(self.invalid(
+                    format!("listener[{i}]"),
+                    "header_read_timeout_ms, idle_timeout_ms and max_connections must be at least 1",
+                ));
+            }
             if l.mounts.is_some() && !l.exclude.is_empty() {
                 return Err(self.invalid(
                     format!("listener[{i}].exclude"),
@@ -521,17 +562,36 @@ pub fn check_limits(l: &Limits) -> Result<(), String> {
     Ok(())
 }
 
+/// A mount is `/` or `/`-separated segments, each a plain name: no empty,
+/// `.` or `..` segment, no `%` (a mount is matched against the decoded
+/// path, so an escape in it would match nothing or, decoded, something
+/// else), no backslash, NUL or other control character, and none of
+/// `? # { }` or spaces.
 fn validate_mount(mount: &str) -> Result<(), String> {
     if mount == "/" {
         return Ok(());
     }
-    if !mount.starts_with('/') || mount.ends_with('/') || mount.contains("//") {
+    let Some(rest) = mount.strip_prefix('/') else {
         return Err(format!(
-            "`{mount}` must start with `/` and not end with `/` (or be exactly `/`)"
+            "`{}` must start with `/` (or be exactly `/`)",
+            mount.escape_debug()
         ));
-    }
-    if mount.contains(['?', '#', '{', '}', ' ']) {
-        return Err(format!("`{mount}` must be a plain path"));
+    };
+    for segment in rest.split('/') {
+        let why = match segment {
+            "" => "an empty segment (`//` or a trailing `/`)",
+            "." | ".." => "a `.` or `..` segment",
+            s if s.contains('%') => "a `%` escape",
+            s if s.chars().any(|c| c == '\\' || c.is_control()) => {
+                "a backslash or control character"
+            }
+            s if s.contains(['?', '#', '{', '}', ' ']) => "`?`, `#`, `{`, `}` or a space",
+            _ => continue,
+        };
+        return Err(format!(
+            "`{}` must be a plain path: it has {why}",
+            mount.escape_debug()
+        ));
     }
     Ok(())
 }
@@ -588,6 +648,20 @@ mod tests {
         assert!(err.to_string().contains("handler[1].name"), "{err}");
         let err = parse(&format!("{LISTENER}{}{}", h("a", "/x"), h("b", "/x"))).unwrap_err();
         assert!(err.to_string().contains("mounted twice"), "{err}");
+        for bad in [
+            "/x/../admin/v1",
+            "/x/./y",
+            "/x%00",
+            "/a%2e%2e",
+            "/x/",
+            "/a\\\\b",
+        ] {
+            let err = parse(&format!("{LISTENER}{}", h("a", bad))).unwrap_err();
+            assert!(
+                err.to_string().contains("plain path") || err.to_string().contains("segment"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub struct AuthConfig {
     pub login_max_failures_per_address: u32,
     /// The window (and lockout) length for failed logins, in seconds.
     pub login_window_secs: u32,
+    /// Password checks (argon2id, 19 MiB each) running at once; further
+    /// checks wait. Default: the number of CPUs, at most 4.
+    pub max_concurrent_password_checks: u32,
     /// Role → permissions; merged over the built-in roles (`admin` = `*`,
     /// `operator`, `viewer`).
     pub roles: BTreeMap<String, Vec<String>>,
@@ -68,6 +71,8 @@ impl Default for AuthConfig {
             login_max_failures: 5,
             login_max_failures_per_address: 20,
             login_window_secs: 300,
+            max_concurrent_password_checks: std::thread::available_parallelism()
+                .map_or(2, |n| n.get().min(4) as u32),
             roles: BTreeMap::new(),
         }
     }
@@ -148,6 +153,7 @@ impl AuthConfig {
         if self.login_max_failures == 0
             || self.login_max_failures_per_address == 0
             || self.login_window_secs == 0
+            || self.max_concurrent_password_checks == 0
         {
             return Err((
                 "auth.login_max_failures".into(),

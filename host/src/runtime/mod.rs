@@ -5,6 +5,7 @@
 pub mod bindings;
 pub mod cache;
 pub mod guest_output;
+pub mod limits;
 pub mod registry;
 pub mod state;
 pub mod versions;
@@ -51,6 +52,8 @@ pub struct RuntimeConfig {
     pub max_instances: u32,
     /// The largest per-handler memory cap, in bytes (pool slot size).
     pub max_memory_bytes: usize,
+    /// What a component may contain before it is compiled (`[components]`).
+    pub components: limits::ComponentLimits,
 }
 
 /// Why a component could not be loaded.
@@ -59,6 +62,10 @@ pub enum LoadError {
     /// The bytes are not a WebAssembly component at all.
     #[error("not a WebAssembly component: {0}")]
     NotAComponent(String),
+    /// The bytes are past a `[components]` limit or not valid WebAssembly
+    /// (found before anything was compiled).
+    #[error("refused before it was compiled: {0}")]
+    Limits(#[from] limits::LimitError),
     /// The component does not compile.
     #[error("does not compile: {0}")]
     Compile(String),
@@ -117,6 +124,7 @@ pub struct Runtime {
     linker: Linker<HostState>,
     store: Arc<dyn KvStore>,
     auth: Arc<Auth>,
+    components: limits::ComponentLimits,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -224,6 +232,7 @@ impl Runtime {
             linker,
             store,
             auth,
+            components: config.components,
             ticker_stop,
         })
     }
@@ -233,13 +242,21 @@ impl Runtime {
         &self.engine
     }
 
-    /// Compiles `bytes` (or takes them from `cache`) and checks them against
+    /// Checks `bytes` against the `[components]` limits and validates them,
+    /// compiles them (or takes them from `cache`) and checks them against
     /// the world. CPU-heavy: call it off the async executor (`spawn_blocking`).
     pub fn load(
         &self,
         bytes: &[u8],
         cache: Option<&cache::CompileCache>,
     ) -> Result<HandlerVersion, LoadError> {
+        if !bytes.starts_with(b"\0asm") {
+            return Err(LoadError::NotAComponent(
+                "the file does not start with the wasm magic bytes".into(),
+            ));
+        }
+        // Before the cache too: the limits may have changed since.
+        self.components.check(bytes)?;
         let sha256 = version_of(bytes);
         let cached = cache.and_then(|c| c.get(&self.engine, &sha256));
         let adapted;

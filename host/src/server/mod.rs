@@ -4,9 +4,11 @@
 
 pub mod admin;
 pub mod authn;
+mod conn_io;
 pub mod dispatch;
 pub mod errors;
 pub mod listen;
+mod request_body;
 pub mod tls;
 
 use crate::app::App;
@@ -71,8 +73,9 @@ impl ListenerService {
             && req.uri().path().starts_with(ADMIN_MOUNT)
         {
             req.extensions_mut().insert(conn.clone());
+            let (req, held) = request_body::hold(req);
             let Ok(resp) = tower::ServiceExt::oneshot(admin.clone(), req).await;
-            return resp;
+            return request_body::release_after(resp, held);
         }
         dispatch::dispatch(&self.ctx, conn, req).await
     }
@@ -139,6 +142,7 @@ pub async fn run(
             listener,
             tls,
             service,
+            listen::ConnSettings::of(l),
             async move {
                 let _ = rx.recv().await;
             },

@@ -1,7 +1,7 @@
 //! `/admin/v1/handlers`: what each mount runs, new versions (the body is the
 //! component), and rollback.
 
-use super::{AdminError, AdminResult, body_of, err, internal, require_admin};
+use super::{AdminError, AdminResult, MAX_ADMIN_BODY, err, internal, read_body, require_admin};
 use crate::added_mounts::AddedMount;
 use crate::deploy::DeployError;
 use crate::manifest::{ErrorStyle, LimitOverrides};
@@ -9,8 +9,7 @@ use crate::runtime::registry::HandlerVersion;
 use crate::runtime::versions::Source;
 use crate::server::ListenerCtx;
 use crate::server::listen::ConnInfo;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -19,9 +18,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
-
-/// Largest component accepted by `PUT /handlers/{name}`.
-pub const MAX_COMPONENT_BYTES: usize = 64 * 1024 * 1024;
 
 fn version_view(v: &HandlerVersion) -> Value {
     json!({
@@ -106,11 +102,11 @@ pub(super) async fn put(
     Path(name): Path<String>,
     query: Result<Query<PutQuery>, QueryRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> AdminResult {
     let by = require_admin(&ctx, &headers, &conn).await?;
     let Query(q) = query.map_err(|e| err(StatusCode::BAD_REQUEST, "bad-request", e.body_text()))?;
-    let bytes = body_of(body)?;
+    let bytes = read_body(body, ctx.app.manifest.components.max_bytes).await?;
     if bytes.is_empty() {
         return Err(err(
             StatusCode::BAD_REQUEST,
@@ -163,10 +159,10 @@ pub(super) async fn rollback(
     Extension(conn): Extension<ConnInfo>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> AdminResult {
     let by = require_admin(&ctx, &headers, &conn).await?;
-    let body = body_of(body)?;
+    let body = read_body(body, MAX_ADMIN_BODY).await?;
     let req: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RollbackRequest::default()
     } else {

@@ -15,9 +15,8 @@ use super::listen::ConnInfo;
 use crate::auth::Principal;
 use crate::manifest::{ErrorStyle, Policy};
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -42,14 +41,7 @@ pub fn router() -> Router<Arc<ListenerCtx>> {
         .route("/jobs/{id}", get(jobs::get))
         .route("/jobs/{id}/events", get(jobs::events))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_ADMIN_BODY))
-        // Components are bigger than user records: this route has its own limit.
-        .route(
-            "/handlers/{name}",
-            axum::routing::put(handlers::put).layer(axum::extract::DefaultBodyLimit::max(
-                handlers::MAX_COMPONENT_BYTES,
-            )),
-        )
+        .route("/handlers/{name}", axum::routing::put(handlers::put))
         .fallback(|| async {
             AdminError(HostError::new(
                 StatusCode::NOT_FOUND,
@@ -59,24 +51,34 @@ pub fn router() -> Router<Arc<ListenerCtx>> {
         })
 }
 
-/// Largest body the user and token endpoints accept.
-const MAX_ADMIN_BODY: usize = 64 * 1024;
+/// Largest body the user, token, job and rollback endpoints accept.
+pub(super) const MAX_ADMIN_BODY: usize = 64 * 1024;
 
-/// The request body, or a JSON error (413 past [`MAX_ADMIN_BODY`]).
-pub(super) fn body_of(body: Result<Bytes, BytesRejection>) -> Result<Bytes, AdminError> {
-    body.map_err(|e| {
-        let status = e.status();
-        let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "payload-too-large"
-        } else {
-            "bad-request"
-        };
+/// Reads the request body, at most `limit` bytes (413 beyond, without
+/// reading further when the declared length already exceeds it). Handlers
+/// take the body as a stream and call this only once the caller is
+/// authenticated, so nothing is buffered for anonymous callers.
+pub(super) async fn read_body(body: Body, limit: usize) -> Result<Bytes, AdminError> {
+    use http_body_util::BodyExt;
+    let too_large = || {
         err(
-            status,
-            kind,
-            format!("the request body could not be read: {e}"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            format!("the request body is larger than this endpoint's limit of {limit} bytes"),
         )
-    })
+    };
+    if axum::body::HttpBody::size_hint(&body).lower() > limit as u64 {
+        return Err(too_large());
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(err(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            format!("the request body could not be read: {e}"),
+        )),
+    }
 }
 
 /// An admin API error in Baton's shape.

@@ -1,14 +1,15 @@
 //! `/admin/v1/users` and `/admin/v1/tokens`.
 
-use super::{AdminResult, blocking, body_of, err, internal, parse, require_admin};
+use super::{
+    AdminResult, MAX_ADMIN_BODY, blocking, err, internal, parse, read_body, require_admin,
+};
 use crate::auth::AuthError;
 use crate::auth::admin_ops::{self, DeleteError, UpdateError, UserUpdate};
 use crate::auth::tokens::TokenKind;
 use crate::auth::users::UserView;
 use crate::server::ListenerCtx;
 use crate::server::listen::ConnInfo;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -49,10 +50,10 @@ pub(super) async fn put(
     Extension(conn): Extension<ConnInfo>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> AdminResult {
     let by = require_admin(&ctx, &headers, &conn).await?;
-    let update: UserUpdate = parse(&body_of(body)?)?;
+    let update: UserUpdate = parse(&read_body(body, MAX_ADMIN_BODY).await?)?;
     let app = ctx.app.clone();
     let target = name.clone();
     let outcome = blocking(move || {
@@ -107,10 +108,10 @@ pub(super) async fn issue_token(
     State(ctx): State<Arc<ListenerCtx>>,
     Extension(conn): Extension<ConnInfo>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> AdminResult {
     let by = require_admin(&ctx, &headers, &conn).await?;
-    let req: TokenRequest = parse(&body_of(body)?)?;
+    let req: TokenRequest = parse(&read_body(body, MAX_ADMIN_BODY).await?)?;
     let auth = &ctx.app.auth;
     let token = auth
         .issue(&req.user, TokenKind::Access, req.lifetime_secs)
@@ -132,10 +133,10 @@ pub(super) async fn revoke_token(
     State(ctx): State<Arc<ListenerCtx>>,
     Extension(conn): Extension<ConnInfo>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> AdminResult {
     require_admin(&ctx, &headers, &conn).await?;
-    let req: RevokeRequest = parse(&body_of(body)?)?;
+    let req: RevokeRequest = parse(&read_body(body, MAX_ADMIN_BODY).await?)?;
     ctx.app.auth.revoke(&req.token).map_err(|e| match e {
         AuthError::Unauthenticated(m) => err(StatusCode::BAD_REQUEST, "bad-token", m),
         other => internal(other),
