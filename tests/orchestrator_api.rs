@@ -253,6 +253,56 @@ fn bad_requests_get_orchestrator_errors_naming_the_problem() {
         server.get_json("/orchestrator/v1/jobs")["pagination"]["total"],
         0
     );
+    // Issue 19, item 11: an inventory node's body is an object (`[]` and
+    // `"x"` are not nodes); a group's name may not carry control or
+    // bidirectional characters or a `..` segment; a huge bad value is named
+    // in the error, not echoed back whole.
+    let c = server.client();
+    for body in ["[]", "\"x\"", "7"] {
+        let resp = c
+            .put(server.url("/orchestrator/v1/inventory/nodes/web-1"))
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{body}");
+        let reply: Value = resp.json().unwrap();
+        assert!(
+            reply["msg"].as_str().unwrap().contains("JSON object"),
+            "{reply}"
+        );
+    }
+    let resp = c
+        .put(server.url("/orchestrator/v1/inventory/nodes/web-1"))
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let group = "/orchestrator/v1/node_groups/6f1c7a2e-0d4b-4c3a-9f1e-2b8d5c6e7a10";
+    for name in ["web\u{202e}gnp", "a\u{0}b", "prod/../x"] {
+        let resp = c
+            .put(server.url(group))
+            .json(&json!({"name": name, "rule": "all"}))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{name:?}");
+        let reply: Value = resp.json().unwrap();
+        assert!(
+            reply["msg"].as_str().unwrap().contains("`name` must not"),
+            "{reply}"
+        );
+    }
+    let huge = "9".repeat(200_000) + "x";
+    let (status, reply) = post(&server, "/command/stop", json!({ "job": huge }));
+    assert_eq!(status, 400);
+    let text = reply.to_string();
+    assert!(text.len() < 2_000, "a reply of {} bytes", text.len());
+    assert!(
+        reply["details"]["value"]
+            .as_str()
+            .unwrap()
+            .ends_with("(200001 bytes)"),
+        "{reply}"
+    );
     // Without a token: 401 in the same shape.
     let resp = server
         .anonymous()

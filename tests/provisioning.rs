@@ -594,6 +594,54 @@ fn workflows_become_tasks_running_the_cli() {
     let (status, v) = api.post("/batch/execute", &cyclic);
     assert_eq!(status, 400);
     assert!(v["error"].as_str().unwrap().contains("cycle"), "{v}");
+    // Batch bodies refuse unknown fields, as workflow bodies do (issue 19,
+    // item 11): a misspelt `rollback_enable` must not silently mean false.
+    let mut misspelt = multi_cloud(true);
+    misspelt["rollback_enable"] = json!(true);
+    let (status, v) = api.post("/batch/execute", &misspelt);
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `rollback_enable`"),
+        "{v}"
+    );
+    let mut misspelt = multi_cloud(true);
+    misspelt["operations"][0]["dependencys"] = json!([]);
+    let (status, v) = api.post("/batch/execute", &misspelt);
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `dependencys`"),
+        "{v}"
+    );
+    // Names that read as something else are refused.
+    for name in ["nightly\u{202e}txt.sh", "a\u{0}b", "../../etc"] {
+        let mut odd = multi_cloud(true);
+        odd["name"] = json!(name);
+        let (status, v) = api.post("/batch/execute", &odd);
+        assert_eq!(status, 400, "{name:?}: {v}");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .contains("field `name` must not"),
+            "{v}"
+        );
+    }
+    // A huge bad value is named, not echoed back whole.
+    let mut huge = multi_cloud(true);
+    huge["x".repeat(200_000)] = json!(1);
+    let (status, v) = api.post("/batch/execute", &huge);
+    assert_eq!(status, 400, "{}", &v.to_string()[..200]);
+    assert!(
+        v.to_string().len() < 2_000,
+        "reply of {} bytes",
+        v.to_string().len()
+    );
     let mut unknown = multi_cloud(true);
     unknown["operations"][1]["type"] = json!("dns_batch");
     let (status, v) = api.post("/batch/execute", &unknown);

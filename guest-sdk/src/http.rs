@@ -75,6 +75,80 @@ pub struct Request {
     pub params: BTreeMap<String, String>,
 }
 
+/// Why `name` cannot be a display name (of a group, a batch…), if it
+/// cannot: control characters (NUL included), bidirectional and other
+/// invisible format characters (which make a name read as another), or a
+/// `..` path segment. Spaces and any visible Unicode are fine.
+///
+/// ```
+/// use baton_sdk::http::display_name_problem;
+/// assert_eq!(display_name_problem("Web servers (prod)"), None);
+/// assert!(display_name_problem("evil\u{202e}gpj.exe").is_some());
+/// assert!(display_name_problem("a\0b").is_some());
+/// assert!(display_name_problem("../etc").is_some());
+/// ```
+pub fn display_name_problem(name: &str) -> Option<&'static str> {
+    let invisible = |c: char| {
+        matches!(c,
+            '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+    };
+    if name.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else if name.chars().any(invisible) {
+        Some("must not contain invisible or bidirectional format characters")
+    } else if name.split(['/', '\\']).any(|seg| seg == "..") {
+        Some("must not contain a `..` path segment")
+    } else {
+        None
+    }
+}
+
+/// Longest string, in bytes, that an error reply built with [`clip`]
+/// carries: a bad value is named, not echoed back whole.
+pub const MAX_ECHO_BYTES: usize = 512;
+
+/// `text` if it fits in [`MAX_ECHO_BYTES`]; otherwise its start (cut at a
+/// character boundary) and how long it was.
+///
+/// ```
+/// use baton_sdk::http::clip;
+/// assert_eq!(clip("short"), "short");
+/// let long = "x".repeat(900_000);
+/// let c = clip(&long);
+/// assert!(c.len() < 600 && c.ends_with("(900000 bytes)"));
+/// ```
+pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_ECHO_BYTES {
+        return text.into();
+    }
+    let mut end = MAX_ECHO_BYTES - 40;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len()).into()
+}
+
+/// `value` with every string in it (keys too) passed through [`clip`].
+///
+/// ```
+/// let v = baton_sdk::http::clip_json(serde_json::json!({"value": "y".repeat(5000)}));
+/// assert!(v["value"].as_str().unwrap().len() < 600);
+/// ```
+pub fn clip_json(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.len() > MAX_ECHO_BYTES => Value::String(clip(&s).into_owned()),
+        Value::Array(items) => Value::Array(items.into_iter().map(clip_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (clip(&k).into_owned(), clip_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// How the type of a JSON value reads in an error message about a field:
 /// `null`, `a boolean`, `a number`, `a string`, `an array` or `an object`.
 ///

@@ -55,9 +55,10 @@ impl ApiError {
 
 impl From<ApiError> for Response {
     fn from(e: ApiError) -> Self {
+        let message = baton_sdk::http::clip(&e.message);
         let body = match &e.field {
-            Some(f) => json!({ "error": e.message, "field": f }),
-            None => json!({ "error": e.message }),
+            Some(f) => json!({ "error": message, "field": baton_sdk::http::clip(f) }),
+            None => json!({ "error": message }),
         };
         Response::json(e.status, &body)
     }

@@ -1,6 +1,7 @@
 //! The orchestrator's error shape:
 //! `{"kind": "puppetlabs.orchestrator/<kind>", "msg": "...", "details": {...}}`.
 
+use baton_sdk::http::{clip, clip_json};
 use baton_sdk::{HostError, Response};
 use serde_json::{Value, json};
 
@@ -48,8 +49,8 @@ impl From<OrchError> for Response {
             e.status,
             &json!({
                 "kind": format!("puppetlabs.orchestrator/{}", e.kind),
-                "msg": e.msg,
-                "details": e.details,
+                "msg": clip(&e.msg),
+                "details": clip_json(e.details),
             }),
         )
     }

@@ -209,6 +209,11 @@ pub fn put(req: &Request) -> Reply {
         return Err(OrchError::validation("`name` must be 1 to 255 characters")
             .details(json!({ "field": "name" })));
     }
+    if let Some(why) = baton_sdk::http::display_name_problem(name) {
+        return Err(
+            OrchError::validation(format!("`name` {why}")).details(json!({ "field": "name" }))
+        );
+    }
     let group = Group {
         id: id.clone(),
         name: name.to_string(),

@@ -119,7 +119,20 @@ pub fn put(req: &Request) -> Reply {
     let body: PutBody = if req.body.iter().all(u8::is_ascii_whitespace) {
         PutBody::default()
     } else {
-        req.json()?
+        // An object, as the API documents: serde would take `[]` for a
+        // struct whose fields all have defaults.
+        let value: serde_json::Value = req.json()?;
+        if !value.is_object() {
+            return Err(OrchError::validation(format!(
+                "the body must be a JSON object such as {{\"facts\": {{}}}}, not {}",
+                baton_sdk::http::json_type_name(&value)
+            ))
+            .details(json!({ "field": "body" })));
+        }
+        serde_json::from_value(value).map_err(|e| {
+            OrchError::validation(format!("the body is not a node: {e}"))
+                .details(json!({ "field": "body" }))
+        })?
     };
     let bucket = Bucket::open(NODES);
     let existed = bucket.get(&name)?.is_some();

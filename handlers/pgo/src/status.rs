@@ -64,7 +64,8 @@ impl PgoError {
 
     /// The reply in `shape`.
     pub fn reply(self, shape: Shape) -> Response {
-        Response::json(self.status, &body(shape, ERROR, &self.msg, None))
+        let msg = baton_sdk::http::clip(&self.msg);
+        Response::json(self.status, &body(shape, ERROR, &msg, None))
     }
 }
 

@@ -49,9 +49,10 @@ struct Envelope<'a, T: Serialize + ?Sized> {
 
 impl From<ApiError> for Response {
     fn from(e: ApiError) -> Self {
+        let message = baton_sdk::http::clip(&e.message);
         let body: Envelope<'_, ()> = Envelope {
             data: None,
-            error: Some(&e.message),
+            error: Some(&message),
             success: false,
         };
         Response::json(e.status, &body)

@@ -9,7 +9,7 @@
 use crate::cli::{Invocation, TaskSpec, check_value, common_args};
 use crate::envelope::ApiError;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Operations one batch may hold.
 pub const MAX_OPERATIONS: usize = 100;
@@ -42,6 +42,10 @@ pub struct BatchRequest {
     pub defaults: Flags,
     /// The operations.
     pub operations: Vec<Operation>,
+    /// Keys no field took (`deny_unknown_fields` does not work beside
+    /// `flatten`); [`plan`] refuses the batch if there are any.
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 /// CLI flags a batch or an operation may set (an operation's win).
@@ -86,10 +90,14 @@ pub struct Operation {
     /// This operation's flags.
     #[serde(flatten)]
     pub flags: Flags,
+    /// Keys no field took; refused like the batch's own.
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 /// A server to create.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Its hostname.
     pub name: String,
@@ -158,10 +166,27 @@ fn op_error(op: &str, msg: impl std::fmt::Display) -> ApiError {
 
 /// Checks `req` and plans its tasks (their `batch` is left for the caller).
 pub fn plan(req: &BatchRequest) -> Result<Plan, ApiError> {
+    if let Some(key) = req.unknown.keys().next() {
+        return Err(ApiError::bad_request(format!(
+            "unknown field `{}` in the batch",
+            baton_sdk::http::clip(key)
+        )));
+    }
     if req.name.trim().is_empty() || req.name.len() > 256 {
         return Err(ApiError::bad_request(
             "field `name` must be 1-256 characters",
         ));
+    }
+    if let Some(why) = baton_sdk::http::display_name_problem(&req.name) {
+        return Err(ApiError::bad_request(format!("field `name` {why}")));
+    }
+    for op in &req.operations {
+        if let Some(key) = op.unknown.keys().next() {
+            return Err(op_error(
+                &op.id,
+                format_args!("unknown field `{}`", baton_sdk::http::clip(key)),
+            ));
+        }
     }
     let parallel_limit = req.parallel_limit.unwrap_or(DEFAULT_PARALLEL);
     if !(1..=MAX_PARALLEL).contains(&parallel_limit) {
