@@ -1,5 +1,6 @@
 //! `baton:api/kv`: the handler's namespace in the store.
 
+use crate::metrics::{HandlerMetrics, KvOp};
 use crate::runtime::bindings::{kv, types};
 use crate::runtime::state::HostState;
 use crate::store::{KvStore, StoreError, WriteOp};
@@ -10,16 +11,19 @@ use wasmtime::component::{HasSelf, Linker};
 pub struct KvState {
     store: Arc<dyn KvStore>,
     namespace: Arc<str>,
+    metrics: Arc<HandlerMetrics>,
     /// Whether this instance wrote anything (so the host flushes before replying).
     pub wrote: bool,
 }
 
 impl KvState {
-    /// State for an instance of the handler whose namespace is `namespace`.
-    pub fn new(store: Arc<dyn KvStore>, namespace: Arc<str>) -> Self {
+    /// State for an instance of the handler whose namespace is `namespace`
+    /// (its operations counted in `metrics`).
+    pub fn new(store: Arc<dyn KvStore>, namespace: Arc<str>, metrics: Arc<HandlerMetrics>) -> Self {
         KvState {
             store,
             namespace,
+            metrics,
             wrote: false,
         }
     }
@@ -44,6 +48,7 @@ fn wit_error(e: StoreError) -> types::Error {
 
 impl kv::Host for KvState {
     async fn get(&mut self, bucket: String, key: String) -> Res<Option<Vec<u8>>> {
+        self.metrics.kv(KvOp::Get);
         Ok(self
             .store
             .get(&self.namespace, &bucket, &key)
@@ -51,6 +56,7 @@ impl kv::Host for KvState {
     }
 
     async fn set(&mut self, bucket: String, key: String, value: Vec<u8>) -> Res<()> {
+        self.metrics.kv(KvOp::Set);
         self.wrote = true;
         Ok(self
             .store
@@ -59,6 +65,7 @@ impl kv::Host for KvState {
     }
 
     async fn delete(&mut self, bucket: String, key: String) -> Res<bool> {
+        self.metrics.kv(KvOp::Delete);
         self.wrote = true;
         Ok(self
             .store
@@ -74,6 +81,7 @@ impl kv::Host for KvState {
         new: Option<Vec<u8>>,
     ) -> Res<bool> {
         self.wrote = true;
+        self.metrics.kv(KvOp::CompareAndSwap);
         Ok(self
             .store
             .compare_and_swap(
@@ -93,6 +101,7 @@ impl kv::Host for KvState {
         start_after: Option<String>,
         limit: u32,
     ) -> Res<Vec<(String, Vec<u8>)>> {
+        self.metrics.kv(KvOp::Scan);
         Ok(self
             .store
             .scan(
@@ -106,6 +115,7 @@ impl kv::Host for KvState {
     }
 
     async fn increment(&mut self, bucket: String, key: String, delta: i64) -> Res<i64> {
+        self.metrics.kv(KvOp::Increment);
         self.wrote = true;
         Ok(self
             .store
@@ -114,6 +124,7 @@ impl kv::Host for KvState {
     }
 
     async fn apply(&mut self, ops: Vec<kv::WriteOp>) -> Res<()> {
+        self.metrics.kv(KvOp::Apply);
         self.wrote = true;
         let ops: Vec<WriteOp> = ops
             .into_iter()

@@ -6,9 +6,11 @@
 //! the file, the key and what was expected.
 
 pub mod access;
+pub mod observability;
 pub mod security;
 
 pub use access::{AccessRules, Capabilities, Policy, RouteRule};
+pub use observability::{METRICS_READ, MetricsConfig};
 pub use security::{AuthConfig, ClientCa, GENERATED_CLIENT_CA, JwtAlgorithm, TlsSource, TlsSpec};
 
 use serde::Deserialize;
@@ -69,6 +71,9 @@ pub struct Manifest {
     /// The job engine.
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// Who may read the metrics.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// The sockets the server listens on.
     #[serde(default, rename = "listener")]
     pub listeners: Vec<Listener>,

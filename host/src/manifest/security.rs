@@ -48,7 +48,7 @@ pub struct AuthConfig {
     /// The window (and lockout) length for failed logins, in seconds.
     pub login_window_secs: u32,
     /// Role → permissions; merged over the built-in roles (`admin` = `*`,
-    /// `operator`, `viewer`).
+    /// `operator`, `viewer`, `monitor` = `metrics:read`).
     pub roles: BTreeMap<String, Vec<String>>,
 }
 
@@ -94,6 +94,8 @@ pub const BUILTIN_ROLES: &[(&str, &[&str])] = &[
         "viewer",
         &["jobs:read", "hosts:read", "clusters:read", "tasks:read"],
     ),
+    // For a Prometheus scraper's token: the metrics and nothing else.
+    ("monitor", &["metrics:read"]),
 ];
 
 impl AuthConfig {

@@ -78,7 +78,12 @@ impl SledStore {
         };
         let kv = db.open_tree("kv").map_err(backend)?;
         let flushed = db.clone();
-        let commit = GroupCommit::new(Arc::new(move || flushed.flush().map(drop).map_err(backend)));
+        let commit = GroupCommit::new(Arc::new(move || {
+            let started = std::time::Instant::now();
+            let result = flushed.flush().map(drop).map_err(backend);
+            crate::metrics::global().store_flushed(started.elapsed());
+            result
+        }));
         Ok(SledStore { db, kv, commit })
     }
 

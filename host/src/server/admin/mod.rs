@@ -1,11 +1,13 @@
 //! The admin API under `/admin/v1` (permission `admin`; health checks are
-//! public): users and tokens (`users.rs`), jobs (`jobs.rs`), handler
-//! versions and hot swap (`handlers.rs`). Served natively
+//! public; metrics need `metrics:read`): users and tokens (`users.rs`), jobs
+//! (`jobs.rs`), handler versions and hot swap (`handlers.rs`), metrics
+//! (`metrics.rs`). Served natively
 //! by the host, with the same auth step as handler routes and errors in
 //! Baton's own shape.
 
 mod handlers;
 mod jobs;
+mod metrics;
 mod users;
 
 use super::ListenerCtx;
@@ -29,6 +31,7 @@ pub fn router() -> Router<Arc<ListenerCtx>> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::get))
         .route("/users", get(users::list))
         .route(
             "/users/{name}",
