@@ -154,12 +154,7 @@ async fn serve(
 
     let version = slot.current();
     let jobs = JobsState::for_request(ctx.app.jobs.clone(), slot.name.clone());
-    let outcome = match ctx
-        .app
-        .runtime
-        .handle(slot, &version, &wit_req, jobs)
-        .await
-    {
+    let outcome = match ctx.app.runtime.handle(slot, &version, &wit_req, jobs).await {
         Ok(o) => o,
         Err(e) => return fail(invoke_error(&slot.name, e)),
     };

@@ -1,9 +1,12 @@
-//! `GET /admin/v1/metrics` against the real binary, read with a Prometheus
-//! text parser (`prometheus-parse`) as a scraper reads it: counters move by
-//! exactly what each test sent (refusals before any Wasm ran included),
-//! histograms exist per handler, job and swap counters follow real jobs and
-//! swaps, auth failures follow bad credentials, and the endpoint's own
-//! access rules (token with `metrics:read`, the `monitor` role, public mode).
+//! What an operator watches, against the real binary.
+//!
+//! `GET /admin/v1/metrics`, read with a Prometheus text parser
+//! (`prometheus-parse`) as a scraper reads it: counters move by exactly what
+//! each test sent (refusals before any Wasm ran included), histograms exist
+//! per handler, job and swap counters follow real jobs and swaps, auth
+//! failures follow bad credentials, and the endpoint's own access rules
+//! (token with `metrics:read`, the `monitor` role, public mode). The logs:
+//! JSON lines with `BATON_LOG_FORMAT=json`, written out at shutdown.
 
 mod support;
 
@@ -204,7 +207,9 @@ fn process_figures_and_build_info_are_exported() {
     let version = env!("CARGO_PKG_VERSION");
     assert_eq!(value(&s, "baton_build_info", &[("version", version)]), 1.0);
     let handlers = server.get_json("/admin/v1/handlers");
-    let current = handlers["handlers"][0]["current"]["version"].as_str().unwrap();
+    let current = handlers["handlers"][0]["current"]["version"]
+        .as_str()
+        .unwrap();
     let labels = [("handler", "faulty"), ("version", current)];
     assert_eq!(
         value(&s, "baton_handler_version_info", &labels),
@@ -217,7 +222,11 @@ fn process_figures_and_build_info_are_exported() {
 fn openmetrics_is_served_when_the_scraper_asks_for_it() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &faulty_manifest(""));
-    let ok = server.client().get(server.url("/faulty/ok")).send().unwrap();
+    let ok = server
+        .client()
+        .get(server.url("/faulty/ok"))
+        .send()
+        .unwrap();
     assert_eq!(ok.status(), 200);
     // What Prometheus sends.
     let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -523,4 +532,86 @@ fn swap_counters_and_the_version_series_follow_real_swaps() {
     assert_eq!(swaps("rejected"), 1.0);
     assert_eq!(swaps("rolled_back"), 1.0);
     assert_eq!(versions(&after), v1_sha);
+}
+
+/// `baton serve` on `manifest` in `dir` with extra environment.
+fn start_with_env(dir: &std::path::Path, manifest: &str, env: &[(&str, &str)]) -> Server {
+    let path = dir.join("baton.toml");
+    std::fs::write(&path, manifest).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_baton"));
+    cmd.arg("serve")
+        .arg("--manifest")
+        .arg(&path)
+        .arg("--data")
+        .arg(dir.join("data"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Server::spawn(cmd, dir.join("data"))
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_env(
+        dir.path(),
+        &faulty_manifest(""),
+        &[("BATON_LOG_FORMAT", "json")],
+    );
+    let resp = server
+        .client()
+        .get(server.url("/faulty/ok"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let served = |line: &str| {
+        serde_json::from_str::<Json>(line)
+            .is_ok_and(|v| v["fields"]["message"] == "served" && v["span"]["id"] == id.as_str())
+    };
+    let log = server.wait_log_line("the JSON `served` line of the request", served);
+    let line: Json = serde_json::from_str(log.lines().find(|l| served(l)).unwrap()).unwrap();
+    assert_eq!(line["fields"]["status"], 200);
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["span"]["path"], "/faulty/ok");
+    // Every line is JSON, the startup lines included.
+    for l in log.lines() {
+        assert!(serde_json::from_str::<Json>(l).is_ok(), "not JSON: {l}");
+    }
+}
+
+#[test]
+fn queued_log_lines_are_written_out_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &faulty_manifest(""));
+    let admin = server.client();
+    let ids: Vec<String> = (0..20)
+        .map(|_| {
+            let resp = admin.get(server.url("/faulty/ok")).send().unwrap();
+            resp.headers()["x-request-id"].to_str().unwrap().to_string()
+        })
+        .collect();
+    let log = server.terminate();
+    assert!(log.contains("shutting down"), "{log}");
+    for id in ids {
+        assert!(
+            log.lines().any(|l| l.contains(&id) && l.contains("served")),
+            "{id} missing:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_log_format_stops_the_start_with_what_to_write() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["serve", "--data", "/nonexistent/never-created"])
+        .env("BATON_LOG_FORMAT", "yaml")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("BATON_LOG_FORMAT is `yaml`: expected `text` or `json`"),
+        "{err}"
+    );
 }
