@@ -615,3 +615,112 @@ fn an_unknown_log_format_stops_the_start_with_what_to_write() {
         "{err}"
     );
 }
+
+/// A tmpfs of `size` mounted on a fresh folder, unmounted on drop: a real
+/// file system that a test can fill.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("running mount");
+        assert!(
+            out.status.success(),
+            "this test fills a small tmpfs and needs to mount one (run it as root, as CI does): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Writes `name` until the file system is full; returns the bytes written.
+    fn fill(&self, name: &str) -> u64 {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.path().join(name)).unwrap();
+        let chunk = vec![0xa5u8; 64 * 1024];
+        let mut written = 0u64;
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(n) => written += n as u64,
+                Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
+                Err(e) => panic!("filling the tmpfs: {e}"),
+            }
+        }
+        written
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn readiness_fails_while_the_store_cannot_be_written() {
+    let fs = Tmpfs::mount("64m");
+    let server = Server::start(fs.path(), &faulty_manifest(""));
+    let admin = server.client();
+    let readyz = |server: &Server| {
+        let resp = server
+            .anonymous()
+            .get(server.url("/admin/v1/readyz"))
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<Json>().unwrap_or(Json::Null))
+    };
+    assert_eq!(readyz(&server).0, 200);
+    let put = admin
+        .put(server.url("/faulty/kv/a"))
+        .body("before")
+        .send()
+        .unwrap();
+    assert!(put.status().is_success());
+    assert!(fs.fill("filler") > 0);
+    // Each probe needs fresh space, so one of the next probes finds none.
+    let refusal = poll("/readyz to fail on the full disk", || {
+        match readyz(&server) {
+            (503, body) => Ok(body),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    assert_eq!(refusal["error"]["kind"], "not-ready", "{refusal}");
+    let message = refusal["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the store cannot be written"),
+        "{message}"
+    );
+    // Writes are refused, not acknowledged, while the store cannot take them.
+    let put = admin
+        .put(server.url("/faulty/kv/b"))
+        .body("during")
+        .send()
+        .unwrap();
+    assert_eq!(put.status(), 500);
+    // sled keeps refusing after an I/O error until it is opened again: with
+    // space again, a restarted server is ready and has what it acknowledged.
+    std::fs::remove_file(fs.path().join("filler")).unwrap();
+    server.kill9();
+    let server = Server::start(fs.path(), &faulty_manifest(""));
+    assert_eq!(readyz(&server).0, 200);
+    let got = server
+        .client()
+        .get(server.url("/faulty/kv/a"))
+        .send()
+        .unwrap();
+    assert_eq!(got.text().unwrap(), "before");
+}
