@@ -724,3 +724,90 @@ fn readiness_fails_while_the_store_cannot_be_written() {
         .unwrap();
     assert_eq!(got.text().unwrap(), "before");
 }
+
+/// The metric names a PromQL expression mentions (`baton_…`, `process_…`).
+fn metric_names(expr: &str) -> Vec<String> {
+    let is_name = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = ["baton_", "process_"]
+        .iter()
+        .filter_map(|p| rest.find(p))
+        .min()
+    {
+        let preceded = rest[..at].chars().next_back().is_some_and(is_name);
+        let tail = &rest[at..];
+        let end = tail.find(|c: char| !is_name(c)).unwrap_or(tail.len());
+        if !preceded {
+            names.push(tail[..end].to_string());
+        }
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[test]
+fn the_dashboard_queries_only_series_the_server_exports() {
+    let dashboard: Json = serde_json::from_str(
+        &std::fs::read_to_string(root().join("docs/grafana-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect();
+    assert!(exprs.len() >= 15, "{exprs:?}");
+    // A server where every family has a series: a request, a kv read, a
+    // job, a refused swap, a refused credential.
+    let dir = tempfile::tempdir().unwrap();
+    let server = jobber(dir.path());
+    assert_eq!(
+        client()
+            .get(server.url("/jobber/order"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    let id = spawn(
+        &server,
+        json!({"kind": "quick", "input": "x", "attempts": 1}),
+    );
+    wait_state(&server, &id, "succeeded");
+    let refused = server
+        .client()
+        .put(server.url("/admin/v1/handlers/jobber"))
+        .body("junk")
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    assert_eq!(
+        server
+            .anonymous()
+            .get(server.url("/admin/v1/users"))
+            .send()
+            .unwrap()
+            .status(),
+        401
+    );
+    let exported: std::collections::HashSet<String> = scrape(&server)
+        .samples
+        .iter()
+        .map(|s| s.metric.clone())
+        .collect();
+    for expr in &exprs {
+        let names = metric_names(expr);
+        assert!(!names.is_empty(), "no metric in {expr}");
+        for name in names {
+            // prometheus-parse folds `_bucket` lines into the histogram's name.
+            let sample = name.strip_suffix("_bucket").unwrap_or(&name);
+            assert!(
+                exported.contains(sample),
+                "`{name}` (in {expr}) is not exported; exported: {exported:?}"
+            );
+        }
+    }
+}
