@@ -112,8 +112,10 @@ impl LogFormat {
 /// Installs the log subscriber: `BATON_LOG` filters (default `info`),
 /// `BATON_LOG_FORMAT` picks text or JSON, and every line goes to stderr
 /// through a writer thread, so that no request waits on the write. The
-/// returned guard flushes what is queued when dropped. The queue does not
-/// drop lines: when it is full (128k lines) loggers wait.
+/// writer thread buffers what it takes off the queue and writes once the
+/// queue is empty: under load one `write` carries many lines instead of
+/// one each. The returned guard flushes what is queued when dropped. The
+/// queue does not drop lines: when it is full (128k lines) loggers wait.
 fn init_tracing() -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
     use std::io::IsTerminal;
     let format = LogFormat::from_env(std::env::var("BATON_LOG_FORMAT").ok().as_deref())?;
@@ -122,7 +124,10 @@ fn init_tracing() -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard>
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("baton-log")
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
