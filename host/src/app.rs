@@ -4,6 +4,7 @@ use crate::auth::Auth;
 use crate::builtin;
 use crate::jobs::JobEngine;
 use crate::manifest::Manifest;
+use crate::metrics::jobs::MeteredJobStore;
 use crate::runtime::cache::CompileCache;
 use crate::runtime::registry::{HandlerSlot, Registry};
 use crate::runtime::versions::{Source, VersionStore};
@@ -49,7 +50,10 @@ impl App {
                 .with_context(|| format!("opening the database in {}", data_dir.display()))?,
         );
         let auth = Arc::new(Auth::open(&manifest, &data_dir, store.db())?);
-        let jobs = JobEngine::open(Arc::new(store.job_store()?), manifest.jobs)?;
+        let jobs = JobEngine::open(
+            Arc::new(MeteredJobStore::new(store.job_store()?)),
+            manifest.jobs,
+        )?;
         jobs.set_files_root(data_dir.join("exec-files"));
         let max_memory_mib = manifest
             .handlers

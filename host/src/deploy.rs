@@ -7,6 +7,7 @@
 //! changed file in a watched handler directory.
 
 use crate::app::App;
+use crate::metrics::{self, SwapResult};
 use crate::runtime::registry::HandlerVersion;
 use crate::runtime::version_of;
 use crate::runtime::versions::Source;
@@ -66,6 +67,7 @@ impl App {
             Err(e) => {
                 let reason = e.to_string();
                 slot.reject(&sha, &reason);
+                metrics::global().swap(name, SwapResult::Rejected);
                 tracing::warn!(handler = name, version = %&sha[..12], "component refused; the previous version keeps serving: {reason}");
                 return Err(DeployError::Rejected(reason));
             }
@@ -90,6 +92,11 @@ impl App {
             .map_err(|e| DeployError::Storage(e.to_string()))?;
         let old = slot.swap(version);
         let new = slot.current();
+        let result = match source {
+            Source::Rollback => SwapResult::RolledBack,
+            _ => SwapResult::Deployed,
+        };
+        metrics::global().swap(name, result);
         tracing::info!(
             handler = name, from = %&old.sha256[..12], to = %&new.sha256[..12],
             cached = new.from_cache, ?source, "handler swapped"

@@ -4,7 +4,8 @@
 //! The crate is organised one concern per module: [`manifest`] (what to
 //! serve), [`store`] (sled behind a trait), [`runtime`] (wasmtime, handler
 //! versions, per-request instances), [`host_calls`] (the WIT interfaces),
-//! [`server`] (axum, routing, errors) and [`app`] (wiring them together).
+//! [`server`] (axum, routing, errors), [`metrics`] (what Prometheus
+//! scrapes) and [`app`] (wiring them together).
 
 pub mod added_mounts;
 pub mod app;
@@ -15,6 +16,7 @@ pub mod deploy;
 pub mod host_calls;
 pub mod jobs;
 pub mod manifest;
+pub mod metrics;
 pub mod runtime;
 pub mod server;
 pub mod store;

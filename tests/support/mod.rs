@@ -341,6 +341,29 @@ impl Server {
         assert!(ok, "kill -HUP failed");
     }
 
+    /// Stops the server with `SIGTERM` (a clean shutdown) and waits for
+    /// it; returns its whole log, read to the end.
+    pub fn terminate(mut self) -> String {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -TERM failed");
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "baton exited with {status}; log:\n{}",
+            self.log()
+        );
+        // stderr closed with the process: wait until its reader has seen the end.
+        let end = Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.stderr) > 1 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.log()
+    }
+
     /// `kill -9` the server and wait for it to die.
     pub fn kill9(mut self) {
         self.child.kill().unwrap();

@@ -74,7 +74,8 @@ impl ServeArgs {
 /// Parses the command line and runs it.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing();
+    // Kept until `main` returns: dropping it writes out the lines still queued.
+    let _log_writer = init_tracing()?;
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token::run(args),
@@ -87,15 +88,56 @@ pub fn main() -> anyhow::Result<()> {
     }
 }
 
-fn init_tracing() {
+/// How log lines are written: `BATON_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogFormat {
+    /// One human-readable line per event (the default).
+    Text,
+    /// One JSON object per line, with the event's fields and its spans'.
+    Json,
+}
+
+impl LogFormat {
+    fn from_env(value: Option<&str>) -> anyhow::Result<LogFormat> {
+        match value.map(str::trim) {
+            None | Some("" | "text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(other) => {
+                anyhow::bail!("BATON_LOG_FORMAT is `{other}`: expected `text` or `json`")
+            }
+        }
+    }
+}
+
+/// Installs the log subscriber: `BATON_LOG` filters (default `info`),
+/// `BATON_LOG_FORMAT` picks text or JSON, and every line goes to stderr
+/// through a writer thread, so that no request waits on the write. The
+/// writer thread buffers what it takes off the queue and writes once the
+/// queue is empty: under load one `write` carries many lines instead of
+/// one each. The returned guard flushes what is queued when dropped. The
+/// queue does not drop lines: when it is full (128k lines) loggers wait.
+fn init_tracing() -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
     use std::io::IsTerminal;
+    let format = LogFormat::from_env(std::env::var("BATON_LOG_FORMAT").ok().as_deref())?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("baton-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(writer);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+    };
+    Ok(guard)
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

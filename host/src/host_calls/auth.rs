@@ -4,6 +4,7 @@
 
 use crate::auth::tokens::TokenKind;
 use crate::auth::{Auth, AuthError, Principal};
+use crate::metrics::AuthFailure;
 use crate::runtime::bindings::{auth, types};
 use crate::runtime::state::HostState;
 use std::net::{IpAddr, Ipv4Addr};
@@ -61,6 +62,16 @@ pub fn to_wit_principal(p: &Principal) -> types::Principal {
     }
 }
 
+/// Counts a refused login in `baton_auth_failures_total`.
+fn count_refusal(e: &AuthError) {
+    let reason = match e {
+        AuthError::RateLimited(_) => AuthFailure::RateLimited,
+        AuthError::Unauthenticated(_) | AuthError::Invalid(_) => AuthFailure::Invalid,
+        AuthError::Internal(_) => return,
+    };
+    crate::metrics::global().auth_failure(reason);
+}
+
 fn to_wit_error(e: AuthError) -> types::Error {
     match e {
         AuthError::Unauthenticated(m) => types::Error::Denied(m),
@@ -99,7 +110,10 @@ impl auth::Host for AuthState {
             .verify_password(&username, &password, otp.as_deref(), self.remote)
             .await
             .map(|p| to_wit_principal(&p))
-            .map_err(to_wit_error))
+            .map_err(|e| {
+                count_refusal(&e);
+                to_wit_error(e)
+            }))
     }
 
     async fn issue_token(&mut self, p: types::Principal, ttl_secs: u32) -> Res<String> {

@@ -1,5 +1,6 @@
 //! `baton:api/kv`: the handler's namespace in the store.
 
+use crate::metrics::{HandlerMetrics, KvOp};
 use crate::runtime::bindings::{kv, types};
 use crate::runtime::state::HostState;
 use crate::store::{CountOp, Expect, KvStore, StoreError, WriteOp};
@@ -10,16 +11,19 @@ use wasmtime::component::{HasSelf, Linker};
 pub struct KvState {
     store: Arc<dyn KvStore>,
     namespace: Arc<str>,
+    metrics: Arc<HandlerMetrics>,
     /// Whether this instance wrote anything (so the host flushes before replying).
     pub wrote: bool,
 }
 
 impl KvState {
-    /// State for an instance of the handler whose namespace is `namespace`.
-    pub fn new(store: Arc<dyn KvStore>, namespace: Arc<str>) -> Self {
+    /// State for an instance of the handler whose namespace is `namespace`
+    /// (its operations counted in `metrics`).
+    pub fn new(store: Arc<dyn KvStore>, namespace: Arc<str>, metrics: Arc<HandlerMetrics>) -> Self {
         KvState {
             store,
             namespace,
+            metrics,
             wrote: false,
         }
     }
@@ -55,6 +59,7 @@ fn store_writes(ops: Vec<kv::WriteOp>) -> Vec<WriteOp> {
 
 impl kv::Host for KvState {
     async fn get(&mut self, bucket: String, key: String) -> Res<Option<Vec<u8>>> {
+        self.metrics.kv(KvOp::Get);
         Ok(self
             .store
             .get(&self.namespace, &bucket, &key)
@@ -62,6 +67,7 @@ impl kv::Host for KvState {
     }
 
     async fn set(&mut self, bucket: String, key: String, value: Vec<u8>) -> Res<()> {
+        self.metrics.kv(KvOp::Set);
         self.wrote = true;
         Ok(self
             .store
@@ -70,6 +76,7 @@ impl kv::Host for KvState {
     }
 
     async fn delete(&mut self, bucket: String, key: String) -> Res<bool> {
+        self.metrics.kv(KvOp::Delete);
         self.wrote = true;
         Ok(self
             .store
@@ -85,6 +92,7 @@ impl kv::Host for KvState {
         new: Option<Vec<u8>>,
     ) -> Res<bool> {
         self.wrote = true;
+        self.metrics.kv(KvOp::CompareAndSwap);
         Ok(self
             .store
             .compare_and_swap(
@@ -104,6 +112,7 @@ impl kv::Host for KvState {
         start_after: Option<String>,
         limit: u32,
     ) -> Res<Vec<(String, Vec<u8>)>> {
+        self.metrics.kv(KvOp::Scan);
         Ok(self
             .store
             .scan(
@@ -117,6 +126,7 @@ impl kv::Host for KvState {
     }
 
     async fn increment(&mut self, bucket: String, key: String, delta: i64) -> Res<i64> {
+        self.metrics.kv(KvOp::Increment);
         self.wrote = true;
         Ok(self
             .store
@@ -125,6 +135,7 @@ impl kv::Host for KvState {
     }
 
     async fn apply(&mut self, ops: Vec<kv::WriteOp>) -> Res<()> {
+        self.metrics.kv(KvOp::Apply);
         self.wrote = true;
         let ops = store_writes(ops);
         Ok(self.store.apply(&self.namespace, &ops).map_err(wit_error))
@@ -137,6 +148,7 @@ impl kv::Host for KvState {
         counts: Vec<kv::CountOp>,
     ) -> Res<Option<Vec<i64>>> {
         self.wrote = true;
+        self.metrics.kv(KvOp::ApplyIf);
         let expect: Vec<Expect> = expect
             .into_iter()
             .map(|e| Expect {

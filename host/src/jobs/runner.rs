@@ -268,6 +268,7 @@ impl JobEngine {
         let unfinished = self
             .store
             .scan(None, usize::MAX, &mut |j| !j.state.is_final())?;
+        crate::metrics::jobs::seed(&unfinished);
         let mut queued = Vec::with_capacity(unfinished.len());
         let mut interrupted = 0;
         for job in unfinished {

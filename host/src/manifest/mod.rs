@@ -6,9 +6,11 @@
 //! the file, the key and what was expected.
 
 pub mod access;
+pub mod observability;
 pub mod security;
 
 pub use access::{AccessRules, Capabilities, Policy, RouteRule};
+pub use observability::{METRICS_READ, MetricsConfig};
 pub use security::{AuthConfig, ClientCa, GENERATED_CLIENT_CA, JwtAlgorithm, TlsSource, TlsSpec};
 
 use serde::Deserialize;
@@ -72,6 +74,9 @@ pub struct Manifest {
     /// What a component may contain before it is compiled.
     #[serde(default)]
     pub components: crate::runtime::limits::ComponentLimits,
+    /// Who may read the metrics.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// The sockets the server listens on.
     #[serde(default, rename = "listener")]
     pub listeners: Vec<Listener>,

@@ -51,7 +51,7 @@ pub struct AuthConfig {
     /// checks wait. Default: the number of CPUs, at most 4.
     pub max_concurrent_password_checks: u32,
     /// Role → permissions; merged over the built-in roles (`admin` = `*`,
-    /// `operator`, `viewer`).
+    /// `operator`, `viewer`, `monitor` = `metrics:read`).
     pub roles: BTreeMap<String, Vec<String>>,
 }
 
@@ -99,6 +99,8 @@ pub const BUILTIN_ROLES: &[(&str, &[&str])] = &[
         "viewer",
         &["jobs:read", "hosts:read", "clusters:read", "tasks:read"],
     ),
+    // For a Prometheus scraper's token: the metrics and nothing else.
+    ("monitor", &["metrics:read"]),
 ];
 
 impl AuthConfig {

@@ -16,6 +16,7 @@ use crate::host_calls::{
     self, auth::AuthState, config::ConfigState, jobs::JobsState, kv::KvState, log::LogState,
 };
 use crate::jobs::CancelFlag;
+use crate::metrics::FailureKind;
 use crate::store::KvStore;
 use bindings::{HandlerPre, types};
 use guest_output::{GuestOutput, Stream};
@@ -312,7 +313,7 @@ impl Runtime {
         RequestScope {
             deadline: Instant::now() + setup.timeout,
             cancel: setup.cancel,
-            kv: KvState::new(self.store.clone(), handler.clone()),
+            kv: KvState::new(self.store.clone(), handler.clone(), slot.metrics.clone()),
             log: LogState::new(handler, trace_id.clone()),
             jobs: setup.jobs,
             auth: AuthState::new(
@@ -417,6 +418,7 @@ impl Runtime {
             cancel: Some(cancel),
         };
         let mut store = self.new_store(slot, setup);
+        slot.metrics.instance(false);
         let result = async {
             let instance = version
                 .pre
@@ -431,12 +433,15 @@ impl Runtime {
         .await;
         match result {
             Ok(out) => Ok(out),
-            Err((phase, e)) => Err(classify(
-                &store,
-                phase,
-                e,
-                timeout.as_millis() as u64,
-                slot.limits.memory_mib,
+            Err((phase, e)) => Err(failed(
+                slot,
+                classify(
+                    &store,
+                    phase,
+                    e,
+                    timeout.as_millis() as u64,
+                    slot.limits.memory_mib,
+                ),
             )),
         }
     }
@@ -484,6 +489,7 @@ impl Runtime {
                 }
                 None => (self.new_store(slot, setup), None, 0),
             };
+        slot.metrics.instance(warm.is_some());
         let result = async {
             let instance = match warm {
                 Some(instance) => instance,
@@ -515,15 +521,25 @@ impl Runtime {
             }
             // The store (and with it a warm instance) is dropped: a trap or
             // timeout always retires the instance.
-            Err((phase, e)) => Err(classify(
-                &store,
-                phase,
-                e,
-                timeout_ms,
-                slot.limits.memory_mib,
+            Err((phase, e)) => Err(failed(
+                slot,
+                classify(&store, phase, e, timeout_ms, slot.limits.memory_mib),
             )),
         }
     }
+}
+
+/// Counts `e` among `slot`'s failures and returns it.
+fn failed(slot: &HandlerSlot, e: InvokeError) -> InvokeError {
+    let kind = match &e {
+        InvokeError::Trap(_) => FailureKind::Trap,
+        InvokeError::Timeout(_) => FailureKind::Timeout,
+        InvokeError::MemoryExhausted(_) => FailureKind::Memory,
+        InvokeError::Instantiate(_) => FailureKind::Instantiate,
+        InvokeError::Overloaded => return e,
+    };
+    slot.metrics.failure(kind);
+    e
 }
 
 fn classify(

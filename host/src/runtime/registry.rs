@@ -6,6 +6,7 @@ use super::bindings::HandlerPre;
 use super::state::HostState;
 use super::warm::WarmPool;
 use crate::manifest::{AccessRules, Capabilities, ErrorStyle, HandlerSpec, Limits};
+use crate::metrics::HandlerMetrics;
 use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct HandlerSlot {
     pub last_rejection: std::sync::Mutex<Option<Rejection>>,
     /// Idle instances for reuse, when the manifest opts in (`warm_instances`).
     pub warm: Option<WarmPool>,
+    /// The handles of its metric series.
+    pub metrics: Arc<HandlerMetrics>,
     current: ArcSwap<HandlerVersion>,
 }
 
@@ -73,6 +76,8 @@ impl HandlerSlot {
     /// A slot for `spec` running a version another slot already runs
     /// (a manifest reload changing settings, not code).
     pub fn with_current(spec: &HandlerSpec, limits: Limits, version: Arc<HandlerVersion>) -> Self {
+        let metrics = crate::metrics::global();
+        metrics.serving(&spec.name, &version.sha256);
         HandlerSlot {
             name: Arc::from(spec.name.as_str()),
             mount: spec.mount.clone(),
@@ -87,6 +92,7 @@ impl HandlerSlot {
             warm: spec
                 .warm_instances
                 .map(|w| WarmPool::new(w, limits.max_concurrent)),
+            metrics: metrics.handler(&spec.name),
             current: ArcSwap::new(version),
         }
     }
@@ -118,6 +124,7 @@ impl HandlerSlot {
 
     /// Makes `version` the one new requests run; in-flight requests finish on theirs.
     pub fn swap(&self, version: HandlerVersion) -> Arc<HandlerVersion> {
+        crate::metrics::global().serving(&self.name, &version.sha256);
         self.current.swap(Arc::new(version))
     }
 

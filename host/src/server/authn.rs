@@ -6,6 +6,7 @@ use super::errors::HostError;
 use super::listen::ConnInfo;
 use crate::auth::{Auth, AuthError, Credential, Principal};
 use crate::manifest::{ErrorStyle, Policy};
+use crate::metrics::AuthFailure;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use base64::Engine as _;
 
@@ -65,17 +66,25 @@ pub async fn authorize(
         return Ok(None);
     }
     let unauthenticated = |msg: String| not_authenticated(style, msg);
-    let principal = match credential(headers).map_err(unauthenticated)? {
+    let refused = |reason| crate::metrics::global().auth_failure(reason);
+    let cred = credential(headers).map_err(|m| {
+        refused(AuthFailure::Malformed);
+        unauthenticated(m)
+    })?;
+    let principal = match cred {
         Some(cred) => auth
             .authenticate(&cred, conn.remote.ip())
             .await
             .map_err(|e| match e {
-                AuthError::RateLimited(secs) => HostError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too-many-attempts",
-                    e.to_string(),
-                )
-                .with_header(header::RETRY_AFTER, HeaderValue::from(secs)),
+                AuthError::RateLimited(secs) => {
+                    refused(AuthFailure::RateLimited);
+                    HostError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too-many-attempts",
+                        e.to_string(),
+                    )
+                    .with_header(header::RETRY_AFTER, HeaderValue::from(secs))
+                }
                 AuthError::Internal(m) => {
                     tracing::error!("authentication failed: {m}");
                     HostError::new(
@@ -84,7 +93,10 @@ pub async fn authorize(
                         "the credentials could not be checked; see the server log",
                     )
                 }
-                AuthError::Unauthenticated(m) | AuthError::Invalid(m) => unauthenticated(m),
+                AuthError::Unauthenticated(m) | AuthError::Invalid(m) => {
+                    refused(AuthFailure::Invalid);
+                    unauthenticated(m)
+                }
             })?,
         None => match &conn.peer_subject {
             Some(cn) => auth.principal_for_certificate(cn).map_err(|e| {
@@ -96,6 +108,7 @@ pub async fn authorize(
                 )
             })?,
             None => {
+                refused(AuthFailure::Missing);
                 return Err(unauthenticated(
                     "authentication required: send `X-Authentication: <token>`, `Authorization: Bearer <token>` or HTTP Basic credentials".into(),
                 ));
@@ -105,6 +118,7 @@ pub async fn authorize(
     if let Policy::Permission(p) = policy
         && !auth.grants(&principal, p)
     {
+        refused(AuthFailure::Forbidden);
         return Err(HostError::new(
             StatusCode::FORBIDDEN,
             "not-permitted",

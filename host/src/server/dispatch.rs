@@ -10,6 +10,7 @@ use crate::host_calls::jobs::JobsState;
 use crate::manifest::ErrorStyle;
 use crate::runtime::InvokeError;
 use crate::runtime::bindings::types;
+use crate::runtime::registry::HandlerSlot;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -55,16 +56,37 @@ pub async fn dispatch(ctx: &ListenerCtx, conn: &ConnInfo, req: axum::extract::Re
     let span = tracing::info_span!(
         "request", id = %request_id, method = %req.method(), path = %req.uri().path()
     );
-    // The clock is read only when the request is logged.
-    let started = (!span.is_disabled()).then(Instant::now);
-    let resp = serve(ctx, conn, req, &request_id)
-        .instrument(span.clone())
-        .await;
-    if let Some(started) = started {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let routed = ctx
+        .app
+        .registry
+        .route_where(req.uri().path(), |name| ctx.serves(name));
+    let (resp, slot) = match routed {
+        Some((slot, rel_path)) => {
+            let resp = serve(ctx, conn, req, &slot, rel_path, &request_id)
+                .instrument(span.clone())
+                .await;
+            (resp, Some(slot))
+        }
+        None => {
+            let resp = HostError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                format!("no handler is mounted at {}", req.uri().path()),
+            )
+            .into_response(ErrorStyle::Baton, &request_id);
+            (resp, None)
+        }
+    };
+    let took = started.elapsed();
+    let metrics = slot.as_ref().map_or(unrouted_metrics(), |s| &s.metrics);
+    metrics.request(&method, resp.status().as_u16(), took);
+    if !span.is_disabled() {
         span.in_scope(|| {
             tracing::info!(
                 status = resp.status().as_u16(),
-                micros = started.elapsed().as_micros() as u64,
+                micros = took.as_micros() as u64,
                 "served"
             )
         });
@@ -72,22 +94,22 @@ pub async fn dispatch(ctx: &ListenerCtx, conn: &ConnInfo, req: axum::extract::Re
     resp
 }
 
+/// The series of requests no mounted handler matched.
+fn unrouted_metrics() -> &'static Arc<crate::metrics::HandlerMetrics> {
+    static UNROUTED: std::sync::OnceLock<Arc<crate::metrics::HandlerMetrics>> =
+        std::sync::OnceLock::new();
+    UNROUTED.get_or_init(|| crate::metrics::global().handler(crate::metrics::UNROUTED))
+}
+
 async fn serve(
     ctx: &ListenerCtx,
     conn: &ConnInfo,
     req: axum::extract::Request,
+    slot: &Arc<HandlerSlot>,
+    rel_path: String,
     request_id: &str,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path();
-    let Some((slot, rel_path)) = ctx.app.registry.route_where(path, |name| ctx.serves(name)) else {
-        return HostError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            format!("no handler is mounted at {path}"),
-        )
-        .into_response(ErrorStyle::Baton, request_id);
-    };
     let style = slot.errors;
     let fail = |e: HostError| e.into_response(style, request_id);
 
@@ -132,12 +154,7 @@ async fn serve(
 
     let version = slot.current();
     let jobs = JobsState::for_request(ctx.app.jobs.clone(), slot.name.clone());
-    let outcome = match ctx
-        .app
-        .runtime
-        .handle(&slot, &version, &wit_req, jobs)
-        .await
-    {
+    let outcome = match ctx.app.runtime.handle(slot, &version, &wit_req, jobs).await {
         Ok(o) => o,
         Err(e) => return fail(invoke_error(&slot.name, e)),
     };

@@ -73,12 +73,22 @@ impl ListenerService {
             && req.uri().path().starts_with(ADMIN_MOUNT)
         {
             req.extensions_mut().insert(conn.clone());
+            let started = std::time::Instant::now();
+            let method = req.method().clone();
             let (req, held) = request_body::hold(req);
             let Ok(resp) = tower::ServiceExt::oneshot(admin.clone(), req).await;
+            admin_metrics().request(&method, resp.status().as_u16(), started.elapsed());
             return request_body::release_after(resp, held);
         }
         dispatch::dispatch(&self.ctx, conn, req).await
     }
+}
+
+/// The series of the admin API's requests.
+fn admin_metrics() -> &'static crate::metrics::HandlerMetrics {
+    static ADMIN: std::sync::OnceLock<Arc<crate::metrics::HandlerMetrics>> =
+        std::sync::OnceLock::new();
+    ADMIN.get_or_init(|| crate::metrics::global().handler(crate::metrics::ADMIN))
 }
 
 impl ListenerCtx {

@@ -9,7 +9,7 @@ mod sled_jobs;
 mod sled_store;
 
 pub use commit::GroupCommit;
-pub use jobs::{JobStore, JobStoreError, NewEvents};
+pub use jobs::{CommitFuture, JobStore, JobStoreError, NewEvents};
 pub use sled_jobs::SledJobStore;
 pub use sled_store::SledStore;
 

@@ -25,6 +25,9 @@ impl std::fmt::Debug for SledStore {
     }
 }
 
+/// The tree [`SledStore::probe_write`] writes to.
+const PROBE_TREE: &str = "readiness-probe";
+
 fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -108,7 +111,12 @@ impl SledStore {
         };
         let kv = db.open_tree("kv").map_err(backend)?;
         let flushed = db.clone();
-        let commit = GroupCommit::new(Arc::new(move || flushed.flush().map(drop).map_err(backend)));
+        let commit = GroupCommit::new(Arc::new(move || {
+            let started = std::time::Instant::now();
+            let result = flushed.flush().map(drop).map_err(backend);
+            crate::metrics::global().store_flushed(started.elapsed());
+            result
+        }));
         Ok(SledStore { db, kv, commit })
     }
 
@@ -121,6 +129,20 @@ impl SledStore {
     /// the flush with every writer waiting at the same moment.
     pub async fn commit(&self) -> Result<(), StoreError> {
         self.commit.commit().await
+    }
+
+    /// Writes the readiness probe (a 4 KiB record in its own tree, so that
+    /// each probe needs fresh space on disk) and waits until it is durable:
+    /// `Ok` only when the store can take a write right now.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        let probes = self.db.open_tree(PROBE_TREE).map_err(backend)?;
+        let mut record = vec![0u8; 4096];
+        let stamp = crate::jobs::model::now_ms().to_be_bytes();
+        for chunk in record.chunks_mut(stamp.len()) {
+            chunk.copy_from_slice(&stamp[..chunk.len()]);
+        }
+        probes.insert(b"probe", record).map_err(backend)?;
+        self.commit().await
     }
 
     /// (commits asked for, flushes made) so far.

@@ -1,11 +1,13 @@
 //! The admin API under `/admin/v1` (permission `admin`; health checks are
-//! public): users and tokens (`users.rs`), jobs (`jobs.rs`), handler
-//! versions and hot swap (`handlers.rs`). Served natively
+//! public; metrics need `metrics:read`): users and tokens (`users.rs`), jobs
+//! (`jobs.rs`), handler versions and hot swap (`handlers.rs`), metrics
+//! (`metrics.rs`). Served natively
 //! by the host, with the same auth step as handler routes and errors in
 //! Baton's own shape.
 
 mod handlers;
 mod jobs;
+mod metrics;
 mod users;
 
 use super::ListenerCtx;
@@ -28,6 +30,7 @@ pub fn router() -> Router<Arc<ListenerCtx>> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::get))
         .route("/users", get(users::list))
         .route(
             "/users/{name}",
@@ -146,7 +149,30 @@ async fn healthz() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 
+/// How long `/readyz` waits for its write to become durable.
+const READINESS_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Ready when every handler is mounted (the server listens only then) and
+/// the store takes a durable write within [`READINESS_WRITE_TIMEOUT`];
+/// else 503, saying why.
 async fn readyz(State(ctx): State<Arc<ListenerCtx>>) -> Response {
-    let handlers = ctx.app.registry.all().len();
-    axum::Json(json!({ "status": "ready", "handlers": handlers })).into_response()
+    let probe = tokio::time::timeout(READINESS_WRITE_TIMEOUT, ctx.app.store.probe_write()).await;
+    let reason = match probe {
+        Ok(Ok(())) => {
+            let handlers = ctx.app.registry.all().len();
+            return axum::Json(json!({ "status": "ready", "handlers": handlers })).into_response();
+        }
+        Ok(Err(e)) => format!("the store cannot be written: {e}"),
+        Err(_) => format!(
+            "the store did not make a write durable within {} s",
+            READINESS_WRITE_TIMEOUT.as_secs()
+        ),
+    };
+    tracing::warn!("not ready: {reason}");
+    AdminError(HostError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not-ready",
+        reason,
+    ))
+    .into_response()
 }

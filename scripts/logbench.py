@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""What logging and metrics cost on the request path: the fresh-instance
+`GET /health` of the shipped provisioning handler under `wrk`, at the
+default log level (`info`: one access-log line per request) next to
+`BATON_LOG=warn`, and optionally next to a baseline binary (e.g. a build
+from before the metrics), all servers up at once and measured in
+alternating rounds in one run.
+
+    scripts/logbench.py [--baton target/release/baton] [--baseline OTHER_BATON]
+                        [--duration 5] [--rounds 7] [--connections 32]
+
+Everything listens on 127.0.0.1 ephemeral ports and each wrk run is bounded
+(`--duration` seconds). Each server's stderr goes to a file, as a log
+collector's pipe or file would take it (not /dev/null, which costs nothing
+to write to). Needs `wrk` (Debian: `apt-get install wrk`).
+"""
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+MANIFEST = """
+[[listener]]
+address = "127.0.0.1:0"
+
+[limits]
+max_concurrent = 64
+
+[[handler]]
+name = "provisioning"
+wasm = "builtin:provisioning"
+mount = "/"
+errors = "envelope"
+[[handler.route]]
+path = "/health"
+policy = "public"
+"""
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def start(binary, level, workdir, name):
+    """Starts `binary serve` with BATON_LOG=`level`; returns (process, base URL, log path)."""
+    data = os.path.join(workdir, name)
+    os.makedirs(data)
+    manifest = os.path.join(data, "baton.toml")
+    with open(manifest, "w") as f:
+        f.write(MANIFEST)
+    log_path = os.path.join(data, "stderr.log")
+    env = dict(os.environ, BATON_LOG=level, BATON_ADMIN_PASSWORD="bench-password")
+    proc = subprocess.Popen(
+        [binary, "serve", "--manifest", manifest, "--data", os.path.join(data, "data")],
+        stdout=subprocess.PIPE, stderr=open(log_path, "w"), env=env, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"{name} exited before listening; see {log_path}")
+        if line.startswith("listening on "):
+            threading.Thread(target=proc.stdout.read, daemon=True).start()
+            return proc, line.split()[2].strip(), log_path
+    raise SystemExit(f"{name} did not listen within 120 s")
+
+
+def wrk(url, duration, connections):
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise SystemExit(f"{url}: {errors.group(1)} non-2xx responses\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--baton", default=os.path.join(ROOT, "target", "release", "baton"))
+    ap.add_argument("--baseline", help="another baton binary measured beside it")
+    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    ap.add_argument("--rounds", type=int, default=7, help="alternating runs per server")
+    ap.add_argument("--connections", type=int, default=32)
+    args = ap.parse_args()
+    binaries = [("baton", args.baton)] + ([("baseline", args.baseline)] if args.baseline else [])
+    with tempfile.TemporaryDirectory(prefix="baton-logbench-") as work:
+        servers = []
+        for label, binary in binaries:
+            for level in ("info", "warn"):
+                name = f"{label}-{level}"
+                proc, base, log_path = start(binary, level, work, name)
+                servers.append((name, proc, base + "/health", log_path))
+        try:
+            for name, _, url, _ in servers:
+                wrk(url, 1, args.connections)  # warm-up
+            results = {name: [] for name, *_ in servers}
+            for r in range(args.rounds):
+                # Rotate who goes first, so that drift in the machine's speed
+                # spreads over every server.
+                order = servers[r % len(servers):] + servers[:r % len(servers)]
+                for name, _, url, _ in order:
+                    rps = wrk(url, args.duration, args.connections)
+                    results[name].append(rps)
+                    log(f"round {r + 1}: {name:>14} {rps:>10,.0f} requests/s")
+            print(f"\nwrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} rounds, "
+                  "GET /health (fresh instance), medians:")
+            med = {n: statistics.median(v) for n, v in results.items()}
+            for name, runs in results.items():
+                print(f"  {name:>14}: {med[name]:>10,.0f}/s   runs: "
+                      + ", ".join(f"{x:,.0f}" for x in runs))
+            for label, _ in binaries:
+                info, warn = results[f"{label}-info"], results[f"{label}-warn"]
+                paired = sorted(i / w for i, w in zip(info, warn))
+                print(f"  {label}: info / warn = {med[f'{label}-info'] / med[f'{label}-warn']:.3f} "
+                      f"(paired per round: min {paired[0]:.3f}, median "
+                      f"{statistics.median(paired):.3f}, max {paired[-1]:.3f})")
+            if args.baseline:
+                for level in ("info", "warn"):
+                    a, b = med[f"baton-{level}"], med[f"baseline-{level}"]
+                    print(f"  baton / baseline at {level}: {a / b:.3f}")
+            for name, _, _, log_path in servers:
+                lines = sum(1 for _ in open(log_path))
+                print(f"  {name:>14}: {lines:,} log lines written")
+        finally:
+            for _, proc, _, _ in servers:
+                proc.terminate()
+            for _, proc, _, _ in servers:
+                proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
