@@ -28,7 +28,15 @@ teardown_command = "sh -c 'cat > /dev/null'"
         msg.contains("exited with status 3") && msg.contains("disk quota exceeded"),
         "{msg}"
     );
-    assert_eq!(detail["Workflow"]["State"], "failed");
+    // The provision job records the cluster's failure just before the
+    // engine records the job's end: the workflow follows a moment later.
+    let detail = wait_for("the provision workflow to end failed", || {
+        pgo.show(&auth, "pgouser1", "broken")
+            .ok()
+            .filter(|d| d["Workflow"]["State"] != "running")
+    });
+    assert_eq!(detail["Workflow"]["State"], "failed", "{detail}");
+    assert_eq!(detail["cluster"]["status"]["state"], "failed", "{detail}");
 
     let r = pgo.post(
         &auth,
