@@ -341,3 +341,57 @@ fn a_viewer_may_read_jobs_but_not_start_or_stop_them() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+/// The `id` of the orchestrator's `deploy` command link, asked with `host`
+/// as the `Host` header.
+fn deploy_link(server: &Server, host: &str) -> String {
+    let resp = server
+        .client()
+        .get(server.url("/orchestrator/v1/"))
+        .header(reqwest::header::HOST, host)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().unwrap();
+    body["commands"]["deploy"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn absolute_urls_take_a_plain_host_header_or_the_listeners_public_url() {
+    // Issue 19, item 11: the Host header was copied into every link.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &manifest_with_agent(r#"["sh", "-c", "true"]"#));
+    let bound = server.base.clone();
+    assert_eq!(
+        deploy_link(&server, "baton.example.com:8143"),
+        "https://baton.example.com:8143/orchestrator/v1/command/deploy"
+    );
+    for hostile in [
+        "evil.example/\"><script>",
+        "user@evil.example",
+        "a b",
+        "x:99999",
+    ] {
+        assert_eq!(
+            deploy_link(&server, hostile),
+            format!("{bound}/orchestrator/v1/command/deploy"),
+            "Host: {hostile}"
+        );
+    }
+    drop(server);
+
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest_with_agent(r#"["sh", "-c", "true"]"#).replacen(
+        "address = \"127.0.0.1:0\"",
+        "address = \"127.0.0.1:0\"\npublic_url = \"https://orchestrator.example/\"",
+        1,
+    );
+    let server = Server::start(dir.path(), &manifest);
+    assert_eq!(
+        deploy_link(&server, "baton.example.com:8143"),
+        "https://orchestrator.example/orchestrator/v1/command/deploy"
+    );
+}

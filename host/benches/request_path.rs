@@ -72,6 +72,7 @@ fn bench(c: &mut Criterion) {
             exclude: Vec::new(),
             scheme: "http",
             local_addr: "127.0.0.1:8143".parse().unwrap(),
+            public_url: None,
         }),
         true,
     );

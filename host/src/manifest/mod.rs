@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod observability;
+pub mod public_url;
 pub mod security;
 
 pub use access::{AccessRules, Capabilities, Policy, RouteRule};
@@ -221,6 +222,10 @@ pub struct Listener {
     /// Connections open at once; further clients wait in the accept queue.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// Where clients reach this listener, e.g. `https://baton.example.com:8143`:
+    /// the base of every absolute URL in replies. Absent: the request's
+    /// `Host` when it is a plain `host[:port]`, else the bound address.
+    pub public_url: Option<String>,
 }
 
 fn default_header_read_timeout_ms() -> u64 {
@@ -477,6 +482,17 @@ impl Manifest {
             }
         }
         for (i, l) in self.listeners.iter().enumerate() {
+            if let Some(url) = &l.public_url
+                && !public_url::is_valid(url)
+            {
+                return Err(self.invalid(
+                    format!("listener[{i}].public_url"),
+                    format!(
+                        "`{url}` is not a base URL such as `https://baton.example.com:8143` \
+                         (http or https, a host and an optional port, no path, query or user)"
+                    ),
+                ));
+            }
             if l.address.parse::<SocketAddr>().is_err() {
                 return Err(self.invalid(
                     format!("listener[{i}].address"),
@@ -634,6 +650,18 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.starts_with("test.toml:"), "{msg}");
         assert!(msg.contains("datadir"), "{msg}");
+    }
+
+    #[test]
+    fn a_public_url_with_a_path_or_credentials_is_refused() {
+        for bad in ["https://x/api", "https://u:p@x", "baton.example"] {
+            let err = parse(&format!("{LISTENER}public_url = \"{bad}\"\n")).unwrap_err();
+            assert!(err.to_string().contains("listener[0].public_url"), "{err}");
+        }
+        parse(&format!(
+            "{LISTENER}public_url = \"https://baton.example:8143\"\n"
+        ))
+        .unwrap();
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::errors::HostError;
 use super::listen::ConnInfo;
 use crate::host_calls::jobs::JobsState;
 use crate::manifest::ErrorStyle;
+use crate::manifest::public_url;
 use crate::runtime::InvokeError;
 use crate::runtime::bindings::types;
 use crate::runtime::registry::HandlerSlot;
@@ -127,16 +128,29 @@ async fn serve(
         Ok(b) => b,
         Err(e) => return fail(e),
     };
-    let host: std::borrow::Cow<str> = match parts.headers.get(header::HOST) {
-        Some(h) if let Ok(h) = h.to_str() => h.into(),
-        _ => ctx.local_addr.to_string().into(),
-    };
     let mount_suffix = if slot.mount == "/" {
         ""
     } else {
         slot.mount.as_str()
     };
-    let base_url = [ctx.scheme, "://", &host, mount_suffix].concat();
+    let base_url = match &ctx.public_url {
+        Some(public) => [public, mount_suffix].concat(),
+        None => {
+            // The client's own name for the server, only when it is a plain
+            // `host[:port]` (HTTP/2 sends it as `:authority`).
+            let given = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+                .filter(|h| public_url::is_authority(h));
+            let host: std::borrow::Cow<str> = match given {
+                Some(h) => h.into(),
+                None => ctx.local_addr.to_string().into(),
+            };
+            [ctx.scheme, "://", &host, mount_suffix].concat()
+        }
+    };
     let wit_req = types::Request {
         method: parts.method.as_str().to_string(),
         path: rel_path,

@@ -31,6 +31,8 @@ pub struct ListenerCtx {
     pub scheme: &'static str,
     /// The bound address.
     pub local_addr: SocketAddr,
+    /// The listener's `public_url`, without a trailing `/`.
+    pub public_url: Option<String>,
 }
 
 /// The axum router of a listener that serves the admin API: the admin
@@ -143,6 +145,10 @@ pub async fn run(
             exclude: l.exclude.clone(),
             scheme,
             local_addr,
+            public_url: l
+                .public_url
+                .as_deref()
+                .map(|u| crate::manifest::public_url::base(u).to_string()),
         });
         let service = ListenerService::new(ctx, l.serves(ADMIN_MOUNT_NAME));
         println!("listening on {scheme}://{local_addr}");
