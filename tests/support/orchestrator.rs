@@ -12,7 +12,9 @@ pub const ALL_NODES: &str = "00000000-0000-4000-8000-000000000000";
 pub fn shipped_manifest() -> String {
     let text = std::fs::read_to_string(root().join("host/baton.toml")).unwrap();
     assert!(text.contains("address = \"127.0.0.1:8143\""));
+    // Both fixed ports: another suite may be running the shipped manifest.
     text.replace("address = \"127.0.0.1:8143\"", "address = \"127.0.0.1:0\"")
+        .replace("address = \"127.0.0.1:9090\"", "address = \"127.0.0.1:0\"")
 }
 
 /// An HTTPS orchestrator whose deploys run `agent` (a JSON argv template).
