@@ -186,11 +186,7 @@ fn node_page(
                 let list = state.map_or(tally::ALL, |s| s.as_str());
                 let names =
                     tally::listed(job.name, list, None, paging.offset.saturating_add(limit))?;
-                names
-                    .iter()
-                    .skip(paging.offset)
-                    .filter_map(|n| tally::node(job.name, n).transpose())
-                    .collect::<Result<Vec<_>, _>>()?
+                tally::records(job.name, names.get(paging.offset..).unwrap_or_default())?
             }
         };
         let total = match state {

@@ -268,10 +268,7 @@ fn stop_candidates(job: &JobRecord, force: bool) -> Result<Vec<NodeRecord>, Orch
     if force {
         names.extend(tally::all_listed(job.name, NodeState::Running.as_str())?);
     }
-    names
-        .iter()
-        .filter_map(|n| tally::node(job.name, n).transpose())
-        .collect()
+    tally::records(job.name, &names)
 }
 
 fn log_stopping(name: u64, now: u64) -> Result<(), OrchError> {
@@ -389,12 +386,7 @@ impl Pending {
                 scanned_ready: Some(pick(&|n| n.state == NodeState::Ready)),
             });
         }
-        let records = |list: &str| -> Result<Vec<NodeRecord>, OrchError> {
-            tally::all_listed(job.name, list)?
-                .iter()
-                .filter_map(|n| tally::node(job.name, n).transpose())
-                .collect()
-        };
+        let records = |list: &str| tally::records(job.name, &tally::all_listed(job.name, list)?);
         Ok(Pending {
             running: records(NodeState::Running.as_str())?,
             unlogged: records("unlogged")?,
@@ -417,10 +409,8 @@ impl Pending {
                 .cloned()
                 .collect());
         }
-        tally::listed(job.name, NodeState::Ready.as_str(), after, limit)?
-            .iter()
-            .filter_map(|n| tally::node(job.name, n).transpose())
-            .collect()
+        let names = tally::listed(job.name, NodeState::Ready.as_str(), after, limit)?;
+        tally::records(job.name, &names)
     }
 }
 

@@ -94,24 +94,11 @@ pub fn nodes(name: u64) -> Result<Vec<NodeRecord>, OrchError> {
 pub fn node_range(name: u64, offset: usize, limit: usize) -> Result<Vec<NodeRecord>, OrchError> {
     let bucket = Bucket::open(NODES);
     let prefix = format!("{name:012}/");
-    let (mut skip, mut out) = (offset, Vec::new());
-    let mut after: Option<String> = None;
-    while out.len() < limit {
-        let page = bucket.scan(&prefix, after.as_deref(), 500)?;
-        let full = page.len() == 500;
-        for (key, bytes) in page {
-            if skip > 0 {
-                skip -= 1;
-            } else if out.len() < limit {
-                out.push(decode(&bucket, &key, &bytes)?);
-            }
-            after = Some(key);
-        }
-        if !full {
-            break;
-        }
-    }
-    Ok(out)
+    scan_range(&bucket, &prefix, None, offset.saturating_add(limit))?
+        .iter()
+        .skip(offset)
+        .map(|(key, bytes)| decode(&bucket, key, bytes))
+        .collect()
 }
 
 /// Writes a new job (its scope apart) and its nodes in one atomic batch.
@@ -240,25 +227,36 @@ pub fn append_event(name: u64, mut event: Event) -> Result<u64, OrchError> {
     Ok(id)
 }
 
-/// Events of job `name` with id `>= start`, at most `limit`.
-pub fn events(name: u64, start: u64, limit: u32) -> Result<Vec<Event>, OrchError> {
-    let bucket = Bucket::open(EVENTS);
-    let prefix = format!("{name:012}/");
+/// Up to `limit` entries of `bucket` under `prefix`, in key order,
+/// strictly after key `after`: the host caps one scan, so this pages.
+pub fn scan_range(
+    bucket: &Bucket,
+    prefix: &str,
+    mut after: Option<String>,
+    limit: usize,
+) -> Result<Vec<(String, Vec<u8>)>, OrchError> {
     let mut out = Vec::new();
-    let mut after = (start > 1).then(|| event_key(name, start - 1));
-    while out.len() < limit as usize {
-        let want = (limit as usize - out.len()).min(500) as u32;
-        let page = bucket.scan(&prefix, after.as_deref(), want)?;
+    while out.len() < limit {
+        let want = (limit - out.len()).min(500) as u32;
+        let page = bucket.scan(prefix, after.as_deref(), want)?;
         let full = page.len() == want as usize;
-        for (key, bytes) in page {
-            out.push(decode::<Event>(&bucket, &key, &bytes)?);
-            after = Some(key);
-        }
+        after = page.last().map(|(k, _)| k.clone());
+        out.extend(page);
         if !full {
             break;
         }
     }
     Ok(out)
+}
+
+/// Events of job `name` with id `>= start`, at most `limit`.
+pub fn events(name: u64, start: u64, limit: u32) -> Result<Vec<Event>, OrchError> {
+    let bucket = Bucket::open(EVENTS);
+    let after = (start > 1).then(|| event_key(name, start - 1));
+    scan_range(&bucket, &format!("{name:012}/"), after, limit as usize)?
+        .iter()
+        .map(|(key, bytes)| decode::<Event>(&bucket, key, bytes))
+        .collect()
 }
 
 /// The id the next event of job `name` gets: one past the head hint,

@@ -220,27 +220,27 @@ pub fn listed(
     limit: usize,
 ) -> Result<Vec<String>, OrchError> {
     let prefix = list_prefix(job, list);
-    let bucket = Bucket::open(LISTS);
-    let mut out = Vec::new();
-    let mut cursor = after.map(|a| format!("{prefix}{a}"));
-    while out.len() < limit {
-        let want = (limit - out.len()).min(500) as u32;
-        let page = bucket.scan(&prefix, cursor.as_deref(), want)?;
-        let full = page.len() == want as usize;
-        for (key, _) in page {
-            out.push(key[prefix.len()..].to_string());
-            cursor = Some(key);
-        }
-        if !full {
-            break;
-        }
-    }
-    Ok(out)
+    let after = after.map(|a| format!("{prefix}{a}"));
+    Ok(
+        store::scan_range(&Bucket::open(LISTS), &prefix, after, limit)?
+            .into_iter()
+            .map(|(key, _)| key[prefix.len()..].to_string())
+            .collect(),
+    )
 }
 
 /// The names of `indexed` job `job`'s nodes in `list`, all of them.
 pub fn all_listed(job: u64, list: &str) -> Result<Vec<String>, OrchError> {
     listed(job, list, None, usize::MAX)
+}
+
+/// The records of the nodes of job `job` named in `names`, in that order
+/// (a name whose record is gone is passed over).
+pub fn records(job: u64, names: &[String]) -> Result<Vec<NodeRecord>, OrchError> {
+    names
+        .iter()
+        .filter_map(|n| node(job, n).transpose())
+        .collect()
 }
 
 /// Node `node` of job `job`.
