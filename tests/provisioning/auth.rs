@@ -53,6 +53,23 @@ fn login_checks_password_and_mfa_and_logout_revokes_at_once() {
     let (status, v) = ann.post("/auth/logout", &json!({}));
     assert_eq!((status, v["data"].clone()), (200, json!("Logged out")));
     assert_eq!(ann.get("/tasks").0, 401);
+    // With both headers the host authenticates X-Authentication, so that is
+    // the token logout revokes (it used to revoke the Bearer one, or fail on
+    // garbage there that the host never read).
+    let (_, v) = login(
+        &anon,
+        json!({"username": "ann", "password": "ann-password"}),
+    );
+    let second = v["data"]["access_token"].as_str().unwrap().to_string();
+    let resp = anon
+        .http
+        .post(format!("{}/auth/logout", anon.base))
+        .header("x-authentication", &second)
+        .bearer_auth("not.a.token")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().unwrap());
+    assert_eq!(Api::new(&server, Some(second)).get("/tasks").0, 401);
 
     // A user with TOTP must give a current code (RFC 6238, ±1 step).
     let out = server.put_user(

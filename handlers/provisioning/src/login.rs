@@ -74,15 +74,19 @@ pub fn refresh(req: &Request) -> Result<Response, Response> {
     ))
 }
 
-/// The bearer token the request was authenticated with.
+/// The token the request was authenticated with: the host reads
+/// `X-Authentication` first, then `Authorization: Bearer`, so this does too
+/// (else a request carrying both would revoke a token it was not
+/// authenticated with, or fail on garbage in the header the host ignored).
 fn bearer(req: &Request) -> Option<String> {
-    req.header("authorization")
-        .and_then(|v| {
-            v.get(..7)
-                .filter(|p| p.eq_ignore_ascii_case("bearer "))
-                .map(|_| v[7..].trim().to_string())
-        })
-        .or_else(|| req.header("x-authentication").map(|v| v.trim().to_string()))
+    if let Some(v) = req.header("x-authentication") {
+        return Some(v.trim().to_string());
+    }
+    req.header("authorization").and_then(|v| {
+        v.get(..7)
+            .filter(|p| p.eq_ignore_ascii_case("bearer "))
+            .map(|_| v[7..].trim().to_string())
+    })
 }
 
 /// `POST /auth/logout`: revokes the caller's token at once (and the refresh
@@ -125,6 +129,22 @@ mod tests {
         r.headers.push(("x-authentication".into(), "xyz".into()));
         assert_eq!(bearer(&r).as_deref(), Some("xyz"));
         assert_eq!(bearer(&Request::new("POST", "/auth/logout")), None);
+    }
+
+    #[test]
+    fn the_bearer_token_is_the_one_the_host_authenticated() {
+        // The host takes X-Authentication over Authorization.
+        let mut r = Request::new("POST", "/auth/logout");
+        r.headers
+            .push(("authorization".into(), "Bearer not-the-credential".into()));
+        r.headers
+            .push(("x-authentication".into(), " the.real.token ".into()));
+        assert_eq!(bearer(&r).as_deref(), Some("the.real.token"));
+        // Basic credentials carry no token to revoke.
+        let mut r = Request::new("POST", "/auth/logout");
+        r.headers
+            .push(("authorization".into(), "Basic [redacted]".into()));
+        assert_eq!(bearer(&r), None);
     }
 
     #[test]
