@@ -93,6 +93,12 @@ fn serve() -> (tempfile::TempDir, Server, String) {
 /// Runs schemathesis on the document at `doc_url` and fails, showing its
 /// report, on any finding.
 fn check(server: &Server, doc_url: &str, token: &str) {
+    check_with(server, doc_url, token, &[]);
+}
+
+/// [`check`], with `hooks_env` in the environment of schemathesis (and so
+/// of `tests/schemathesis_hooks.py`).
+fn check_with(server: &Server, doc_url: &str, token: &str, hooks_env: &[(&str, &str)]) {
     let work = tempfile::tempdir().unwrap();
     let examples =
         std::env::var("BATON_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| DEFAULT_EXAMPLES.into());
@@ -117,7 +123,8 @@ fn check(server: &Server, doc_url: &str, token: &str) {
         } else {
             "true".into()
         })
-        .args(["-H", &format!("Authorization: Bearer {token}")]);
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .envs(hooks_env.iter().copied());
     let out = cmd.output().expect("running schemathesis");
     let report = format!(
         "{}\n{}",
@@ -171,5 +178,68 @@ fn the_admin_api_conforms_to_its_openapi_document() {
     );
     assert_eq!(status, 202, "{reply}");
     let url = public_document(&server, 0, "/admin/v1");
+    check(&server, &url, &token);
+}
+
+#[test]
+fn the_provisioning_api_conforms_to_its_openapi_document() {
+    let (_dir, server, token) = serve();
+    let base = server.listener_url(1);
+    // Logging out revokes the caller's token, which would make the rest of
+    // the run 401s that test nothing: the hooks give every logout a fresh
+    // access token of its own, from this refresh token.
+    let login: serde_json::Value = server
+        .anonymous()
+        .post(format!("{}/auth/login", base.trim_end_matches('/')))
+        .json(&serde_json::json!({"username": "schemathesis", "password": "schemathesis-password"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let refresh = login["data"]["refresh_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no refresh token: {login}"))
+        .to_string();
+    // Something for every read to find: a task and a batch.
+    let api = server.anonymous();
+    let post = |path: &str, body: serde_json::Value| {
+        let resp = api
+            .post(format!("{}{path}", base.trim_end_matches('/')))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}: {}", resp.text().unwrap());
+    };
+    post(
+        "/workflows/servers/create",
+        serde_json::json!({"infra": "production", "wait": true}),
+    );
+    post(
+        "/batch/execute",
+        serde_json::json!({"name": "web", "operations": [
+            {"id": "servers", "type": "server_batch", "provider": "upcloud",
+             "server_configs": [{"name": "web-01"}]}]}),
+    );
+    let url = public_document(&server, 1, "");
+    check_with(
+        &server,
+        &url,
+        &token,
+        &[("BATON_SCHEMATHESIS_REFRESH_TOKEN", &refresh)],
+    );
+    // The run's own token still works: no logout revoked it.
+    let resp = api
+        .get(format!("{}/tasks", base.trim_end_matches('/')))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200, "the run's token was revoked");
+}
+
+#[test]
+fn the_pgo_api_conforms_to_its_openapi_document() {
+    let (_dir, server, token) = serve();
+    let url = public_document(&server, 0, "/pgo");
     check(&server, &url, &token);
 }

@@ -5,16 +5,30 @@ The run authenticates as the user `schemathesis` and the server's bootstrap
 let the admin API's tests delete the caller, change its password (which
 revokes its token) or take its roles, and every later request would be a
 401 that tests nothing. Requests about those two users go to another name.
+
+The provisioning API's `POST /auth/logout` revokes the token it is called
+with, which would leave the rest of its run the same 401s. Given
+BATON_SCHEMATHESIS_REFRESH_TOKEN, every logout is sent with a fresh access
+token of its own in `X-Authentication` (which the host reads before
+`Authorization`, and which logout therefore revokes).
 """
 
+import os
+
+import requests
 import schemathesis
 
 PROTECTED = {"schemathesis", "admin"}
+REFRESH_TOKEN = os.environ.get("BATON_SCHEMATHESIS_REFRESH_TOKEN")
 
 
 @schemathesis.hook
 def before_call(context, case, **kwargs):
-    if not case.operation.path.startswith("/users/"):
-        return
-    if (case.path_parameters or {}).get("name") in PROTECTED:
-        case.path_parameters["name"] = "someone-else"
+    if case.operation.path.startswith("/users/"):
+        if (case.path_parameters or {}).get("name") in PROTECTED:
+            case.path_parameters["name"] = "someone-else"
+    elif case.operation.path == "/auth/logout" and REFRESH_TOKEN:
+        base = case.operation.schema.get_base_url()
+        reply = requests.post(f"{base}/auth/refresh", json={"refresh_token": REFRESH_TOKEN}, timeout=30)
+        reply.raise_for_status()
+        case.headers = {**(case.headers or {}), "X-Authentication": reply.json()["data"]["access_token"]}

@@ -9,6 +9,7 @@
 mod api;
 mod body;
 mod cluster;
+mod document;
 mod provision;
 mod request;
 mod selector;
@@ -35,14 +36,17 @@ impl Handler for Pgo {
 baton_sdk::export!(Pgo);
 
 /// The API's OpenAPI 3.1 document (`GET /openapi.json`; `servers` is filled
-/// in when it is served).
+/// in when it is served, and the configured `server_version` put in, see
+/// [`document`]).
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// Every route of the API, each error in its endpoint's reply struct; 404
 /// and 405 as a bare `Status` (`{"Code", "Msg"}`).
 pub fn router() -> Router {
     Router::new()
-        .get("/openapi.json", |req| openapi::serve(req, OPENAPI))
+        .get("/openapi.json", |req| {
+            openapi::serve(req, &document::for_version(&settings::server_version()))
+        })
         .get("/version", api::version)
         .post("/clusters", |r| {
             api::create(r).unwrap_or_else(|e| e.reply(Shape::Create))
@@ -77,6 +81,14 @@ pub fn router() -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_openapi_document_covers_every_route_and_nothing_else() {
+        openapi::covers(OPENAPI, &router()).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(doc.get("servers").is_none(), "serve() fills servers in");
+    }
 
     #[test]
     fn unknown_routes_and_methods_reply_with_a_bare_status() {

@@ -79,6 +79,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_openapi_document_covers_every_route_and_nothing_else() {
+        openapi::covers(OPENAPI, &router()).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(doc.get("servers").is_none(), "serve() fills servers in");
+    }
+
+    #[test]
     fn health_is_an_envelope() {
         let b = router().handle(Request::new("GET", "/health")).body_json();
         assert_eq!(b["success"], true);
