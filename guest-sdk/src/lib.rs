@@ -34,6 +34,7 @@ pub mod http;
 pub mod jobs;
 pub mod kv;
 pub mod log;
+pub mod openapi;
 pub mod router;
 pub mod time;
 

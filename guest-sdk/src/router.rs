@@ -22,6 +22,7 @@ pub struct Router {
 
 struct Route {
     method: String,
+    pattern: String,
     segments: Vec<Segment>,
     f: RouteFn,
 }
@@ -81,6 +82,7 @@ impl Router {
     ) -> Self {
         self.routes.push(Route {
             method: method.to_ascii_uppercase(),
+            pattern: pattern.to_string(),
             segments: parse_pattern(pattern),
             f: Box::new(move |req| f(req).into()),
         });
@@ -181,6 +183,22 @@ impl Router {
     ) -> Self {
         self.method_not_allowed = Box::new(f);
         self
+    }
+
+    /// The routes added so far as `(method, pattern)`, in the order added,
+    /// with patterns as written (`{*rest}` for a rest capture). An OpenAPI
+    /// document can be checked against them ([`crate::openapi::covers`]).
+    ///
+    /// ```
+    /// use baton_sdk::{Response, Router};
+    /// let r = Router::new().get("/jobs/{name}", |_| Response::new(200));
+    /// assert_eq!(r.routes(), vec![("GET".to_string(), "/jobs/{name}".to_string())]);
+    /// ```
+    pub fn routes(&self) -> Vec<(String, String)> {
+        self.routes
+            .iter()
+            .map(|route| (route.method.clone(), route.pattern.clone()))
+            .collect()
     }
 
     /// Routes `req` with the router `build` returns, building it once per

@@ -14,7 +14,7 @@ mod ops;
 mod resources;
 mod store;
 
-use baton_sdk::{Handler, Job, Request, Response, Router};
+use baton_sdk::{Handler, Job, Request, Response, Router, openapi};
 use errors::ApiError;
 use ops::Op;
 use resources::{MANAGER, NETWORK};
@@ -37,9 +37,14 @@ impl Handler for Clusters {
 
 baton_sdk::export!(Clusters);
 
+/// The API's OpenAPI 3.1 document (`GET /openapi.json`; `servers` is filled
+/// in when it is served).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
 /// Every route of the API, with 404/405 in Commissaire's error shape.
 pub fn router() -> Router {
     let mut r = Router::new()
+        .get("/openapi.json", |req| openapi::serve(req, OPENAPI))
         .get("/clusters", clusters::list)
         .get("/cluster/{name}", clusters::show)
         .put("/cluster/{name}", clusters::put)

@@ -20,7 +20,7 @@ mod run;
 mod store;
 mod tally;
 
-use baton_sdk::{Handler, Job, Request, Response, Router};
+use baton_sdk::{Handler, Job, Request, Response, Router, openapi};
 use errors::OrchError;
 use serde_json::json;
 
@@ -41,9 +41,14 @@ impl Handler for Orchestrator {
 
 baton_sdk::export!(Orchestrator);
 
+/// The API's OpenAPI 3.1 document (`GET /openapi.json`; `servers` is filled
+/// in when it is served).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
 /// Every route of the API, with 404/405 in the orchestrator's error shape.
 pub fn router() -> Router {
     Router::new()
+        .get("/openapi.json", |req| openapi::serve(req, OPENAPI))
         .get("/", metadata)
         .get("/inventory", inventory::list)
         .post("/inventory", inventory::query)

@@ -17,7 +17,7 @@ mod status;
 mod template;
 mod validate;
 
-use baton_sdk::{Handler, Job, Request, Response, Router};
+use baton_sdk::{Handler, Job, Request, Response, Router, openapi};
 use status::{PgoError, Shape};
 
 struct Pgo;
@@ -34,10 +34,15 @@ impl Handler for Pgo {
 
 baton_sdk::export!(Pgo);
 
+/// The API's OpenAPI 3.1 document (`GET /openapi.json`; `servers` is filled
+/// in when it is served).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
 /// Every route of the API, each error in its endpoint's reply struct; 404
 /// and 405 as a bare `Status` (`{"Code", "Msg"}`).
 pub fn router() -> Router {
     Router::new()
+        .get("/openapi.json", |req| openapi::serve(req, OPENAPI))
         .get("/version", api::version)
         .post("/clusters", |r| {
             api::create(r).unwrap_or_else(|e| e.reply(Shape::Create))

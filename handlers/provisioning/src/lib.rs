@@ -14,7 +14,7 @@ mod login;
 mod tasks;
 mod workflows;
 
-use baton_sdk::{Handler, Job, Request, Response, Router};
+use baton_sdk::{Handler, Job, Request, Response, Router, openapi};
 use envelope::{ApiError, ok};
 
 struct Provisioning;
@@ -36,9 +36,14 @@ impl Handler for Provisioning {
 
 baton_sdk::export!(Provisioning);
 
+/// The API's OpenAPI 3.1 document (`GET /openapi.json`; `servers` is filled
+/// in when it is served).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
 /// Every route of the API, with 404/405 in the envelope.
 pub fn router() -> Router {
     Router::new()
+        .get("/openapi.json", |req| openapi::serve(req, OPENAPI))
         .get("/health", |_| ok(200, "Orchestrator is healthy"))
         .post("/auth/login", login::login)
         .post("/auth/refresh", login::refresh)

@@ -57,6 +57,9 @@ pub enum UpdateError {
     /// Empty namespace name.
     #[error("namespace names must be non-empty")]
     BadNamespace,
+    /// The roles given would leave no administrator.
+    #[error("`{0}` is the last user with the admin role; give another user that role first")]
+    LastAdmin(String),
 }
 
 /// Applies `update` to user `name`, creating it when absent.
@@ -103,6 +106,9 @@ pub fn apply(
         user.tokens_since = crate::auth::tokens::now_secs();
     }
     if let Some(r) = update.roles {
+        if is_admin(&user) && !r.iter().any(|r| r == ADMIN_ROLE) && admins(users)? == 1 {
+            return Err(UpdateError::LastAdmin(name.to_string()));
+        }
         user.roles = r;
     }
     if let Some(n) = update.namespaces {
@@ -141,13 +147,23 @@ pub enum DeleteError {
     User(#[from] UserError),
 }
 
+/// The role whose last holder can be neither deleted nor demoted.
+const ADMIN_ROLE: &str = "admin";
+
+fn is_admin(user: &User) -> bool {
+    user.roles.iter().any(|r| r == ADMIN_ROLE)
+}
+
+fn admins(users: &UserStore) -> Result<usize, UserError> {
+    Ok(users.list()?.iter().filter(|u| is_admin(u)).count())
+}
+
 /// Deletes user `name`, refusing to delete the last holder of the `admin` role.
 pub fn delete(users: &UserStore, name: &str) -> Result<(), DeleteError> {
     let all = users.list()?;
     let Some(target) = all.iter().find(|u| u.name == name) else {
         return Err(DeleteError::Unknown(name.to_string()));
     };
-    let is_admin = |u: &User| u.roles.iter().any(|r| r == "admin");
     if is_admin(target) && all.iter().filter(|u| is_admin(u)).count() == 1 {
         return Err(DeleteError::LastAdmin(name.to_string()));
     }
@@ -249,5 +265,19 @@ mod tests {
             Err(DeleteError::Unknown(_))
         ));
         delete(&users, "ann").unwrap();
+    }
+
+    #[test]
+    fn the_last_admin_cannot_give_up_the_role() {
+        let (_d, users, roles) = setup();
+        let admin = update(Some("longenough"), &["admin"]);
+        apply(&users, &roles, "baton", "root", admin.clone()).unwrap();
+        let e = apply(&users, &roles, "baton", "root", update(None, &["viewer"])).unwrap_err();
+        assert!(matches!(e, UpdateError::LastAdmin(_)), "{e}");
+        assert_eq!(users.get("root").unwrap().unwrap().roles, vec!["admin"]);
+        // With a second admin, the first may step down.
+        apply(&users, &roles, "baton", "ann", admin).unwrap();
+        apply(&users, &roles, "baton", "root", update(None, &["viewer"])).unwrap();
+        assert_eq!(users.get("root").unwrap().unwrap().roles, vec!["viewer"]);
     }
 }

@@ -1,9 +1,9 @@
-//! The admin API under `/admin/v1` (permission `admin`; health checks are
-//! public; metrics need `metrics:read`): users and tokens (`users.rs`), jobs
-//! (`jobs.rs`), handler versions and hot swap (`handlers.rs`), metrics
-//! (`metrics.rs`). Served natively
-//! by the host, with the same auth step as handler routes and errors in
-//! Baton's own shape.
+//! The admin API under `/admin/v1`, served natively by the host with the
+//! same auth step as handler routes and errors in Baton's own shape. Every
+//! route needs `admin` but the health checks and the OpenAPI document
+//! (`openapi.json`, public) and metrics (`metrics:read`): users and tokens
+//! (`users.rs`), jobs (`jobs.rs`), handler versions and hot swap
+//! (`handlers.rs`), metrics (`metrics.rs`).
 
 mod handlers;
 mod jobs;
@@ -28,6 +28,7 @@ use std::sync::Arc;
 /// The admin routes, to be nested at [`crate::manifest::ADMIN_MOUNT`].
 pub fn router() -> Router<Arc<ListenerCtx>> {
     Router::new()
+        .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::get))
@@ -143,6 +144,17 @@ pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, AdminError> {
     tokio::task::spawn_blocking(f).await.map_err(internal)
+}
+
+/// The admin API's OpenAPI 3.1 document (public, like the health checks).
+const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
 }
 
 async fn healthz() -> Response {

@@ -69,6 +69,7 @@ pub(super) async fn put(
     .await?
     .map_err(|e| match e {
         UpdateError::User(crate::auth::users::UserError::Storage(m)) => internal(m),
+        e @ UpdateError::LastAdmin(_) => err(StatusCode::CONFLICT, "last-admin", e.to_string()),
         other => err(StatusCode::BAD_REQUEST, "bad-request", other.to_string()),
     })?;
     tracing::info!(user = %name, by = %by.subject, created = outcome.created, "user saved");
