@@ -116,11 +116,8 @@ fn check_with(server: &Server, doc_url: &str, token: &str, hooks_env: &[(&str, &
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
         .args(["--generation-database", "none"])
         .args(["--generation-with-security-parameters", "false"])
-        // One worker: with two, both threads of Python 3.11 can be in `ast.parse`
-        // at once (hypothesis describing its strategies), and its AST state is
-        // per interpreter: "SystemError: AST constructor recursion depth
-        // mismatch" (CPython gh-106905) fails the run now and then. It costs
-        // about a tenth of the run.
+        // One worker: CPython 3.11 can fail parsing code in two threads at
+        // once (gh-106905), which crashed a run inside schemathesis.
         .args(["--request-timeout", "30", "--workers", "1"])
         .arg("--tls-verify")
         .arg(if doc_url.starts_with("https:") {
@@ -246,5 +243,49 @@ fn the_provisioning_api_conforms_to_its_openapi_document() {
 fn the_pgo_api_conforms_to_its_openapi_document() {
     let (_dir, server, token) = serve();
     let url = public_document(&server, 0, "/pgo");
+    check(&server, &url, &token);
+}
+
+#[test]
+fn the_orchestrator_api_conforms_to_its_openapi_document() {
+    let (_dir, server, token) = serve();
+    // Something to read from the start: nodes, a group, a finished deploy.
+    orchestrator_support::add_nodes(&server, &["web-1", "web-2"]);
+    let resp = server
+        .client()
+        .put(server.url("/orchestrator/v1/node_groups/3f2c1a9e-0b1d-4c6e-9f00-1234567890ab"))
+        .json(&serde_json::json!({"name": "web", "rule": {"nodes": ["web-1"]}}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let name = orchestrator_support::deploy(
+        &server,
+        serde_json::json!({"environment": "production", "scope": {"nodes": ["web-1", "web-2"]}}),
+    );
+    orchestrator_support::wait_final(&server, &name);
+    let url = public_document(&server, 0, "/orchestrator/v1");
+    check(&server, &url, &token);
+}
+
+#[test]
+fn the_clusters_api_conforms_to_its_openapi_document() {
+    let (_dir, server, token) = serve();
+    // Something to read from the start: a network, a cluster, a host in it.
+    let c = server.client();
+    let put = |path: &str, body: serde_json::Value| {
+        let resp = c
+            .put(server.url(&format!("/api/v0{path}")))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 201, "PUT {path}");
+    };
+    put("/network/net1", serde_json::json!({"type": "flannel_etcd"}));
+    put("/cluster/c1", serde_json::json!({"network": "net1"}));
+    put(
+        "/host/10.0.0.1",
+        serde_json::json!({"ssh_priv_key": "S0VZ", "cluster": "c1"}),
+    );
+    let url = public_document(&server, 0, "/api/v0");
     check(&server, &url, &token);
 }

@@ -159,6 +159,12 @@ fn noop_and_tasks_reach_the_shipped_commands() {
     let deploys = server.get_json("/orchestrator/v1/jobs?type=deploy");
     assert_eq!(deploys["items"][0]["name"], "1");
     assert_eq!(deploys["pagination"]["total"], 1);
+    // Finish-time filters take any RFC 3339 time, before 1970 too (such a
+    // filter was refused as "not an RFC 3339 timestamp"; schemathesis).
+    let since = server.get_json("/orchestrator/v1/jobs?min_finish_timestamp=1969-12-31T23:59:59Z");
+    assert_eq!(since["pagination"]["total"], 2, "{since}");
+    let until = server.get_json("/orchestrator/v1/jobs?max_finish_timestamp=0001-01-01T00:00:00Z");
+    assert_eq!(until["pagination"]["total"], 0, "{until}");
 }
 
 #[test]

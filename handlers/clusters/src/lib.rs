@@ -101,6 +101,16 @@ mod tests {
     }
 
     #[test]
+    fn the_openapi_document_covers_every_route() {
+        openapi::covers(OPENAPI, &router()).unwrap();
+        let mut req = Request::new("GET", "/openapi.json");
+        req.base_url = "https://localhost:8143/mount".into();
+        let doc = router().handle(req).body_json();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert_eq!(doc["servers"][0]["url"], "https://localhost:8143/mount");
+    }
+
+    #[test]
     fn unknown_routes_and_methods_use_the_commissaire_shape() {
         let resp = call("GET", "/nope", "");
         assert_eq!(resp.status, 404);

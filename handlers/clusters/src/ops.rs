@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 pub const KIND: &str = "cluster-op";
 /// A run whose jobs were never recorded is given up after this long.
 const ORPHAN_AFTER_MS: u64 = 60_000;
+/// Most hosts one run covers: the job engine's limit of jobs per graph.
+const MAX_RUN_HOSTS: usize = 10_000;
 
 /// One operation over a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +171,8 @@ pub fn show(req: &Request, op: Op) -> Reply {
     Ok(Response::json(200, &view(&name, op, &r)))
 }
 
-/// `PUT /cluster/{name}/{op}`: starts a run (201); 409 while one is in process.
+/// `PUT /cluster/{name}/{op}`: starts a run (201); 409 while one is in
+/// process, or when the cluster has more than [`MAX_RUN_HOSTS`] hosts.
 pub fn start(req: &Request, op: Op) -> Reply {
     let name = body::name_param(req, "name")?;
     let b = Body::parse(req, if op == Op::Deploy { &["version"] } else { &[] })?;
@@ -178,6 +181,13 @@ pub fn start(req: &Request, op: Op) -> Reply {
         _ => None,
     };
     let cluster = clusters::get(&name)?;
+    if cluster.hosts.len() > MAX_RUN_HOSTS {
+        return Err(ApiError::conflict(format!(
+            "cluster `{name}` has {} hosts; a {} runs on at most {MAX_RUN_HOSTS}: split the cluster",
+            cluster.hosts.len(),
+            op.name()
+        )));
+    }
     settled(&name, op)?;
     let run = Bucket::open(store::OPS).increment("runs", 1)?;
     let mut record = OpRecord {

@@ -9,7 +9,7 @@ use crate::command::parse_job_name;
 use crate::errors::OrchError;
 use crate::lifecycle;
 use crate::model::{JobRecord, JobType, NodeRecord, NodeState};
-use crate::query::{Paging, number, timestamp};
+use crate::query::{Paging, number, number_u64, timestamp};
 use crate::store;
 use crate::tally;
 use baton_sdk::time::now_millis;
@@ -74,8 +74,14 @@ pub fn list(req: &Request) -> Reply {
             && task
                 .as_ref()
                 .is_none_or(|t| job.task.as_ref().is_some_and(|jt| jt.contains(t.as_str())))
-            && min_finish.is_none_or(|m| job.finished_ms.is_some_and(|f| f >= m))
-            && max_finish.is_none_or(|m| job.finished_ms.is_some_and(|f| f <= m));
+            && min_finish.is_none_or(|m| {
+                job.finished_ms
+                    .is_some_and(|f| i128::from(f) >= i128::from(m))
+            })
+            && max_finish.is_none_or(|m| {
+                job.finished_ms
+                    .is_some_and(|f| i128::from(f) <= i128::from(m))
+            });
         if keep {
             jobs.push(job);
         }
@@ -216,7 +222,7 @@ fn node_page(
 pub fn events(req: &Request) -> Reply {
     let start = match req.query_param("start") {
         None => 1,
-        Some(v) => number("start", &v)?.max(1) as u64,
+        Some(v) => number_u64("start", &v)?.max(1),
     };
     let limit = match req.query_param("limit") {
         None => MAX_EVENTS,

@@ -119,6 +119,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_openapi_document_covers_every_route() {
+        openapi::covers(OPENAPI, &router()).unwrap();
+        let mut req = Request::new("GET", "/openapi.json");
+        req.base_url = "https://localhost:8143/mount".into();
+        let doc = router().handle(req).body_json();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert_eq!(doc["servers"][0]["url"], "https://localhost:8143/mount");
+    }
+
+    #[test]
     fn metadata_links_are_absolute() {
         let mut req = Request::new("GET", "/");
         req.base_url = "https://localhost:8143/orchestrator/v1".into();

@@ -73,19 +73,29 @@ impl Paging {
     }
 }
 
-/// A non-negative integer query parameter.
+/// A non-negative integer query parameter. One too large for `usize`
+/// (32 bits in the guest) counts as `usize::MAX`: a limit past every item,
+/// an offset past the end.
 pub fn number(field: &str, value: &str) -> Result<usize, OrchError> {
-    value.parse::<usize>().map_err(|_| {
-        OrchError::validation(format!(
+    Ok(usize::try_from(number_u64(field, value)?).unwrap_or(usize::MAX))
+}
+
+/// A non-negative integer query parameter as a `u64` (`u64::MAX` when larger).
+pub fn number_u64(field: &str, value: &str) -> Result<u64, OrchError> {
+    let digits = value.strip_prefix('+').unwrap_or(value);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(OrchError::validation(format!(
             "`{field}` must be a non-negative integer, not `{value}`"
         ))
-        .details(json!({ "field": field, "value": value }))
-    })
+        .details(json!({ "field": field, "value": value })));
+    }
+    Ok(digits.parse::<u64>().unwrap_or(u64::MAX))
 }
 
 /// Parses an RFC 3339 timestamp (`2026-11-23T19:04:05Z`, fractions and
-/// `±hh:mm` offsets allowed) into milliseconds since the epoch.
-pub fn parse_rfc3339(s: &str) -> Option<u64> {
+/// `±hh:mm` offsets allowed) into milliseconds since the epoch (negative
+/// before 1970: a valid timestamp, which every job's finish follows).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
@@ -102,7 +112,12 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+    if !(1..=12).contains(&mo)
+        || !(1..=days_in_month(y, mo)).contains(&d)
+        || h > 23
+        || mi > 59
+        || sec > 60
+    {
         return None;
     }
     let mut rest = &s[19..];
@@ -136,7 +151,17 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     };
     let days = days_from_civil(y, mo, d);
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
-    u64::try_from(secs * 1000 + millis).ok()
+    Some(secs * 1000 + millis)
+}
+
+/// Days in month `m` (1-12) of year `y` (proleptic Gregorian).
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Howard Hinnant's civil-to-days algorithm (proleptic Gregorian).
@@ -151,7 +176,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// A timestamp query parameter, if given.
-pub fn timestamp(req: &Request, field: &str) -> Result<Option<u64>, OrchError> {
+pub fn timestamp(req: &Request, field: &str) -> Result<Option<i64>, OrchError> {
     match req.query_param(field) {
         None => Ok(None),
         Some(v) => parse_rfc3339(&v).map(Some).ok_or_else(|| {
@@ -171,8 +196,18 @@ mod tests {
     #[test]
     fn timestamps_round_trip_with_the_sdk_formatter() {
         for ms in [0, 951_782_400_000, 1_795_460_645_123] {
-            assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
+            assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms as i64));
         }
+        // Before the epoch is a timestamp too (a filter every job passes).
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), Some(-1000));
+        assert_eq!(
+            parse_rfc3339("0001-01-01T00:00:00Z"),
+            Some(-62_135_596_800_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2024-02-29T00:00:00Z"),
+            Some(1_709_164_800_000)
+        );
         assert_eq!(
             parse_rfc3339("2026-11-23T20:04:05+01:00"),
             parse_rfc3339("2026-11-23T19:04:05Z")
@@ -185,6 +220,8 @@ mod tests {
             "",
             "2026-11-23",
             "2026-13-01T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
             "2026-11-23T19:04:05",
             "x026-11-23T19:04:05Z",
         ] {
@@ -198,7 +235,23 @@ mod tests {
         let p = Paging::from_request(&req, &["name", "state"]).unwrap();
         assert_eq!(p.order_by, "name");
         assert_eq!(p.page(vec![1, 2, 3, 4]), (vec![3, 2], 4));
-        for q in ["limit=-1", "offset=x", "order=up", "order_by=colour"] {
+        // Past `usize` (32 bits in the guest) is still a number: the most.
+        let req = Request::new("GET", "/jobs")
+            .with_query("limit=187760971602245451776&offset=187760971602245451776");
+        let p = Paging::from_request(&req, &["name"]).unwrap();
+        assert_eq!((p.limit, p.offset), (Some(usize::MAX), usize::MAX));
+        assert_eq!(p.page(vec![1, 2]), (vec![], 2));
+        assert!(number("limit", "4294967296").unwrap() >= u32::MAX as usize);
+        assert_eq!(number("limit", "+7").unwrap(), 7);
+        for q in [
+            "limit=-1",
+            "offset=x",
+            "order=up",
+            "order_by=colour",
+            "limit=",
+            "limit=0.5",
+            "limit=+",
+        ] {
             let req = Request::new("GET", "/jobs").with_query(q);
             assert!(Paging::from_request(&req, &["name"]).is_err(), "{q}");
         }

@@ -65,6 +65,10 @@ const TEMPLATE: &[(&str, &str)] = &[
         include_str!("../../../guest-sdk/src/log.rs"),
     ),
     (
+        "sdk/src/openapi.rs",
+        include_str!("../../../guest-sdk/src/openapi.rs"),
+    ),
+    (
         "sdk/src/router.rs",
         include_str!("../../../guest-sdk/src/router.rs"),
     ),
@@ -174,5 +178,18 @@ mod tests {
                 .to_string()
                 .contains("not empty")
         );
+    }
+
+    #[test]
+    fn the_scaffold_carries_every_file_of_the_sdk() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk/src");
+        for entry in std::fs::read_dir(src).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let copied = format!("sdk/src/{name}");
+            assert!(
+                TEMPLATE.iter().any(|(path, _)| *path == copied),
+                "guest-sdk/src/{name} is missing from the scaffold's files"
+            );
+        }
     }
 }
