@@ -9,6 +9,8 @@
 mod api;
 mod body;
 mod cluster;
+/// Entry points for the fuzz targets of `fuzz/` (pure readers, no host calls).
+pub mod fuzzing;
 mod provision;
 mod request;
 mod selector;

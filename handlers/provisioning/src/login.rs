@@ -9,7 +9,7 @@ use serde_json::json;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Login {
+pub(crate) struct Login {
     username: String,
     password: String,
     #[serde(default)]
@@ -18,13 +18,13 @@ struct Login {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Refresh {
+pub(crate) struct Refresh {
     refresh_token: String,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct Logout {
+pub(crate) struct Logout {
     #[serde(default)]
     refresh_token: Option<String>,
 }
@@ -75,7 +75,7 @@ pub fn refresh(req: &Request) -> Result<Response, Response> {
 }
 
 /// The bearer token the request was authenticated with.
-fn bearer(req: &Request) -> Option<String> {
+pub(crate) fn bearer(req: &Request) -> Option<String> {
     req.header("authorization")
         .and_then(|v| {
             v.get(..7)
