@@ -136,6 +136,10 @@ macro_rules! export {
             }
         }
 
+        // The component's exports (`handle`, `run-job`) exist only in the
+        // component: native builds (unit tests, the fuzz targets) may link
+        // several handlers into one binary, where they would collide.
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_world!(__BatonExport with_types_in $crate::bindings);
     };
 }

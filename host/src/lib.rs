@@ -15,7 +15,8 @@ pub mod cli;
 pub mod deploy;
 pub mod host_calls;
 pub mod jobs;
-pub mod manifest;
+/// `baton.toml` (moved to `baton-parse`, which builds without wasmtime so that it can be fuzzed).
+pub use baton_parse::manifest;
 pub mod metrics;
 pub mod runtime;
 pub mod server;

@@ -54,21 +54,11 @@ pub fn show(req: &Request) -> Reply {
     Ok(Response::json(200, &view(&get(&name)?)?))
 }
 
-/// `PUT /cluster/{name}` with `{"network"?: ..., "container_manager"?: ...}`:
-/// 201 when created, 200 when the same cluster exists, 409 when a different
-/// one does or the container manager is unknown. A network that does not
-/// exist (or none) falls back to `default`, as in commissaire-http's
-/// `create_cluster`; so `commctl cluster create NAME` works on a fresh
-/// server. A `type` field (API before 0.1.0) is accepted and ignored with a
-/// warning; an empty `container_manager` (commctl's default) means none.
-pub fn put(req: &Request) -> Reply {
+/// A `PUT /cluster/{name}` request, read and checked: the name, the network
+/// asked for, the container manager, and whether the old `type` was given.
+pub(crate) fn read_put(req: &Request) -> Result<(String, String, Option<String>, bool), ApiError> {
     let name = body::name_param(req, "name")?;
     let b = Body::parse(req, &["name", "network", "container_manager", "type"])?;
-    if b.has("type") {
-        baton_sdk::log::warn(&format!(
-            "cluster `{name}`: ignoring the `type` field (removed in API 0.1.0; use `container_manager`)"
-        ));
-    }
     if let Some(given) = b.opt_str("name")?
         && given != name
     {
@@ -85,6 +75,23 @@ pub fn put(req: &Request) -> Reply {
         Some(m) if !m.is_empty() => Some(body::name("container_manager", &m)?),
         _ => None,
     };
+    Ok((name, asked, manager, b.has("type")))
+}
+
+/// `PUT /cluster/{name}` with `{"network"?: ..., "container_manager"?: ...}`:
+/// 201 when created, 200 when the same cluster exists, 409 when a different
+/// one does or the container manager is unknown. A network that does not
+/// exist (or none) falls back to `default`, as in commissaire-http's
+/// `create_cluster`; so `commctl cluster create NAME` works on a fresh
+/// server. A `type` field (API before 0.1.0) is accepted and ignored with a
+/// warning; an empty `container_manager` (commctl's default) means none.
+pub fn put(req: &Request) -> Reply {
+    let (name, asked, manager, old_type) = read_put(req)?;
+    if old_type {
+        baton_sdk::log::warn(&format!(
+            "cluster `{name}`: ignoring the `type` field (removed in API 0.1.0; use `container_manager`)"
+        ));
+    }
     let network = match NETWORK.get(&asked) {
         Ok(_) => asked,
         Err(e) if e.status == 404 && asked != DEFAULT_NETWORK => {
@@ -162,9 +169,11 @@ pub fn members(req: &Request) -> Reply {
     Ok(Response::json(200, &get(&name)?.hosts))
 }
 
-/// `PUT /cluster/{name}/hosts` with `{"old": [...], "new": [...]}`: replaces
-/// the members if `old` is the current list (as a set), else 409.
-pub fn replace_members(req: &Request) -> Reply {
+/// A `PUT /cluster/{name}/hosts` request: the name, `old` as a set and
+/// `new` in order without repeats, every address canonical.
+pub(crate) fn read_members(
+    req: &Request,
+) -> Result<(String, BTreeSet<String>, Vec<String>), ApiError> {
     let name = body::name_param(req, "name")?;
     let b = Body::parse(req, &["old", "new"])?;
     let check = |field: &str| -> Result<Vec<String>, ApiError> {
@@ -180,6 +189,13 @@ pub fn replace_members(req: &Request) -> Reply {
             new.push(a);
         }
     }
+    Ok((name, old, new))
+}
+
+/// `PUT /cluster/{name}/hosts` with `{"old": [...], "new": [...]}`: replaces
+/// the members if `old` is the current list (as a set), else 409.
+pub fn replace_members(req: &Request) -> Reply {
+    let (name, old, new) = read_members(req)?;
     let hosts = store::update::<Cluster, Vec<String>>(store::CLUSTERS, &name, |cur| {
         let mut c = cur.ok_or_else(|| ApiError::not_found(format!("no cluster named `{name}`")))?;
         let current: BTreeSet<String> = c.hosts.iter().cloned().collect();

@@ -80,9 +80,12 @@ pub fn put_self(req: &Request) -> Reply {
     register(req, address)
 }
 
-/// Creates the host (201, and its bootstrap job starts); the same
-/// credentials again answer 200 with the host as it is; others 409.
-fn register(req: &Request, address: String) -> Reply {
+/// A host registration's body for `address`, read and checked: the
+/// credentials to keep and the cluster to join.
+pub(crate) fn read_register(
+    req: &Request,
+    address: &str,
+) -> Result<(Creds, Option<String>), ApiError> {
     let b = Body::parse(req, &["address", "ssh_priv_key", "remote_user", "cluster"])?;
     if let Some(given) = b.opt_str("address")?
         && body::address("address", &given)? != address
@@ -113,6 +116,17 @@ fn register(req: &Request, address: String) -> Reply {
         Some(c) if !c.is_empty() => Some(body::name("cluster", &c)?),
         _ => None,
     };
+    let creds = Creds {
+        ssh_priv_key: key.trim().to_string(),
+        remote_user,
+    };
+    Ok((creds, cluster))
+}
+
+/// Creates the host (201, and its bootstrap job starts); the same
+/// credentials again answer 200 with the host as it is; others 409.
+fn register(req: &Request, address: String) -> Reply {
+    let (creds, cluster) = read_register(req, &address)?;
     if let Some(c) = &cluster {
         clusters::get(c).map_err(|_| {
             ApiError::conflict(format!(
@@ -120,10 +134,6 @@ fn register(req: &Request, address: String) -> Reply {
             ))
         })?;
     }
-    let creds = Creds {
-        ssh_priv_key: key.trim().to_string(),
-        remote_user,
-    };
     let host = Host {
         address: address.clone(),
         status: "investigating".into(),

@@ -9,6 +9,8 @@ mod bootstrap;
 mod clusters;
 mod commands;
 mod errors;
+/// Entry points for the fuzz targets of `fuzz/` (pure readers, no host calls).
+pub mod fuzzing;
 mod hosts;
 mod ops;
 mod resources;

@@ -171,15 +171,22 @@ pub fn show(req: &Request, op: Op) -> Reply {
     Ok(Response::json(200, &view(&name, op, &r)))
 }
 
-/// `PUT /cluster/{name}/{op}`: starts a run (201); 409 while one is in
-/// process, or when the cluster has more than [`MAX_RUN_HOSTS`] hosts.
-pub fn start(req: &Request, op: Op) -> Reply {
+/// A `PUT /cluster/{name}/{op}` request: the cluster's name and, for a
+/// deploy, the version.
+pub(crate) fn read_start(req: &Request, op: Op) -> Result<(String, Option<String>), ApiError> {
     let name = body::name_param(req, "name")?;
     let b = Body::parse(req, if op == Op::Deploy { &["version"] } else { &[] })?;
     let version = match op {
         Op::Deploy => Some(body::version(&b.str("version")?)?),
         _ => None,
     };
+    Ok((name, version))
+}
+
+/// `PUT /cluster/{name}/{op}`: starts a run (201); 409 while one is in
+/// process, or when the cluster has more than [`MAX_RUN_HOSTS`] hosts.
+pub fn start(req: &Request, op: Op) -> Reply {
+    let (name, version) = read_start(req, op)?;
     let cluster = clusters::get(&name)?;
     if cluster.hosts.len() > MAX_RUN_HOSTS {
         return Err(ApiError::conflict(format!(

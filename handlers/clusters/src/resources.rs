@@ -103,6 +103,17 @@ impl Kind {
     /// `PUT` on one: `{"type": ..., "options"?: {...}}`; 201 when new, 200
     /// when replaced.
     pub fn put(&self, req: &Request) -> Reply {
+        let record = self.read_put(req)?;
+        let name = record.name.clone();
+        self.seed()?;
+        let existed = store::update::<Resource, bool>(self.bucket, &name, |cur| {
+            Ok((Change::Put(record.clone()), cur.is_some()))
+        })?;
+        Ok(Response::json(if existed { 200 } else { 201 }, &record))
+    }
+
+    /// A `PUT` request on one, read and checked: the record it writes.
+    pub(crate) fn read_put(&self, req: &Request) -> Result<Resource, ApiError> {
         let name = body::name_param(req, "name")?;
         let b = Body::parse(req, &["name", "type", "options"])?;
         if let Some(given) = b.opt_str("name")?
@@ -124,16 +135,11 @@ impl Kind {
                 ),
             ));
         }
-        let record = Resource {
-            name: name.clone(),
+        Ok(Resource {
+            name,
             kind,
             options: b.object("options")?,
-        };
-        self.seed()?;
-        let existed = store::update::<Resource, bool>(self.bucket, &name, |cur| {
-            Ok((Change::Put(record.clone()), cur.is_some()))
-        })?;
-        Ok(Response::json(if existed { 200 } else { 201 }, &record))
+        })
     }
 
     /// `DELETE` on one: 200, 404 when absent, 409 naming the clusters using it.

@@ -38,12 +38,12 @@ pub struct Scope {
 /// optional one may be `null`, see [`options::parse`]).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DeployBody {
-    environment: String,
+pub(crate) struct DeployBody {
+    pub(crate) environment: String,
     /// Absent: the whole environment, i.e. every node of the inventory
     /// (the older orchestrator API deploys `{"environment": "production"}`).
     #[serde(default = "whole_environment")]
-    scope: Scope,
+    pub(crate) scope: Scope,
     /// Seconds each node's run may take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timeout: Option<u64>,
@@ -88,19 +88,19 @@ struct DeployBody {
 /// `POST /command/task`'s body.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TaskBody {
+pub(crate) struct TaskBody {
     #[serde(default = "production")]
     environment: String,
     task: String,
     #[serde(default)]
     params: Map<String, Value>,
-    scope: Scope,
+    pub(crate) scope: Scope,
     /// Seconds the task may take on each node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timeout: Option<u64>,
     /// Nodes reached over SSH or WinRM, with their connection keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    targets: Option<Vec<Target>>,
+    pub(crate) targets: Option<Vec<Target>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     description: Option<String>,
     #[serde(default)]
@@ -243,9 +243,17 @@ struct NewJob {
     transports: BTreeMap<String, String>,
 }
 
-/// `POST /command/deploy`.
-pub fn deploy(req: &Request) -> Reply {
-    let body: DeployBody = options::parse(&req.body)?;
+impl Scope {
+    /// Whether resolving this scope reads the store (it names a node group);
+    /// every other scope is resolved, or refused, from the body alone.
+    pub(crate) fn reads_store(&self) -> bool {
+        self.node_group.is_some() && self.nodes.is_none() && self.query.is_none()
+    }
+}
+
+/// A deploy body, read and checked before anything is looked up.
+pub(crate) fn read_deploy(bytes: &[u8]) -> Result<DeployBody, OrchError> {
+    let body: DeployBody = options::parse(bytes)?;
     validate_environment(&body.environment)?;
     validate_concurrency(body.concurrency)?;
     options::validate_timeout(body.timeout)?;
@@ -255,6 +263,22 @@ pub fn deploy(req: &Request) -> Reply {
                 .details(json!({ "field": "no_noop" })),
         );
     }
+    Ok(body)
+}
+
+/// A task body, read and checked before anything is looked up.
+pub(crate) fn read_task(bytes: &[u8]) -> Result<TaskBody, OrchError> {
+    let body: TaskBody = options::parse(bytes)?;
+    validate_environment(&body.environment)?;
+    validate_task(&body.task)?;
+    validate_concurrency(body.concurrency)?;
+    options::validate_timeout(body.timeout)?;
+    Ok(body)
+}
+
+/// `POST /command/deploy`.
+pub fn deploy(req: &Request) -> Reply {
+    let body = read_deploy(&req.body)?;
     let run = RunConfig::load(JobType::Deploy)?;
     let nodes = resolve_scope(&body.scope)?;
     let options = to_options(&body)?;
@@ -276,11 +300,7 @@ pub fn deploy(req: &Request) -> Reply {
 
 /// `POST /command/task`.
 pub fn task(req: &Request) -> Reply {
-    let mut body: TaskBody = options::parse(&req.body)?;
-    validate_environment(&body.environment)?;
-    validate_task(&body.task)?;
-    validate_concurrency(body.concurrency)?;
-    options::validate_timeout(body.timeout)?;
+    let mut body = read_task(&req.body)?;
     let run = RunConfig::load(JobType::Task)?;
     let nodes = resolve_scope(&body.scope)?;
     let transports = match body.targets.as_mut() {
@@ -304,7 +324,7 @@ pub fn task(req: &Request) -> Reply {
     )
 }
 
-fn to_options<T: Serialize>(body: &T) -> Result<Value, OrchError> {
+pub(crate) fn to_options<T: Serialize>(body: &T) -> Result<Value, OrchError> {
     serde_json::to_value(body)
         .map_err(|e| OrchError::new(500, "internal-error", format!("encoding options: {e}")))
 }
@@ -414,11 +434,9 @@ pub fn parse_job_name(raw: &str) -> Result<u64, OrchError> {
     })
 }
 
-/// `POST /command/stop` with `{"job": "81"}`: nodes not yet started are
-/// skipped; running ones finish, or with `"force": true` are ended at once.
-/// Answers with the job's node counts.
-pub fn stop(req: &Request) -> Reply {
-    let body: StopBody = options::parse(&req.body)?;
+/// A stop body: the job's name, as given, and `force`.
+pub(crate) fn read_stop(bytes: &[u8]) -> Result<(u64, String, bool), OrchError> {
+    let body: StopBody = options::parse(bytes)?;
     let raw = match &body.job {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
@@ -429,8 +447,15 @@ pub fn stop(req: &Request) -> Reply {
             .details(json!({ "field": "job" })));
         }
     };
-    let name = parse_job_name(&raw)?;
-    let job = lifecycle::stop(name, body.force)?.ok_or_else(|| lifecycle::unknown_job(&raw))?;
+    Ok((parse_job_name(&raw)?, raw, body.force))
+}
+
+/// `POST /command/stop` with `{"job": "81"}`: nodes not yet started are
+/// skipped; running ones finish, or with `"force": true` are ended at once.
+/// Answers with the job's node counts.
+pub fn stop(req: &Request) -> Reply {
+    let (name, raw, force) = read_stop(&req.body)?;
+    let job = lifecycle::stop(name, force)?.ok_or_else(|| lifecycle::unknown_job(&raw))?;
     let counts = crate::tally::node_states(&job)?;
     let url = format!("{}/jobs/{name}", req.base_url.trim_end_matches('/'));
     Ok(Response::json(

@@ -197,12 +197,8 @@ fn built_in(id: &str) -> OrchError {
     .details(json!({ "node_group": id }))
 }
 
-/// `PUT /node_groups/{id}`: create (201) or replace (200) a group.
-pub fn put(req: &Request) -> Reply {
-    let id = id_param(req)?;
-    if id == ALL_NODES {
-        return Err(built_in(&id));
-    }
+/// A `PUT /node_groups/{id}` body: the group's name, description and rule.
+pub(crate) fn read_put(req: &Request) -> Result<(String, String, Rule), OrchError> {
     let body: PutBody = req.json()?;
     let name = body.name.trim();
     if name.is_empty() || name.len() > 255 {
@@ -214,11 +210,21 @@ pub fn put(req: &Request) -> Reply {
             OrchError::validation(format!("`name` {why}")).details(json!({ "field": "name" }))
         );
     }
+    Ok((name.to_string(), body.description, parse_rule(&body.rule)?))
+}
+
+/// `PUT /node_groups/{id}`: create (201) or replace (200) a group.
+pub fn put(req: &Request) -> Reply {
+    let id = id_param(req)?;
+    if id == ALL_NODES {
+        return Err(built_in(&id));
+    }
+    let (name, description, rule) = read_put(req)?;
     let group = Group {
         id: id.clone(),
-        name: name.to_string(),
-        description: body.description,
-        rule: parse_rule(&body.rule)?,
+        name,
+        description,
+        rule,
         timestamp: time::now_rfc3339(),
     };
     let bucket = Bucket::open(GROUPS);

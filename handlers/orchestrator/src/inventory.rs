@@ -27,7 +27,7 @@ pub struct Node {
     pub facts: Map<String, Value>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PutBody {
     #[serde(default)]
@@ -82,17 +82,47 @@ pub fn list(_req: &Request) -> Reply {
 /// `POST /inventory` with `{"nodes": [...]}`: the named nodes, unknown ones
 /// reported as not connected (the Puppet orchestrator's behaviour).
 pub fn query(req: &Request) -> Reply {
-    let body: QueryBody = req.json()?;
+    let nodes = read_query(req)?;
     let bucket = Bucket::open(NODES);
-    let mut items = Vec::with_capacity(body.nodes.len());
-    for name in &body.nodes {
-        validate_name(name)?;
+    let mut items = Vec::with_capacity(nodes.len());
+    for name in &nodes {
         items.push(match bucket.get_json::<Node>(name)? {
             Some(node) => json!(node),
             None => json!({ "name": name, "connected": false }),
         });
     }
     Ok(Response::json(200, &json!({ "items": items })))
+}
+
+/// The node names of a `POST /inventory` body, each checked.
+pub(crate) fn read_query(req: &Request) -> Result<Vec<String>, OrchError> {
+    let body: QueryBody = req.json()?;
+    for name in &body.nodes {
+        validate_name(name)?;
+    }
+    Ok(body.nodes)
+}
+
+/// A `PUT /inventory/nodes/{name}` body: the node's facts.
+pub(crate) fn read_put(req: &Request) -> Result<Map<String, Value>, OrchError> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    // An object, as the API documents: serde would take `[]` for a
+    // struct whose fields all have defaults.
+    let value: serde_json::Value = req.json()?;
+    if !value.is_object() {
+        return Err(OrchError::validation(format!(
+            "the body must be a JSON object such as {{\"facts\": {{}}}}, not {}",
+            baton_sdk::http::json_type_name(&value)
+        ))
+        .details(json!({ "field": "body" })));
+    }
+    let body: PutBody = serde_json::from_value(value).map_err(|e| {
+        OrchError::validation(format!("the body is not a node: {e}"))
+            .details(json!({ "field": "body" }))
+    })?;
+    Ok(body.facts)
 }
 
 /// `GET /inventory/nodes/{name}`.
@@ -116,24 +146,7 @@ pub fn status(req: &Request) -> Reply {
 /// `PUT /inventory/nodes/{name}`: add or replace a node; 201 when new.
 pub fn put(req: &Request) -> Reply {
     let name = name_param(req)?;
-    let body: PutBody = if req.body.iter().all(u8::is_ascii_whitespace) {
-        PutBody::default()
-    } else {
-        // An object, as the API documents: serde would take `[]` for a
-        // struct whose fields all have defaults.
-        let value: serde_json::Value = req.json()?;
-        if !value.is_object() {
-            return Err(OrchError::validation(format!(
-                "the body must be a JSON object such as {{\"facts\": {{}}}}, not {}",
-                baton_sdk::http::json_type_name(&value)
-            ))
-            .details(json!({ "field": "body" })));
-        }
-        serde_json::from_value(value).map_err(|e| {
-            OrchError::validation(format!("the body is not a node: {e}"))
-                .details(json!({ "field": "body" }))
-        })?
-    };
+    let facts = read_put(req)?;
     let bucket = Bucket::open(NODES);
     let existed = bucket.get(&name)?.is_some();
     let node = Node {
@@ -141,7 +154,7 @@ pub fn put(req: &Request) -> Reply {
         connected: true,
         broker: "baton".into(),
         timestamp: time::now_rfc3339(),
-        facts: body.facts,
+        facts,
     };
     bucket.set_json(&name, &node)?;
     Ok(Response::json(if existed { 200 } else { 201 }, &node))

@@ -9,6 +9,8 @@
 mod agent;
 mod command;
 mod errors;
+/// Entry points for the fuzz targets of `fuzz/` (pure readers, no host calls).
+pub mod fuzzing;
 mod groups;
 mod inventory;
 mod jobs_api;

@@ -10,6 +10,8 @@ mod api;
 mod body;
 mod cluster;
 mod document;
+/// Entry points for the fuzz targets of `fuzz/` (pure readers, no host calls).
+pub mod fuzzing;
 mod provision;
 mod request;
 mod selector;

@@ -10,6 +10,8 @@
 mod batch;
 mod cli;
 mod envelope;
+/// Entry points for the fuzz targets of `fuzz/` (pure readers, no host calls).
+pub mod fuzzing;
 mod login;
 mod tasks;
 mod workflows;

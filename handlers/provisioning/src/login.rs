@@ -9,7 +9,7 @@ use serde_json::json;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Login {
+pub(crate) struct Login {
     username: String,
     password: String,
     #[serde(default)]
@@ -18,13 +18,13 @@ struct Login {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Refresh {
+pub(crate) struct Refresh {
     refresh_token: String,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct Logout {
+pub(crate) struct Logout {
     #[serde(default)]
     refresh_token: Option<String>,
 }
@@ -78,7 +78,7 @@ pub fn refresh(req: &Request) -> Result<Response, Response> {
 /// `X-Authentication` first, then `Authorization: Bearer`, so this does too
 /// (else a request carrying both would revoke a token it was not
 /// authenticated with, or fail on garbage in the header the host ignored).
-fn bearer(req: &Request) -> Option<String> {
+pub(crate) fn bearer(req: &Request) -> Option<String> {
     if let Some(v) = req.header("x-authentication") {
         return Some(v.trim().to_string());
     }

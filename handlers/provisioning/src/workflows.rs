@@ -63,7 +63,7 @@ fn check_common(infra: &str, settings: Option<&str>) -> Result<(), ApiError> {
 }
 
 /// The task a `servers/create` body asks for.
-fn servers_task(b: &[u8]) -> Result<TaskSpec, ApiError> {
+pub(crate) fn servers_task(b: &[u8]) -> Result<TaskSpec, ApiError> {
     let r: ServersCreate = body(b)?;
     check_common(&r.infra, r.settings.as_deref())?;
     let name = format!("servers create ({})", r.infra);
@@ -79,7 +79,7 @@ fn servers_task(b: &[u8]) -> Result<TaskSpec, ApiError> {
 }
 
 /// The task a `taskserv/create` body asks for.
-fn taskserv_task(b: &[u8]) -> Result<TaskSpec, ApiError> {
+pub(crate) fn taskserv_task(b: &[u8]) -> Result<TaskSpec, ApiError> {
     let r: TaskservCreate = body(b)?;
     check_value("operation", &r.operation)?;
     check_value("taskserv", &r.taskserv)?;
@@ -97,7 +97,7 @@ fn taskserv_task(b: &[u8]) -> Result<TaskSpec, ApiError> {
 }
 
 /// The task a `cluster/create` body asks for.
-fn cluster_task(b: &[u8]) -> Result<TaskSpec, ApiError> {
+pub(crate) fn cluster_task(b: &[u8]) -> Result<TaskSpec, ApiError> {
     let r: ClusterCreate = body(b)?;
     check_value("operation", &r.operation)?;
     check_value("cluster_type", &r.cluster_type)?;

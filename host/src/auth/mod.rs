@@ -9,7 +9,8 @@ pub mod admin_ops;
 pub mod limiter;
 pub mod password_check;
 pub mod roles;
-pub mod tokens;
+/// JWT keys and claims (in `baton-parse`, fuzzable without wasmtime).
+pub use baton_parse::tokens;
 pub mod totp;
 pub mod users;
 
@@ -55,28 +56,7 @@ impl Principal {
     }
 }
 
-/// A credential taken from a request.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Credential {
-    /// A JWT from `X-Authentication` or `Authorization: Bearer`.
-    Token(String),
-    /// `Authorization: Basic`.
-    Basic {
-        /// User name.
-        user: String,
-        /// Password.
-        password: String,
-    },
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Credential::Token(_) => f.write_str("Token(..)"),
-            Credential::Basic { user, .. } => write!(f, "Basic({user}, ..)"),
-        }
-    }
-}
+pub use baton_parse::credentials::Credential;
 
 /// Why a caller was not authenticated or a token not issued. Messages never
 /// contain secrets and are safe to return.
@@ -487,20 +467,4 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-/// Creates `path` readable only by its owner (0600) and writes `bytes`.
-pub fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
-}
+pub use baton_parse::write_private_file;

@@ -5,7 +5,8 @@
 pub mod bindings;
 pub mod cache;
 pub mod guest_output;
-pub mod limits;
+/// The `[components]` pre-check (in `baton-parse`, fuzzable without wasmtime).
+pub use baton_parse::limits;
 pub mod registry;
 pub mod state;
 pub mod versions;

@@ -44,7 +44,7 @@ pub struct Claims {
     /// Access or refresh.
     pub typ: TokenKind,
     /// The identity the token was issued to: the user's id and token epoch
-    /// ([`crate::auth::users::User::token_binding`]). A token stops working
+    /// (the host's `User::token_binding`). A token stops working
     /// when its user is deleted (a new user of the same name has another
     /// id) or changes password (the epoch moves on). Empty in tokens of
     /// records from before ids existed.
@@ -272,7 +272,7 @@ fn load_secret(data_dir: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
             let secret: [u8; 64] = rand::random();
-            crate::auth::write_private_file(&path, b64.encode(secret).as_bytes())?;
+            crate::write_private_file(&path, b64.encode(secret).as_bytes())?;
             tracing::info!(path = %path.display(), "generated the JWT signing secret");
             Ok(secret.to_vec())
         }

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The manifest compiled into the binary, used when no `--manifest` is given.
-pub const DEFAULT_MANIFEST: &str = include_str!("../../baton.toml");
+pub const DEFAULT_MANIFEST: &str = include_str!("../../../host/baton.toml");
 
 /// The name shown for the embedded manifest in error messages.
 pub const DEFAULT_MANIFEST_NAME: &str = "<embedded baton.toml>";
@@ -74,7 +74,7 @@ pub struct Manifest {
     pub jobs: JobsConfig,
     /// What a component may contain before it is compiled.
     #[serde(default)]
-    pub components: crate::runtime::limits::ComponentLimits,
+    pub components: crate::limits::ComponentLimits,
     /// Who may read the metrics.
     #[serde(default)]
     pub metrics: MetricsConfig,
