@@ -51,6 +51,11 @@ pub struct VersionStore {
     current: sled::Tree,
 }
 
+/// Deploys kept per handler: rollback can reach any of them; older deploys
+/// and the component bytes no kept deploy names are deleted, so a handler
+/// swapped thousands of times keeps a bounded store (and cache).
+pub const KEPT_DEPLOYS: usize = 20;
+
 fn history_key(name: &str, seq: u64) -> Vec<u8> {
     let mut k = name.as_bytes().to_vec();
     k.push(0);
@@ -130,7 +135,88 @@ impl VersionStore {
                     sled::Error::Unsupported("aborted".into())
                 }
             })?;
+        self.prune(name)?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Drops `name`'s deploys beyond the newest [`KEPT_DEPLOYS`], then every
+    /// blob that no kept deploy and no current version of any handler names.
+    fn prune(&self, name: &str) -> sled::Result<()> {
+        let mut prefix = name.as_bytes().to_vec();
+        prefix.push(0);
+        let keys: Vec<sled::IVec> = self
+            .history
+            .scan_prefix(&prefix)
+            .keys()
+            .collect::<Result<_, _>>()?;
+        let excess = keys.len().saturating_sub(KEPT_DEPLOYS);
+        if excess == 0 {
+            return Ok(());
+        }
+        for key in &keys[..excess] {
+            self.history.remove(key)?;
+        }
+        let mut named = std::collections::HashSet::new();
+        for v in self.history.iter().values() {
+            if let Ok(d) = serde_json::from_slice::<Deploy>(&v?) {
+                named.insert(d.sha256);
+            }
+        }
+        for v in self.current.iter().values() {
+            if let Ok(c) = serde_json::from_slice::<Current>(&v?) {
+                named.insert(c.sha256);
+            }
+        }
+        for key in self.blobs.iter().keys() {
+            let key = key?;
+            if !named.contains(std::str::from_utf8(&key).unwrap_or_default()) {
+                self.blobs.remove(key)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(store: &VersionStore, name: &str, bytes: &[u8]) -> String {
+        let sha = crate::runtime::version_of(bytes);
+        store.record(name, bytes, &sha, Source::Admin, "").unwrap();
+        sha
+    }
+
+    #[test]
+    fn old_deploys_and_the_bytes_only_they_named_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = VersionStore::open(&sled::open(dir.path()).unwrap()).unwrap();
+        let shared = record(&store, "other", b"shared");
+        let first = record(&store, "a", b"shared");
+        assert_eq!(first, shared);
+        let mut shas = vec![first];
+        for i in 0..KEPT_DEPLOYS + 5 {
+            shas.push(record(&store, "a", format!("v{i}").as_bytes()));
+        }
+        let history = store.history("a").unwrap();
+        assert_eq!(history.len(), KEPT_DEPLOYS);
+        assert_eq!(history.last().unwrap().sha256, *shas.last().unwrap());
+        assert_eq!(
+            store.current("a").unwrap().unwrap().sha256,
+            *shas.last().unwrap()
+        );
+        // The oldest of `a` are gone, bytes included, but what another
+        // handler still names stays.
+        assert!(store.blob(&shas[1]).unwrap().is_none());
+        assert!(store.blob(&shared).unwrap().is_some());
+        for kept in &history {
+            assert!(
+                store.blob(&kept.sha256).unwrap().is_some(),
+                "{}",
+                kept.sha256
+            );
+        }
+        assert_eq!(store.history("other").unwrap().len(), 1);
     }
 }
