@@ -43,10 +43,12 @@ pub fn serve(req: &Request, document: &str) -> Response {
     Response::json(200, &doc)
 }
 
-/// Checks that `document`'s operations and `router`'s routes are the same
-/// set of `(method, path)`; a router's `{*rest}` is the document's `{rest}`,
-/// and a router's `GET` also answers `HEAD` (which the document need not
-/// list). The error names what is missing on each side.
+/// Checks a handler's document against its router: the document's
+/// operations and the router's routes are the same set of `(method, path)`
+/// (a router's `{*rest}` is the document's `{rest}`, and a router's `GET`
+/// also answers `HEAD`, which the document need not list); the document
+/// is OpenAPI 3.1.0 and leaves `servers` to [`serve`]. The error names
+/// every problem found.
 ///
 /// ```
 /// use baton_sdk::{Response, Router, openapi};
@@ -86,12 +88,23 @@ pub fn covers(document: &str, router: &Router) -> Result<(), String> {
         .filter(|(m, p)| !(m == "HEAD" && routed.contains(&("GET".to_string(), p.clone()))))
         .map(|(m, p)| format!("{m} {p}"))
         .collect();
-    if undocumented.is_empty() && unrouted.is_empty() {
-        return Ok(());
+    let mut problems = Vec::new();
+    if !undocumented.is_empty() || !unrouted.is_empty() {
+        problems.push(format!(
+            "routes missing from the document: [{}]; documented operations with no route: [{}]",
+            undocumented.join(", "),
+            unrouted.join(", ")
+        ));
     }
-    Err(format!(
-        "routes missing from the document: [{}]; documented operations with no route: [{}]",
-        undocumented.join(", "),
-        unrouted.join(", ")
-    ))
+    if doc["openapi"] != "3.1.0" {
+        problems.push(format!("`openapi` is {}, not \"3.1.0\"", doc["openapi"]));
+    }
+    if doc.get("servers").is_some() {
+        problems.push("the document sets `servers`, which `serve` fills in".into());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
 }
