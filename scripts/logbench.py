@@ -2,12 +2,13 @@
 """What logging and metrics cost on the request path: the fresh-instance
 `GET /health` of the shipped provisioning handler under `wrk`, at the
 default log level (`info`: one access-log line per request) next to
-`BATON_LOG=warn`, and optionally next to a baseline binary (e.g. a build
-from before the metrics), all servers up at once and measured in
-alternating rounds in one run.
+`BATON_LOG=warn`, optionally with traces exported over OTLP/HTTP to a
+sink the script runs (`--traces`), and optionally next to a baseline
+binary (e.g. a build from before the metrics), all servers up at once and
+measured in alternating rounds in one run.
 
     scripts/logbench.py [--baton target/release/baton] [--baseline OTHER_BATON]
-                        [--duration 5] [--rounds 7] [--connections 32]
+                        [--traces] [--duration 5] [--rounds 7] [--connections 32]
 
 Everything listens on 127.0.0.1 ephemeral ports and each wrk run is bounded
 (`--duration` seconds). Each server's stderr goes to a file, as a log
@@ -16,6 +17,7 @@ to write to). Needs `wrk` (Debian: `apt-get install wrk`).
 """
 
 import argparse
+import http.server
 import os
 import re
 import statistics
@@ -49,13 +51,37 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def start(binary, level, workdir, name):
+class Sink(http.server.BaseHTTPRequestHandler):
+    """An OTLP/HTTP receiver that counts the spans' bytes and drops them."""
+    received = 0
+
+    def do_POST(self):
+        n = int(self.headers.get("content-length", 0))
+        self.rfile.read(n)
+        Sink.received += n
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def start_sink():
+    """An OTLP/HTTP sink on an ephemeral loopback port; returns its traces url."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+
+
+def start(binary, level, workdir, name, telemetry=""):
     """Starts `binary serve` with BATON_LOG=`level`; returns (process, base URL, log path)."""
     data = os.path.join(workdir, name)
     os.makedirs(data)
     manifest = os.path.join(data, "baton.toml")
     with open(manifest, "w") as f:
-        f.write(MANIFEST)
+        f.write(telemetry + MANIFEST)
     log_path = os.path.join(data, "stderr.log")
     env = dict(os.environ, BATON_LOG=level, BATON_ADMIN_PASSWORD="bench-password")
     proc = subprocess.Popen(
@@ -88,6 +114,8 @@ def main():
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=7, help="alternating runs per server")
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--traces", action="store_true",
+                    help="also serve at info with traces exported to an OTLP/HTTP sink")
     args = ap.parse_args()
     binaries = [("baton", args.baton)] + ([("baseline", args.baseline)] if args.baseline else [])
     with tempfile.TemporaryDirectory(prefix="baton-logbench-") as work:
@@ -97,6 +125,10 @@ def main():
                 name = f"{label}-{level}"
                 proc, base, log_path = start(binary, level, work, name)
                 servers.append((name, proc, base + "/health", log_path))
+        if args.traces:
+            telemetry = f'[telemetry]\notlp_endpoint = "{start_sink()}"\n'
+            proc, base, log_path = start(args.baton, "info", work, "baton-traces", telemetry)
+            servers.append(("baton-traces", proc, base + "/health", log_path))
         try:
             for name, _, url, _ in servers:
                 wrk(url, 1, args.connections)  # warm-up
@@ -121,6 +153,13 @@ def main():
                 print(f"  {label}: info / warn = {med[f'{label}-info'] / med[f'{label}-warn']:.3f} "
                       f"(paired per round: min {paired[0]:.3f}, median "
                       f"{statistics.median(paired):.3f}, max {paired[-1]:.3f})")
+            if args.traces:
+                traced, info = results["baton-traces"], results["baton-info"]
+                paired = sorted(t / i for t, i in zip(traced, info))
+                print(f"  baton: traces / info = {med['baton-traces'] / med['baton-info']:.3f} "
+                      f"(paired per round: min {paired[0]:.3f}, median "
+                      f"{statistics.median(paired):.3f}, max {paired[-1]:.3f}); "
+                      f"{Sink.received:,} bytes of spans received")
             if args.baseline:
                 for level in ("info", "warn"):
                     a, b = med[f"baton-{level}"], med[f"baseline-{level}"]

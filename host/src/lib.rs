@@ -5,7 +5,7 @@
 //! serve), [`store`] (sled behind a trait), [`runtime`] (wasmtime, handler
 //! versions, per-request instances), [`host_calls`] (the WIT interfaces),
 //! [`server`] (axum, routing, errors), [`metrics`] (what Prometheus
-//! scrapes) and [`app`] (wiring them together).
+//! scrapes), [`telemetry`] (logs and traces) and [`app`] (wiring them together).
 
 pub mod added_mounts;
 pub mod app;
@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod runtime;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod wasm_target;
 
 /// Stops `std::backtrace::Backtrace::capture` from walking the stack, for the

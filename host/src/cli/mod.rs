@@ -74,10 +74,14 @@ impl ServeArgs {
 /// Parses the command line and runs it.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    if let Command::Serve(args) = command {
+        return serve(args);
+    }
     // Kept until `main` returns: dropping it writes out the lines still queued.
-    let _log_writer = init_tracing()?;
-    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
-        Command::Serve(args) => serve(args),
+    let _telemetry = crate::telemetry::init(None)?;
+    match command {
+        Command::Serve(_) => unreachable!("served above"),
         Command::Token(args) => token::run(args),
         Command::User(args) => user::run(args),
         Command::Jobs(args) => jobs::run(args),
@@ -88,68 +92,25 @@ pub fn main() -> anyhow::Result<()> {
     }
 }
 
-/// How log lines are written: `BATON_LOG_FORMAT`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LogFormat {
-    /// One human-readable line per event (the default).
-    Text,
-    /// One JSON object per line, with the event's fields and its spans'.
-    Json,
-}
-
-impl LogFormat {
-    fn from_env(value: Option<&str>) -> anyhow::Result<LogFormat> {
-        match value.map(str::trim) {
-            None | Some("" | "text") => Ok(LogFormat::Text),
-            Some("json") => Ok(LogFormat::Json),
-            Some(other) => {
-                anyhow::bail!("BATON_LOG_FORMAT is `{other}`: expected `text` or `json`")
-            }
-        }
-    }
-}
-
-/// Installs the log subscriber: `BATON_LOG` filters (default `info`),
-/// `BATON_LOG_FORMAT` picks text or JSON, and every line goes to stderr
-/// through a writer thread, so that no request waits on the write. The
-/// writer thread buffers what it takes off the queue and writes once the
-/// queue is empty: under load one `write` carries many lines instead of
-/// one each. The returned guard flushes what is queued when dropped. The
-/// queue does not drop lines: when it is full (128k lines) loggers wait.
-fn init_tracing() -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
-    use std::io::IsTerminal;
-    let format = LogFormat::from_env(std::env::var("BATON_LOG_FORMAT").ok().as_deref())?;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("baton-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    let _ = match format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
-        LogFormat::Json => builder.json().with_current_span(true).try_init(),
-    };
-    Ok(guard)
-}
-
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (manifest, data_dir) = args.resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("baton")
         .build()?;
-    runtime.block_on(async move {
+    // Logs and traces, with the runtime entered (an OTLP/gRPC exporter's
+    // connection runs on it); dropped after serving and before the runtime,
+    // so that queued lines are written and the last spans exported.
+    let telemetry = {
+        let _entered = runtime.enter();
+        crate::telemetry::init(Some(&manifest.telemetry))?
+    };
+    let served = runtime.block_on(async move {
         let app = App::start(manifest, data_dir).await?;
         crate::server::run(app, shutdown_signal()).await
-    })
+    });
+    drop(telemetry);
+    served
 }
 
 async fn shutdown_signal() {

@@ -8,6 +8,7 @@ use crate::runtime::bindings::{jobs, types};
 use crate::runtime::state::HostState;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 use wasmtime::component::{HasSelf, Linker};
 
 /// The job an instance runs, when it runs one.
@@ -132,6 +133,7 @@ impl jobs::Host for JobsState {
         Ok(self
             .engine
             .spawn(&self.handler, new_job(spec))
+            .instrument(tracing::debug_span!("jobs.spawn"))
             .await
             .map_err(wit_error))
     }
@@ -142,15 +144,18 @@ impl jobs::Host for JobsState {
         parallel_limit: u32,
         rollback_on_failure: bool,
     ) -> Res<Vec<String>> {
+        let specs_len = specs.len();
         let specs = specs.into_iter().map(new_job).collect();
         Ok(self
             .engine
             .spawn_graph(&self.handler, specs, parallel_limit, rollback_on_failure)
+            .instrument(tracing::debug_span!("jobs.spawn-graph", jobs = specs_len))
             .await
             .map_err(wit_error))
     }
 
     async fn get(&mut self, id: String) -> Res<Option<jobs::JobInfo>> {
+        let _span = tracing::debug_span!("jobs.get", job = %id).entered();
         Ok(self
             .engine
             .get(&id, Some(&self.handler))
@@ -159,6 +164,7 @@ impl jobs::Host for JobsState {
     }
 
     async fn list(&mut self, filter: jobs::JobFilter) -> Res<Vec<jobs::JobInfo>> {
+        let _span = tracing::debug_span!("jobs.list").entered();
         let f = ListFilter {
             handler: Some(self.handler.to_string()),
             state: filter.state.map(from_wit_state),
@@ -178,6 +184,7 @@ impl jobs::Host for JobsState {
         Ok(self
             .engine
             .cancel(&id, Some(&self.handler))
+            .instrument(tracing::debug_span!("jobs.cancel", job = %id))
             .await
             .map(|_| ())
             .map_err(|e| match e {
@@ -187,6 +194,7 @@ impl jobs::Host for JobsState {
     }
 
     async fn events(&mut self, id: String, after: u64, limit: u32) -> Res<Vec<jobs::JobEvent>> {
+        let _span = tracing::debug_span!("jobs.events", job = %id).entered();
         Ok(self
             .engine
             .events(&id, Some(&self.handler), after, limit as usize)

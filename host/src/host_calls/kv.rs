@@ -59,6 +59,7 @@ fn store_writes(ops: Vec<kv::WriteOp>) -> Vec<WriteOp> {
 
 impl kv::Host for KvState {
     async fn get(&mut self, bucket: String, key: String) -> Res<Option<Vec<u8>>> {
+        let _span = tracing::debug_span!("kv.get", bucket = %bucket).entered();
         self.metrics.kv(KvOp::Get);
         Ok(self
             .store
@@ -67,6 +68,7 @@ impl kv::Host for KvState {
     }
 
     async fn set(&mut self, bucket: String, key: String, value: Vec<u8>) -> Res<()> {
+        let _span = tracing::debug_span!("kv.set", bucket = %bucket).entered();
         self.metrics.kv(KvOp::Set);
         self.wrote = true;
         Ok(self
@@ -76,6 +78,7 @@ impl kv::Host for KvState {
     }
 
     async fn delete(&mut self, bucket: String, key: String) -> Res<bool> {
+        let _span = tracing::debug_span!("kv.delete", bucket = %bucket).entered();
         self.metrics.kv(KvOp::Delete);
         self.wrote = true;
         Ok(self
@@ -91,6 +94,7 @@ impl kv::Host for KvState {
         expected: Option<Vec<u8>>,
         new: Option<Vec<u8>>,
     ) -> Res<bool> {
+        let _span = tracing::debug_span!("kv.compare-and-swap", bucket = %bucket).entered();
         self.wrote = true;
         self.metrics.kv(KvOp::CompareAndSwap);
         Ok(self
@@ -112,6 +116,7 @@ impl kv::Host for KvState {
         start_after: Option<String>,
         limit: u32,
     ) -> Res<Vec<(String, Vec<u8>)>> {
+        let _span = tracing::debug_span!("kv.scan", bucket = %bucket).entered();
         self.metrics.kv(KvOp::Scan);
         Ok(self
             .store
@@ -126,6 +131,7 @@ impl kv::Host for KvState {
     }
 
     async fn increment(&mut self, bucket: String, key: String, delta: i64) -> Res<i64> {
+        let _span = tracing::debug_span!("kv.increment", bucket = %bucket).entered();
         self.metrics.kv(KvOp::Increment);
         self.wrote = true;
         Ok(self
@@ -135,6 +141,7 @@ impl kv::Host for KvState {
     }
 
     async fn apply(&mut self, ops: Vec<kv::WriteOp>) -> Res<()> {
+        let _span = tracing::debug_span!("kv.apply", writes = ops.len()).entered();
         self.metrics.kv(KvOp::Apply);
         self.wrote = true;
         let ops = store_writes(ops);
@@ -147,6 +154,7 @@ impl kv::Host for KvState {
         writes: Vec<kv::WriteOp>,
         counts: Vec<kv::CountOp>,
     ) -> Res<Option<Vec<i64>>> {
+        let _span = tracing::debug_span!("kv.apply-if", writes = writes.len()).entered();
         self.wrote = true;
         self.metrics.kv(KvOp::ApplyIf);
         let expect: Vec<Expect> = expect

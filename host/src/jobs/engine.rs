@@ -195,6 +195,7 @@ impl JobEngine {
             last_seq: 0,
             cancel_requested: false,
             live_process: None,
+            traceparent: crate::telemetry::traces::current_traceparent(),
         })
     }
 

@@ -471,6 +471,7 @@ mod tests {
             last_seq: 0,
             cancel_requested: false,
             live_process: None,
+            traceparent: None,
         }
     }
 

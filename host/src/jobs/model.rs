@@ -127,6 +127,10 @@ pub struct JobRecord {
     pub cancel_requested: bool,
     /// The process its running attempt started, if one is alive.
     pub live_process: Option<LiveProcess>,
+    /// The W3C `traceparent` of the span that spawned it, when traces are
+    /// on: each attempt's span is that span's child.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// Where a graph is.

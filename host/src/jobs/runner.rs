@@ -9,8 +9,10 @@ use crate::host_calls::jobs::{JobRun, JobsState};
 use crate::runtime::bindings::types::JobContext;
 use crate::runtime::registry::HandlerSlot;
 use crate::store::NewEvents;
+use crate::telemetry::traces;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 impl JobEngine {
     /// Runs one attempt of `job` (already marked running) and records the result.
@@ -20,12 +22,28 @@ impl JobEngine {
         slot: Arc<HandlerSlot>,
         cancel: Arc<CancelFlag>,
     ) {
-        let span = tracing::info_span!("job", id = %job.id, handler = %job.handler, kind = %job.kind, attempt = job.attempts);
-        let result = self.invoke(&job, &slot, cancel, false).await;
+        let span = tracing::info_span!(
+            parent: None,
+            "job",
+            id = %job.id,
+            handler = %job.handler,
+            kind = %job.kind,
+            attempt = job.attempts,
+            trace_id = tracing::field::Empty,
+            otel.name = tracing::field::Empty,
+        );
+        traces::begin_job(&span, &job.kind, job.traceparent.as_deref());
+        let result = self
+            .invoke(&job, &slot, cancel, false)
+            .instrument(span.clone())
+            .await;
         let _e = span.enter();
         match &result {
             Ok(_) => tracing::info!("job attempt succeeded"),
-            Err(e) => tracing::warn!("job attempt failed: {e}"),
+            Err(e) => {
+                traces::fail(&span, e);
+                tracing::warn!("job attempt failed: {e}")
+            }
         }
         drop(_e);
         if let Err(e) = self.finish(&job.id, result).await {
@@ -209,6 +227,15 @@ impl JobEngine {
     /// Runs an allow-listed command for running job `run`, recording its
     /// process (for crash cleanup) and its output lines as events.
     pub async fn exec(
+        self: &Arc<Self>,
+        run: &JobRun,
+        req: ExecRequest,
+    ) -> Result<ExecOutput, ExecError> {
+        let span = tracing::debug_span!("exec", program = %req.program);
+        self.exec_in_span(run, req).instrument(span).await
+    }
+
+    async fn exec_in_span(
         self: &Arc<Self>,
         run: &JobRun,
         mut req: ExecRequest,

@@ -12,6 +12,7 @@ use crate::manifest::public_url;
 use crate::runtime::InvokeError;
 use crate::runtime::bindings::types;
 use crate::runtime::registry::HandlerSlot;
+use crate::telemetry::traces;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -55,8 +56,15 @@ pub async fn dispatch(ctx: &ListenerCtx, conn: &ConnInfo, req: axum::extract::Re
         .encode_lower(&mut uuid::Uuid::encode_buffer())
         .to_owned();
     let span = tracing::info_span!(
-        "request", id = %request_id, method = %req.method(), path = %req.uri().path()
+        "request",
+        id = %request_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        trace_id = tracing::field::Empty,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
     );
+    traces::begin_request(&span, req.headers());
     let started = Instant::now();
     let method = req.method().clone();
     let routed = ctx
@@ -65,12 +73,14 @@ pub async fn dispatch(ctx: &ListenerCtx, conn: &ConnInfo, req: axum::extract::Re
         .route_where(req.uri().path(), |name| ctx.serves(name));
     let (resp, slot) = match routed {
         Some((slot, rel_path)) => {
+            traces::route_request(&span, &method, Some((&slot.name, &slot.mount)));
             let resp = serve(ctx, conn, req, &slot, rel_path, &request_id)
                 .instrument(span.clone())
                 .await;
             (resp, Some(slot))
         }
         None => {
+            traces::route_request(&span, &method, None);
             let resp = HostError::new(
                 StatusCode::NOT_FOUND,
                 "not-found",
@@ -83,6 +93,7 @@ pub async fn dispatch(ctx: &ListenerCtx, conn: &ConnInfo, req: axum::extract::Re
     let took = started.elapsed();
     let metrics = slot.as_ref().map_or(unrouted_metrics(), |s| &s.metrics);
     metrics.request(&method, resp.status().as_u16(), took);
+    traces::end_request(&span, &request_id, resp.status().as_u16());
     if !span.is_disabled() {
         span.in_scope(|| {
             tracing::info!(
@@ -151,11 +162,13 @@ async fn serve(
             [ctx.scheme, "://", &host, mount_suffix].concat()
         }
     };
+    let mut headers = authn::guest_headers(&parts.headers);
+    traces::guest_trace_headers(&tracing::Span::current(), &mut headers);
     let wit_req = types::Request {
         method: parts.method.as_str().to_string(),
         path: rel_path,
         query: parts.uri.query().unwrap_or("").to_string(),
-        headers: authn::guest_headers(&parts.headers),
+        headers,
         body,
         mount: slot.mount.clone(),
         base_url,
@@ -173,7 +186,12 @@ async fn serve(
         Err(e) => return fail(invoke_error(&slot.name, e)),
     };
     if outcome.wrote {
-        let flushed = ctx.app.store.commit().await;
+        let flushed = ctx
+            .app
+            .store
+            .commit()
+            .instrument(tracing::debug_span!("store.commit"))
+            .await;
         if flushed.is_err() {
             tracing::error!("flushing the store failed: {flushed:?}");
             return fail(HostError::new(

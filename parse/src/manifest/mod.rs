@@ -11,7 +11,7 @@ pub mod public_url;
 pub mod security;
 
 pub use access::{AccessRules, Capabilities, Policy, RouteRule};
-pub use observability::{METRICS_READ, MetricsConfig};
+pub use observability::{METRICS_READ, MetricsConfig, OtlpProtocol, TelemetryConfig};
 pub use security::{AuthConfig, ClientCa, GENERATED_CLIENT_CA, JwtAlgorithm, TlsSource, TlsSpec};
 
 use serde::Deserialize;
@@ -78,6 +78,9 @@ pub struct Manifest {
     /// Who may read the metrics.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Where traces go (none: no traces).
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     /// The sockets the server listens on.
     #[serde(default, rename = "listener")]
     pub listeners: Vec<Listener>,
@@ -405,6 +408,9 @@ impl Manifest {
             return Err(self.invalid("components", "every limit must be at least 1"));
         }
         self.auth
+            .check()
+            .map_err(|(key, msg)| self.invalid(key, msg))?;
+        self.telemetry
             .check()
             .map_err(|(key, msg)| self.invalid(key, msg))?;
         if self.listeners.is_empty() {

@@ -120,6 +120,14 @@ impl Handler for Jobber {
                 let id = jobs::spawn(&spec.to_job()).map_err(host)?;
                 Ok::<_, Response>(Response::json(202, &json!({"id": id})))
             })
+            .post("/traced", |req| {
+                // A kv write and a spawn, replying with the `traceparent` this
+                // guest was shown (tests/telemetry.rs).
+                let spec: Spec = req.json()?;
+                Bucket::open("traced").set("last", spec.kind.as_bytes()).map_err(host)?;
+                let id = jobs::spawn(&spec.to_job()).map_err(host)?;
+                Ok::<_, Response>(Response::json(202, &json!({"id": id, "traceparent": req.header("traceparent")})))
+            })
             .post("/graph", |req| {
                 let g: Graph = req.json()?;
                 let specs: Vec<JobSpec> = g.specs.iter().map(Spec::to_job).collect();
