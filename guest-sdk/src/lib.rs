@@ -24,8 +24,8 @@
 //! ```
 //!
 //! Everything in [`http`] and [`router`] is plain Rust and can be unit-tested
-//! natively; [`kv`], [`auth`], [`config`], [`log`] and [`jobs`] call the host and only
-//! work inside a running component.
+//! natively; [`kv`], [`auth`], [`config`], [`log`], [`jobs`] and [`outbound`]
+//! call the host and only work inside a running component.
 
 pub mod auth;
 pub mod config;
@@ -35,6 +35,7 @@ pub mod jobs;
 pub mod kv;
 pub mod log;
 pub mod openapi;
+pub mod outbound;
 pub mod router;
 pub mod time;
 

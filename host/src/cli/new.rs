@@ -69,6 +69,10 @@ const TEMPLATE: &[(&str, &str)] = &[
         include_str!("../../../guest-sdk/src/openapi.rs"),
     ),
     (
+        "sdk/src/outbound.rs",
+        include_str!("../../../guest-sdk/src/outbound.rs"),
+    ),
+    (
         "sdk/src/router.rs",
         include_str!("../../../guest-sdk/src/router.rs"),
     ),
@@ -91,6 +95,7 @@ publish = false
 serde = { version = "1", features = ["derive"] }
 serde_json = "1"
 wit-bindgen = "0.46"
+wasip2 = "1"
 "#;
 
 fn type_name(name: &str) -> String {

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod http;
 pub mod jobs;
 pub mod kv;
 pub mod log;
@@ -12,9 +13,11 @@ use crate::runtime::bindings::types;
 use crate::runtime::state::HostState;
 use wasmtime::component::{HasSelf, Linker};
 
-/// Registers WASI (no files, sockets or environment) and every Baton interface.
+/// Registers WASI (no files, sockets or environment), `wasi:http` (outbound
+/// requests within the handler's grant, [`http`]) and every Baton interface.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     types::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     kv::add_to_linker(linker)?;
     config::add_to_linker(linker)?;

@@ -14,7 +14,8 @@ pub mod warm;
 
 use crate::auth::Auth;
 use crate::host_calls::{
-    self, auth::AuthState, config::ConfigState, jobs::JobsState, kv::KvState, log::LogState,
+    self, auth::AuthState, config::ConfigState, http::OutboundState, jobs::JobsState, kv::KvState,
+    log::LogState,
 };
 use crate::jobs::CancelFlag;
 use crate::metrics::FailureKind;
@@ -311,8 +312,10 @@ impl Runtime {
     fn request_scope(&self, slot: &HandlerSlot, setup: InstanceSetup<'_>) -> RequestScope {
         let handler: Arc<str> = slot.name.clone();
         let trace_id: Arc<str> = Arc::from(setup.trace_id);
+        let deadline = Instant::now() + setup.timeout;
         RequestScope {
-            deadline: Instant::now() + setup.timeout,
+            deadline,
+            outbound: OutboundState::new(slot.outbound.clone(), deadline, setup.cancel.clone()),
             cancel: setup.cancel,
             kv: KvState::new(self.store.clone(), handler.clone(), slot.metrics.clone()),
             log: LogState::new(handler, trace_id.clone()),
@@ -351,6 +354,8 @@ impl Runtime {
             log: scope.log,
             jobs: scope.jobs,
             auth: scope.auth,
+            outbound: scope.outbound,
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
             output,
         };
         let mut store = Store::new(&self.engine, state);

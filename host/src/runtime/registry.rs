@@ -5,6 +5,7 @@
 use super::bindings::HandlerPre;
 use super::state::HostState;
 use super::warm::WarmPool;
+use crate::host_calls::http::OutboundPolicy;
 use crate::manifest::{AccessRules, Capabilities, ErrorStyle, HandlerSpec, Limits};
 use crate::metrics::HandlerMetrics;
 use arc_swap::ArcSwap;
@@ -43,6 +44,8 @@ pub struct HandlerSlot {
     pub access: AccessRules,
     /// What it may do beyond its own storage.
     pub capabilities: Capabilities,
+    /// Where its outbound HTTP may go, and its limits.
+    pub outbound: Arc<OutboundPolicy>,
     /// Bounds the instances running at once.
     pub permits: Arc<Semaphore>,
     /// The manifest's `wasm` when it is a file (watched for changes).
@@ -67,6 +70,22 @@ pub struct Rejection {
     pub at_ms: u64,
 }
 
+/// `spec`'s outbound HTTP policy; a CA file that cannot be read (it was
+/// when the manifest was checked) is logged and left out, so HTTPS to
+/// places only it vouches for fails verification.
+fn outbound_policy(spec: &HandlerSpec, limits: &Limits) -> OutboundPolicy {
+    let caps = &spec.capabilities;
+    OutboundPolicy::new(&spec.name, &caps.http, caps.http_ca_file.as_deref(), limits)
+        .or_else(|e| {
+            tracing::error!(handler = %spec.name, "{e}; outbound HTTPS trusts the system's roots only");
+            OutboundPolicy::new(&spec.name, &caps.http, None, limits)
+        })
+        .unwrap_or_else(|e| {
+            tracing::error!(handler = %spec.name, "{e}; no outbound HTTP");
+            OutboundPolicy::nowhere(&spec.name)
+        })
+}
+
 impl HandlerSlot {
     /// A slot for `spec` with effective `limits`, running `version`.
     pub fn new(spec: &HandlerSpec, limits: Limits, version: HandlerVersion) -> Self {
@@ -86,6 +105,7 @@ impl HandlerSlot {
             config: Arc::new(spec.config.clone()),
             access: spec.access(),
             capabilities: spec.capabilities.clone(),
+            outbound: Arc::new(outbound_policy(spec, &limits)),
             wasm_path: None,
             last_rejection: std::sync::Mutex::new(None),
             permits: Arc::new(Semaphore::new(limits.max_concurrent as usize)),

@@ -3,7 +3,8 @@
 
 use super::guest_output::GuestOutput;
 use crate::host_calls::{
-    auth::AuthState, config::ConfigState, jobs::JobsState, kv::KvState, log::LogState,
+    auth::AuthState, config::ConfigState, http::OutboundState, jobs::JobsState, kv::KvState,
+    log::LogState,
 };
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
@@ -29,6 +30,9 @@ pub struct HostState {
     pub jobs: JobsState,
     /// `auth` host calls.
     pub auth: AuthState,
+    /// `wasi:http` outbound requests: the grant, limits and count.
+    pub outbound: OutboundState,
+    pub(crate) http: wasmtime_wasi_http::WasiHttpCtx,
     /// The guest's stdout and stderr, retagged for each request a warm
     /// instance serves.
     pub(crate) output: [GuestOutput; 2],
@@ -42,6 +46,7 @@ pub(crate) struct RequestScope {
     pub log: LogState,
     pub jobs: JobsState,
     pub auth: AuthState,
+    pub outbound: OutboundState,
     pub trace_id: std::sync::Arc<str>,
 }
 
@@ -56,6 +61,7 @@ impl HostState {
         self.log = scope.log;
         self.jobs = scope.jobs;
         self.auth = scope.auth;
+        self.outbound = scope.outbound;
         self.limiter.refused = false;
         for o in &self.output {
             o.begin(scope.trace_id.clone());
@@ -68,6 +74,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for HostState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
         }
     }
 }

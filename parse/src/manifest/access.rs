@@ -148,6 +148,13 @@ pub struct Capabilities {
     /// Programs its jobs may `exec`: bare names (looked up on the server's
     /// `PATH`) or absolute paths. Empty: no `exec` at all.
     pub exec: Vec<String>,
+    /// Where its outbound HTTP may go (`wasi:http/outgoing-handler`):
+    /// `scheme://host[:port][/path-prefix]`, a leading `*.` in the host
+    /// for any name below it (see [`super::outbound`]). Empty: nowhere.
+    pub http: Vec<String>,
+    /// PEM certificates trusted for outbound HTTPS besides the system's
+    /// roots (relative paths are the manifest folder's).
+    pub http_ca_file: Option<std::path::PathBuf>,
 }
 
 #[cfg(test)]

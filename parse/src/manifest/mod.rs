@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod observability;
+pub mod outbound;
 pub mod public_url;
 pub mod security;
 
@@ -120,6 +121,16 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Jobs of this handler running at once.
     pub max_running_jobs: u32,
+    /// Outbound HTTP: longest wait for a connection (and TLS), in milliseconds.
+    pub http_connect_timeout_ms: u64,
+    /// Outbound HTTP: longest a request may take from sending to the last
+    /// byte of the response, in milliseconds (never past the calling
+    /// request's or job's own deadline).
+    pub http_timeout_ms: u64,
+    /// Outbound HTTP: largest response body, in bytes.
+    pub http_max_response_bytes: u64,
+    /// Outbound HTTP: requests one request or job attempt may send.
+    pub http_max_requests: u32,
 }
 
 impl Default for Limits {
@@ -131,6 +142,10 @@ impl Default for Limits {
             max_concurrent: 64,
             max_body_bytes: 1024 * 1024,
             max_running_jobs: 8,
+            http_connect_timeout_ms: 5_000,
+            http_timeout_ms: 30_000,
+            http_max_response_bytes: 16 * 1024 * 1024,
+            http_max_requests: 100,
         }
     }
 }
@@ -182,6 +197,14 @@ pub struct LimitOverrides {
     pub max_body_bytes: Option<u64>,
     /// See [`Limits::max_running_jobs`].
     pub max_running_jobs: Option<u32>,
+    /// See [`Limits::http_connect_timeout_ms`].
+    pub http_connect_timeout_ms: Option<u64>,
+    /// See [`Limits::http_timeout_ms`].
+    pub http_timeout_ms: Option<u64>,
+    /// See [`Limits::http_max_response_bytes`].
+    pub http_max_response_bytes: Option<u64>,
+    /// See [`Limits::http_max_requests`].
+    pub http_max_requests: Option<u32>,
 }
 
 impl LimitOverrides {
@@ -194,6 +217,14 @@ impl LimitOverrides {
             max_concurrent: self.max_concurrent.unwrap_or(base.max_concurrent),
             max_body_bytes: self.max_body_bytes.unwrap_or(base.max_body_bytes),
             max_running_jobs: self.max_running_jobs.unwrap_or(base.max_running_jobs),
+            http_connect_timeout_ms: self
+                .http_connect_timeout_ms
+                .unwrap_or(base.http_connect_timeout_ms),
+            http_timeout_ms: self.http_timeout_ms.unwrap_or(base.http_timeout_ms),
+            http_max_response_bytes: self
+                .http_max_response_bytes
+                .unwrap_or(base.http_max_response_bytes),
+            http_max_requests: self.http_max_requests.unwrap_or(base.http_max_requests),
         }
     }
 }
@@ -357,6 +388,12 @@ impl Manifest {
         })?;
         manifest.source = source.to_string();
         manifest.base_dir = base_dir.to_path_buf();
+        // Relative CA files are the manifest folder's.
+        for h in &mut manifest.handlers {
+            if let Some(ca) = &mut h.capabilities.http_ca_file {
+                *ca = base_dir.join(&*ca);
+            }
+        }
         manifest.validate()?;
         Ok(manifest)
     }
@@ -453,6 +490,10 @@ impl Manifest {
                         format!("`{p}` must be a program name or path without spaces (arguments are given at run time)"),
                     ));
                 }
+            }
+            for (j, g) in h.capabilities.http.iter().enumerate() {
+                outbound::HttpGrant::parse(g)
+                    .map_err(|m| self.invalid(format!("handler[{i}].capabilities.http[{j}]"), m))?;
             }
             for (j, r) in h.routes.iter().enumerate() {
                 r.check()
@@ -553,6 +594,9 @@ impl Manifest {
         if l.max_running_jobs == 0 {
             return Err(self.invalid(format!("{key}.max_running_jobs"), "must be at least 1"));
         }
+        if l.http_connect_timeout_ms == 0 || l.http_timeout_ms == 0 {
+            return Err(self.invalid(key, "http timeouts must be at least 1 ms"));
+        }
         Ok(())
     }
 }
@@ -585,6 +629,9 @@ pub fn check_limits(l: &Limits) -> Result<(), String> {
     }
     if l.max_concurrent == 0 || l.max_running_jobs == 0 {
         return Err("max_concurrent and max_running_jobs must be at least 1".into());
+    }
+    if l.http_connect_timeout_ms == 0 || l.http_timeout_ms == 0 {
+        return Err("http timeouts must be at least 1 ms".into());
     }
     Ok(())
 }

@@ -129,6 +129,7 @@ pub(super) async fn put(
                 max_concurrent: q.max_concurrent,
                 max_body_bytes: q.max_body_bytes,
                 max_running_jobs: q.max_running_jobs,
+                ..LimitOverrides::default()
             },
         };
         let v = ctx

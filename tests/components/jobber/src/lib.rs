@@ -94,6 +94,28 @@ fn run_step(job: &Job, input: &Value) -> Result<Vec<u8>, String> {
     Ok(name.into_bytes())
 }
 
+/// One outbound GET, as JSON: status, body and `location`, or the error's kind and text.
+fn fetch(url: &str) -> Value {
+    use baton_sdk::outbound::{self, OutboundError, OutboundRequest};
+    match outbound::send(&OutboundRequest::get(url)) {
+        Ok(r) => json!({
+            "status": r.status,
+            "body": String::from_utf8_lossy(&r.body),
+            "location": r.header("location"),
+        }),
+        Err(e) => {
+            let kind = match e {
+                OutboundError::BadUrl(_) => "bad-url",
+                OutboundError::Denied(_) => "denied",
+                OutboundError::Timeout(_) => "timeout",
+                OutboundError::TooLarge(_) => "too-large",
+                OutboundError::Failed(_) => "failed",
+            };
+            json!({"error": {"kind": kind, "message": e.to_string()}})
+        }
+    }
+}
+
 fn run_exec(input: &Value) -> Result<Vec<u8>, String> {
     let args: Vec<&str> = input["args"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
     let mut cmd = Command::new(input["program"].as_str().unwrap_or(""), &args);
@@ -159,6 +181,18 @@ impl Handler for Jobber {
                 let evs: Vec<Value> = evs.iter().map(|e| json!({"seq": e.seq, "kind": e.kind, "message": e.message})).collect();
                 Ok::<_, Response>(Response::json(200, &evs))
             })
+            .post("/fetch", |req| {
+                // Outbound HTTP (tests/outbound.rs): `times` requests to `url`;
+                // the first result, and the last as `then`.
+                let body: Value = req.json()?;
+                let url = body["url"].as_str().unwrap_or("");
+                let times = body["times"].as_u64().unwrap_or(1).max(1);
+                let mut result = fetch(url);
+                for _ in 1..times {
+                    result["then"] = fetch(url);
+                }
+                Ok::<_, Response>(Response::json(200, &result))
+            })
             .get("/order", |_| {
                 let all = Bucket::open("order").scan("", None, 1000).map_err(host)?;
                 let map: BTreeMap<String, String> = all.into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned())).collect();
@@ -173,6 +207,13 @@ impl Handler for Jobber {
             "quick" => Ok(job.input.clone()),
             "step" => run_step(&job, &input),
             "exec" => run_exec(&input),
+            "fetch" => {
+                let got = fetch(input["url"].as_str().unwrap_or(""));
+                match got.get("error") {
+                    Some(e) => Err(e.to_string()),
+                    None => Ok(got.to_string().into_bytes()),
+                }
+            }
             "flaky" if job.attempt == 1 => Err("the first attempt fails".into()),
             "flaky" => Ok(format!("attempt {}", job.attempt).into_bytes()),
             "trap" => panic!("deliberate trap in a job"),
