@@ -24,7 +24,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use serde_json::{Value as Json, json};
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use support::*;
 
@@ -174,15 +173,8 @@ fn serve_jobber(dir: &std::path::Path, endpoint: Option<&str>) -> Server {
             wasm.display()
         ))
     );
-    let path = dir.join("baton.toml");
-    std::fs::write(&path, manifest).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
-    cmd.arg("serve")
-        .arg("--manifest")
-        .arg(&path)
-        .arg("--data")
-        .arg(dir.join("data"))
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let mut cmd = serve_command(dir, &manifest);
+    cmd.env("OTEL_BSP_SCHEDULE_DELAY", "100");
     Server::spawn(cmd, dir.join("data"))
 }
 

@@ -24,7 +24,7 @@
 //! ```
 //!
 //! Everything in [`http`] and [`router`] is plain Rust and can be unit-tested
-//! natively; [`kv`], [`auth`], [`config`], [`log`], [`jobs`] and [`outbound`]
+//! natively; [`kv`], [`auth`], [`config`], [`secrets`], [`log`], [`jobs`] and [`outbound`]
 //! call the host and only work inside a running component.
 
 pub mod auth;
@@ -37,6 +37,7 @@ pub mod log;
 pub mod openapi;
 pub mod outbound;
 pub mod router;
+pub mod secrets;
 pub mod time;
 
 pub use error::HostError;

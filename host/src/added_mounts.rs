@@ -36,6 +36,7 @@ impl AddedMount {
             errors: self.errors,
             limits: self.limits,
             config: Default::default(),
+            secrets: Default::default(),
             policy: Policy::parse(&self.policy)?,
             routes: Vec::new(),
             capabilities: Default::default(),

@@ -85,6 +85,7 @@ impl App {
             versions,
             compile_cache,
         });
+        crate::host_calls::secrets::check_readable(&app.manifest.handlers)?;
         for h in &app.manifest.handlers {
             let manifest_bytes = read_component(&h.wasm, &app.manifest.base_dir)
                 .with_context(|| format!("handler `{}`", h.name))?;

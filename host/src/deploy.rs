@@ -274,6 +274,7 @@ impl App {
         }
         let path = std::path::PathBuf::from(&self.manifest.source);
         let new = Manifest::load(&path)?;
+        crate::host_calls::secrets::check_readable(&new.handlers)?;
         for h in &new.handlers {
             let bytes = crate::app::read_component(&h.wasm, &new.base_dir)?;
             let sha = version_of(&bytes);

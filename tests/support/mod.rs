@@ -210,22 +210,29 @@ pub fn manifest(handlers: &str) -> String {
     format!("[[listener]]\naddress = \"127.0.0.1:0\"\n\n{handlers}")
 }
 
+/// Writes `manifest` into `dir/baton.toml`; the `baton serve` command for
+/// it with data in `dir/data` (for a test to add environment to, then
+/// [`Server::spawn`]).
+pub fn serve_command(dir: &Path, manifest: &str) -> Command {
+    let path = dir.join("baton.toml");
+    std::fs::write(&path, manifest).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+    cmd.arg("serve")
+        .arg("--manifest")
+        .arg(&path)
+        .arg("--data")
+        .arg(dir.join("data"));
+    cmd
+}
+
 /// The orchestrator handler table.
 pub const ORCHESTRATOR: &str = "[[handler]]\nname = \"orchestrator\"\nwasm = \"builtin:orchestrator\"\nmount = \"/orchestrator/v1\"\nerrors = \"puppet\"\n";
 
 impl Server {
     /// Writes `manifest` into `dir/baton.toml` and serves it with data in `dir/data`.
     pub fn start(dir: &Path, manifest: &str) -> Server {
-        let path = dir.join("baton.toml");
-        std::fs::write(&path, manifest).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
-        cmd.arg("serve")
-            .arg("--manifest")
-            .arg(&path)
-            .arg("--data")
-            .arg(dir.join("data"));
-        let mut server = Server::spawn(cmd, dir.join("data"));
-        server.manifest = Some(path);
+        let mut server = Server::spawn(serve_command(dir, manifest), dir.join("data"));
+        server.manifest = Some(dir.join("baton.toml"));
         server
     }
 

@@ -77,6 +77,10 @@ const TEMPLATE: &[(&str, &str)] = &[
         include_str!("../../../guest-sdk/src/router.rs"),
     ),
     (
+        "sdk/src/secrets.rs",
+        include_str!("../../../guest-sdk/src/secrets.rs"),
+    ),
+    (
         "sdk/src/time.rs",
         include_str!("../../../guest-sdk/src/time.rs"),
     ),

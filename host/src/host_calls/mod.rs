@@ -8,6 +8,7 @@ pub mod http;
 pub mod jobs;
 pub mod kv;
 pub mod log;
+pub mod secrets;
 
 use crate::runtime::bindings::types;
 use crate::runtime::state::HostState;
@@ -24,6 +25,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     log::add_to_linker(linker)?;
     jobs::add_to_linker(linker)?;
     auth::add_to_linker(linker)?;
+    secrets::add_to_linker(linker)?;
     Ok(())
 }
 

@@ -8,4 +8,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use self::baton::api::{auth, config, jobs, kv, log, types};
+pub use self::baton::api::{auth, config, jobs, kv, log, secrets, types};

@@ -15,7 +15,7 @@ pub mod warm;
 use crate::auth::Auth;
 use crate::host_calls::{
     self, auth::AuthState, config::ConfigState, http::OutboundState, jobs::JobsState, kv::KvState,
-    log::LogState,
+    log::LogState, secrets::SecretsState,
 };
 use crate::jobs::CancelFlag;
 use crate::metrics::FailureKind;
@@ -351,6 +351,7 @@ impl Runtime {
             cancel: scope.cancel,
             kv: scope.kv,
             config: ConfigState::new(slot.config.clone()),
+            secrets: SecretsState::new(slot.name.clone(), slot.secrets.clone()),
             log: scope.log,
             jobs: scope.jobs,
             auth: scope.auth,

@@ -40,6 +40,8 @@ pub struct HandlerSlot {
     pub errors: ErrorStyle,
     /// Its `config` table.
     pub config: Arc<BTreeMap<String, String>>,
+    /// Where its secrets come from.
+    pub secrets: crate::host_calls::secrets::Secrets,
     /// Who may call which route.
     pub access: AccessRules,
     /// What it may do beyond its own storage.
@@ -103,6 +105,7 @@ impl HandlerSlot {
             limits,
             errors: spec.errors,
             config: Arc::new(spec.config.clone()),
+            secrets: Arc::new(spec.secrets.clone()),
             access: spec.access(),
             capabilities: spec.capabilities.clone(),
             outbound: Arc::new(outbound_policy(spec, &limits)),

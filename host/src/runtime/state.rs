@@ -4,7 +4,7 @@
 use super::guest_output::GuestOutput;
 use crate::host_calls::{
     auth::AuthState, config::ConfigState, http::OutboundState, jobs::JobsState, kv::KvState,
-    log::LogState,
+    log::LogState, secrets::SecretsState,
 };
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
@@ -24,6 +24,8 @@ pub struct HostState {
     pub kv: KvState,
     /// `config` host calls.
     pub config: ConfigState,
+    /// `secrets` host calls.
+    pub secrets: SecretsState,
     /// `log` host calls.
     pub log: LogState,
     /// `jobs` host calls.

@@ -9,6 +9,7 @@ pub mod access;
 pub mod observability;
 pub mod outbound;
 pub mod public_url;
+pub mod secrets;
 pub mod security;
 
 pub use access::{AccessRules, Capabilities, Policy, RouteRule};
@@ -330,6 +331,10 @@ pub struct HandlerSpec {
     /// Strings the handler reads with `config.get`.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// Secrets the handler reads with `secrets.get`, by name: where each
+    /// comes from (the server's environment or a file), never the value.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, secrets::SecretSource>,
     /// The policy of requests no `[[handler.route]]` matches.
     #[serde(default = "default_policy")]
     pub policy: Policy,
@@ -392,6 +397,9 @@ impl Manifest {
         for h in &mut manifest.handlers {
             if let Some(ca) = &mut h.capabilities.http_ca_file {
                 *ca = base_dir.join(&*ca);
+            }
+            for source in h.secrets.values_mut() {
+                source.resolve(base_dir);
             }
         }
         manifest.validate()?;
@@ -490,6 +498,11 @@ impl Manifest {
                         format!("`{p}` must be a program name or path without spaces (arguments are given at run time)"),
                     ));
                 }
+            }
+            for (name, source) in &h.secrets {
+                source
+                    .check(name)
+                    .map_err(|m| self.invalid(format!("handler[{i}].secrets.{name}"), m))?;
             }
             for (j, g) in h.capabilities.http.iter().enumerate() {
                 outbound::HttpGrant::parse(g)

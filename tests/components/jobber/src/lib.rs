@@ -193,6 +193,11 @@ impl Handler for Jobber {
                 }
                 Ok::<_, Response>(Response::json(200, &result))
             })
+            .get("/secret/{name}", |req| {
+                // tests/secrets.rs: the secret as the guest reads it.
+                let value = baton_sdk::secrets::get_string(req.param("name").unwrap_or(""));
+                Response::json(200, &json!({ "value": value }))
+            })
             .get("/order", |_| {
                 let all = Bucket::open("order").scan("", None, 1000).map_err(host)?;
                 let map: BTreeMap<String, String> = all.into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned())).collect();
