@@ -198,6 +198,13 @@ fn a_granted_handler_reaches_what_its_grant_lists_and_nothing_else() {
     }
     assert_eq!(allowed.connections(), 1);
     assert_eq!(other.connections(), 0);
+    // Refusals are logged without the query, which may carry a token.
+    refused(
+        &fetch(&server, &other.url("/api/?token=s3cr3t-in-query")),
+        "denied",
+    );
+    let log = server.wait_log("outbound request refused");
+    assert!(!log.contains("s3cr3t-in-query"), "{log}");
 }
 
 #[test]

@@ -157,7 +157,7 @@ impl OutboundState {
     /// The grant that allows `uri`, counting the request; or why not.
     fn admit(&mut self, uri: &axum::http::Uri) -> Result<HttpGrant, Error> {
         let p = &self.policy;
-        let url = uri.to_string();
+        let url = loggable(uri);
         let refuse = |why: &str| {
             tracing::warn!(handler = %p.handler, url = %url, "outbound request refused: {why}");
             Error::HttpRequestDenied
@@ -229,6 +229,17 @@ type Sent = (
     Box<dyn Future<Output = Result<(), Error>> + Send>,
 );
 
+/// `uri` for the log: scheme, authority and path, without the query (which
+/// may carry a token).
+fn loggable(uri: &axum::http::Uri) -> String {
+    format!(
+        "{}://{}{}",
+        uri.scheme_str().unwrap_or("?"),
+        uri.authority().map_or("", |a| a.as_str()),
+        uri.path()
+    )
+}
+
 /// Resolves once `cancel` is set; never without one.
 async fn cancelled(cancel: Option<Arc<CancelFlag>>) {
     match cancel {
@@ -249,6 +260,7 @@ async fn send(
     use http_body_util::BodyExt as _;
     let until = tokio::time::Instant::from_std(until);
     let uri = req.uri().clone();
+    let url = loggable(&uri);
     let authority = uri.authority().ok_or(Error::HttpRequestUriInvalid)?;
     let https = uri.scheme_str() == Some("https");
     let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
@@ -272,7 +284,7 @@ async fn send(
         .filter(|a| grant.may_connect(a.ip()))
         .collect();
     if allowed.is_empty() {
-        tracing::warn!(handler = %policy.handler, url = %uri, addresses = ?addrs,
+        tracing::warn!(handler = %policy.handler, url = %url, addresses = ?addrs,
             "outbound request refused: the name resolves only to addresses that are not public, and the grant does not name them");
         return Err(if addrs.is_empty() {
             Error::DestinationNotFound
@@ -300,7 +312,7 @@ async fn send(
             .await
             .map_err(|_| Error::ConnectionTimeout)?
             .map_err(|e| {
-                tracing::warn!(handler = %policy.handler, url = %uri, "outbound TLS failed: {e}");
+                tracing::warn!(handler = %policy.handler, url = %url, "outbound TLS failed: {e}");
                 Error::TlsCertificateError
             })?;
         Box::new(stream)
@@ -336,7 +348,7 @@ async fn send(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
-        tracing::warn!(handler = %policy.handler, url = %uri, "outbound response refused: Content-Length {declared:?} is over http_max_response_bytes ({limit})");
+        tracing::warn!(handler = %policy.handler, url = %url, "outbound response refused: Content-Length {declared:?} is over http_max_response_bytes ({limit})");
         return Err(Error::HttpResponseBodySize(declared));
     }
     let body_limit = BoundedBody {
