@@ -56,17 +56,10 @@ impl Pgo {
              teardown_command = \"sh -c 'cat > /dev/null'\"\n",
             shipped_handler_without_config("pgo")
         );
-        let path = dir.join("baton.toml");
-        std::fs::write(&path, manifest).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
-        cmd.arg("serve")
-            .arg("--manifest")
-            .arg(&path)
-            .arg("--data")
-            .arg(dir.join("data"))
-            .env("BATON_ADMIN_PASSWORD", PASSWORD);
+        let mut cmd = serve_command(dir, &manifest);
+        cmd.env("BATON_ADMIN_PASSWORD", PASSWORD);
         let mut server = Server::spawn_without_admin_password(cmd, dir.join("data"));
-        server.manifest = Some(path);
+        server.manifest = Some(dir.join("baton.toml"));
         let (ok, out, err) = server.cli(&["cert", "issue", "--user", "admin"], None);
         assert!(ok, "baton cert issue: {err}");
         let line = |label: &str| -> PathBuf {
