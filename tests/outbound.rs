@@ -158,6 +158,31 @@ fn fetch(server: &Server, url: &str) -> Json {
     resp.json().unwrap()
 }
 
+/// `baton_outbound_requests_total{handler="jobber",result}`, read with a
+/// Prometheus text parser.
+fn counted(server: &Server, result: &str) -> f64 {
+    let text = server
+        .client()
+        .get(server.url("/admin/v1/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    scrape
+        .samples
+        .iter()
+        .find(|x| {
+            x.metric == "baton_outbound_requests_total"
+                && x.labels.get("handler") == Some("jobber")
+                && x.labels.get("result") == Some(result)
+        })
+        .map_or(0.0, |x| match x.value {
+            prometheus_parse::Value::Counter(v) => v,
+            ref other => panic!("not a counter: {other:?}"),
+        })
+}
+
 fn refused(got: &Json, kind: &str) {
     assert_eq!(got["error"]["kind"], kind, "{got}");
 }
@@ -205,6 +230,9 @@ fn a_granted_handler_reaches_what_its_grant_lists_and_nothing_else() {
     );
     let log = server.wait_log("outbound request refused");
     assert!(!log.contains("s3cr3t-in-query"), "{log}");
+    assert_eq!(counted(&server, "answered"), 1.0);
+    assert_eq!(counted(&server, "refused"), 5.0);
+    assert_eq!(counted(&server, "failed"), 0.0);
 }
 
 #[test]
@@ -228,6 +256,7 @@ fn a_name_that_resolves_to_loopback_is_refused_unless_the_grant_names_the_addres
     let server = jobber(dir.path(), std::slice::from_ref(&by_name), "");
     refused(&fetch(&server, &format!("{by_name}/")), "denied");
     assert_eq!(target.connections(), 0);
+    assert_eq!(counted(&server, "refused"), 1.0);
     server.wait_log("not public");
 }
 
@@ -264,6 +293,9 @@ fn slow_silent_and_oversized_answers_are_cut_off_by_the_handlers_limits() {
     let got = fetch(&server, &small.url("/"));
     assert_eq!(got["status"], 200, "{got}");
     assert_eq!(got["body"].as_str().unwrap().len(), 1000);
+    // The chunked one was answered, then cut off while its body was read.
+    assert_eq!(counted(&server, "failed"), 3.0);
+    assert_eq!(counted(&server, "answered"), 2.0);
 }
 
 #[test]

@@ -214,12 +214,20 @@ impl WasiHttpHooks for OutboundState {
         let deadline = self.deadline;
         let cancel = self.cancel.clone();
         Box::new(async move {
-            let grant = admitted?;
+            use crate::metrics::OutboundResult;
+            let count = |result| crate::metrics::global().outbound(&policy.handler, result);
+            let grant = admitted.inspect_err(|_| count(OutboundResult::Refused))?;
             let until = deadline.min(Instant::now() + policy.total_timeout);
-            tokio::select! {
+            let sent = tokio::select! {
                 sent = send(&policy, &grant, request, until, cancel.clone()) => sent,
                 () = cancelled(cancel) => Err(Error::InternalError(Some("the job was cancelled".into()))),
-            }
+            };
+            count(match &sent {
+                Ok(_) => OutboundResult::Answered,
+                Err(Error::DestinationIpProhibited) => OutboundResult::Refused,
+                Err(_) => OutboundResult::Failed,
+            });
+            sent
         })
     }
 }

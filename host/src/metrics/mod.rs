@@ -215,6 +215,28 @@ impl SwapResult {
     }
 }
 
+/// How an outbound HTTP request ended, as `baton_outbound_requests_total`'s `result`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboundResult {
+    /// A response came back (whatever its status).
+    Answered,
+    /// Refused before any connection: outside the grant, a non-public
+    /// address, or past `http_max_requests`.
+    Refused,
+    /// DNS, connection, TLS, timeout, size or protocol failure.
+    Failed,
+}
+
+impl OutboundResult {
+    fn label(self) -> &'static str {
+        match self {
+            OutboundResult::Answered => "answered",
+            OutboundResult::Refused => "refused",
+            OutboundResult::Failed => "failed",
+        }
+    }
+}
+
 /// Why a credential was refused, as `baton_auth_failures_total`'s `reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
@@ -253,6 +275,7 @@ pub struct Metrics {
     jobs_finished: Family<StateLabels, Counter>,
     job_duration: HistogramFamily<HandlerLabel>,
     swaps: Family<ResultLabels, Counter>,
+    outbound: Family<ResultLabels, Counter>,
     versions: Family<VersionLabels, Gauge>,
     kv_operations: Family<OpLabels, Counter>,
     store_flush: Histogram,
@@ -315,6 +338,12 @@ impl Metrics {
             "Time from a job's creation to its final state, by handler",
             job_duration.clone(),
         );
+        let outbound = Family::default();
+        registry.register(
+            "baton_outbound_requests",
+            "Outbound HTTP requests of handlers, by result (answered, refused, failed)",
+            outbound.clone(),
+        );
         let swaps = Family::default();
         registry.register(
             "baton_swaps",
@@ -369,6 +398,7 @@ impl Metrics {
             jobs_finished,
             job_duration,
             swaps,
+            outbound,
             versions,
             kv_operations,
             store_flush,
@@ -425,6 +455,16 @@ impl Metrics {
                 })
             }),
         })
+    }
+
+    /// Records how an outbound HTTP request of `handler` ended.
+    pub fn outbound(&self, handler: &str, result: OutboundResult) {
+        self.outbound
+            .get_or_create(&ResultLabels {
+                handler: handler.to_string(),
+                result: result.label(),
+            })
+            .inc();
     }
 
     /// Records a swap of `handler`.
