@@ -2,9 +2,10 @@
 //! through one `tracing` subscriber.
 //!
 //! Logs: `BATON_LOG` filters (default `info`), `BATON_LOG_FORMAT` picks text
-//! or JSON, and every line goes to stderr through one writer thread
-//! ([`writer`]), so that no request waits on the write: under load one
-//! `write` carries many lines, and loggers seldom need to wake the writer.
+//! or JSON, and every line goes to stderr through a writer thread
+//! (tracing-appender), so that no request waits on the write. The writer
+//! thread buffers what it takes off the queue and writes once the queue is
+//! empty: under load one `write` carries many lines instead of one each.
 //! The queue does not drop lines: when it is full (128k lines) loggers wait.
 //!
 //! Traces ([`traces`]): with `[telemetry] otlp_endpoint`, an OpenTelemetry
@@ -14,7 +15,6 @@
 
 mod fields;
 pub mod traces;
-pub mod writer;
 
 use crate::manifest::TelemetryConfig;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -48,7 +48,7 @@ impl LogFormat {
 /// still queued and exports the spans not yet sent.
 pub struct TelemetryGuard {
     traces: Option<SdkTracerProvider>,
-    log_writer: Option<writer::WriterGuard>,
+    log_writer: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
 impl Drop for TelemetryGuard {
@@ -72,7 +72,13 @@ pub fn init(telemetry: Option<&TelemetryConfig>) -> anyhow::Result<TelemetryGuar
     let format = LogFormat::from_env(std::env::var("BATON_LOG_FORMAT").ok().as_deref())?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, log_writer) = writer::spawn("baton-log", std::io::stderr(), 64 * 1024)?;
+    let (writer, log_writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("baton-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let provider = match telemetry {
         Some(t) => traces::provider(t)?,
         None => None,
