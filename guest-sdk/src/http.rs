@@ -259,10 +259,7 @@ impl Request {
     /// assert_eq!(req.header("Content-Type"), Some("application/json"));
     /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_value(&self.headers, name)
     }
 
     /// The path parameter `name` captured by the router (`{name}` in the route).
@@ -473,10 +470,7 @@ impl Response {
     /// assert_eq!(resp.header("X-Total"), Some("3"));
     /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_value(&self.headers, name)
     }
 
     /// The body decoded from JSON; for tests.
@@ -523,6 +517,14 @@ impl From<Response> for wit::Response {
             body: r.body,
         }
     }
+}
+
+/// The first value of header `name` (any case) in `headers`.
+pub(crate) fn header_value<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 #[cfg(test)]

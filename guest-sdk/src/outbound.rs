@@ -127,10 +127,7 @@ impl OutboundRequest {
 impl OutboundResponse {
     /// The first value of header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::http::header_value(&self.headers, name)
     }
 
     /// The body decoded from JSON.

@@ -15,7 +15,7 @@
 
 use crate::jobs::CancelFlag;
 use crate::manifest::Limits;
-use crate::manifest::outbound::{HttpGrant, Target, parse_address};
+use crate::manifest::outbound::{HttpGrant, Target, default_port, parse_address};
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use std::net::SocketAddr;
@@ -103,6 +103,12 @@ impl OutboundPolicy {
             tls: Arc::new(tls),
         })
     }
+
+    /// No grants: every outbound request is refused.
+    pub fn nowhere(handler: &str) -> OutboundPolicy {
+        OutboundPolicy::new(handler, &[], None, &Limits::default())
+            .expect("a policy without grants or CA file always builds")
+    }
 }
 
 /// The system's trusted roots, read once (`rustls-native-certs`: the
@@ -119,14 +125,6 @@ fn system_roots() -> &'static [rustls::pki_types::TrustAnchor<'static>] {
         store.add_parsable_certificates(found.certs);
         store.roots
     })
-}
-
-impl OutboundPolicy {
-    /// No grants: every outbound request is refused.
-    pub fn nowhere(handler: &str) -> OutboundPolicy {
-        OutboundPolicy::new(handler, &[], None, &Limits::default())
-            .expect("a policy without grants or CA file always builds")
-    }
 }
 
 /// One instance's outbound state: its handler's policy, and what the
@@ -168,19 +166,8 @@ impl OutboundState {
                 p.max_requests
             )));
         }
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err(refuse("not http or https")),
-        };
-        let Some(authority) = uri.authority() else {
-            return Err(refuse("no host"));
-        };
-        let target = Target {
-            https,
-            host: authority.host(),
-            port: authority.port_u16().unwrap_or(if https { 443 } else { 80 }),
-            path: uri.path(),
+        let Some(target) = target(uri) else {
+            return Err(refuse("not an http or https url with a host"));
         };
         let grant = p
             .grants
@@ -232,6 +219,22 @@ impl WasiHttpHooks for OutboundState {
     }
 }
 
+/// Where `uri` goes, when it is an `http` or `https` url with a host.
+fn target(uri: &axum::http::Uri) -> Option<Target<'_>> {
+    let https = match uri.scheme_str()? {
+        "https" => true,
+        "http" => false,
+        _ => return None,
+    };
+    let authority = uri.authority()?;
+    Some(Target {
+        https,
+        host: authority.host(),
+        port: authority.port_u16().unwrap_or(default_port(https)),
+        path: uri.path(),
+    })
+}
+
 type Sent = (
     axum::http::Response<WasiBody>,
     Box<dyn Future<Output = Result<(), Error>> + Send>,
@@ -269,10 +272,9 @@ async fn send(
     let until = tokio::time::Instant::from_std(until);
     let uri = req.uri().clone();
     let url = loggable(&uri);
-    let authority = uri.authority().ok_or(Error::HttpRequestUriInvalid)?;
-    let https = uri.scheme_str() == Some("https");
-    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let host = authority.host();
+    let Target {
+        https, host, port, ..
+    } = target(&uri).ok_or(Error::HttpRequestUriInvalid)?;
     let addrs: Vec<SocketAddr> = match parse_address(host) {
         Some(ip) => vec![SocketAddr::new(ip, port)],
         None => match tokio::time::timeout_at(until, tokio::net::lookup_host((host, port))).await {

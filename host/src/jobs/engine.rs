@@ -157,7 +157,15 @@ impl JobEngine {
         Ok(())
     }
 
-    fn new_record(&self, handler: &str, spec: NewJob, now: u64) -> Result<JobRecord, JobError> {
+    /// A queued record of `spec`, spawned at `now` under the span whose
+    /// W3C `traceparent` is given (one per spawn, however many jobs).
+    fn new_record(
+        &self,
+        handler: &str,
+        spec: NewJob,
+        now: u64,
+        traceparent: Option<String>,
+    ) -> Result<JobRecord, JobError> {
         if spec.kind.is_empty() || spec.kind.len() > 256 {
             return Err(JobError::Invalid(
                 "a job's `kind` must be 1 to 256 characters".into(),
@@ -195,7 +203,7 @@ impl JobEngine {
             last_seq: 0,
             cancel_requested: false,
             live_process: None,
-            traceparent: crate::telemetry::traces::current_traceparent(),
+            traceparent,
         })
     }
 
@@ -212,7 +220,8 @@ impl JobEngine {
             }
         }
         let now = now_ms();
-        let job = self.new_record(handler, spec, now)?;
+        let traceparent = crate::telemetry::traces::current_traceparent();
+        let job = self.new_record(handler, spec, now, traceparent)?;
         self.store.insert(std::slice::from_ref(&job), None)?;
         self.store.commit().await?;
         let blocked = self
@@ -254,9 +263,10 @@ impl JobEngine {
         let edges = graph::resolve(&nodes).map_err(JobError::Invalid)?;
         let now = now_ms();
         let graph_id = uuid::Uuid::now_v7().to_string();
+        let traceparent = crate::telemetry::traces::current_traceparent();
         let mut jobs = Vec::with_capacity(specs.len());
         for spec in specs {
-            let mut job = self.new_record(handler, spec, now)?;
+            let mut job = self.new_record(handler, spec, now, traceparent.clone())?;
             job.graph = Some(graph_id.clone());
             jobs.push(job);
         }

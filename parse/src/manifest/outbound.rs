@@ -46,6 +46,11 @@ pub struct Target<'a> {
     pub path: &'a str,
 }
 
+/// The port a url of this scheme means when it names none.
+pub fn default_port(https: bool) -> u16 {
+    if https { 443 } else { 80 }
+}
+
 impl HttpGrant {
     /// Reads one grant; on error, why it is not one.
     pub fn parse(text: &str) -> Result<HttpGrant, String> {
@@ -85,7 +90,7 @@ impl HttpGrant {
         Ok(HttpGrant {
             https,
             host,
-            port: port.unwrap_or(if https { 443 } else { 80 }),
+            port: port.unwrap_or(default_port(https)),
             path_prefix: path.to_string(),
         })
     }
