@@ -109,6 +109,37 @@ fn scaffold_build_deploy_change_redeploy_without_a_restart() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    // The schedule example: every second, a `count` job labelled with it.
+    let resp = client()
+        .put(server.url("/hello-world/schedules/often"))
+        .body("* * * * * *")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let scheduled = poll("a job of the schedule `often`", || {
+        let jobs = server.get_json("/admin/v1/jobs?handler=hello-world&limit=1000");
+        let text = jobs.to_string();
+        if text.contains("\"often\"") && text.contains("counted to 3") {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    });
+    assert!(scheduled.contains("schedule"), "{scheduled}");
+    let removed: Value = client()
+        .delete(server.url("/hello-world/schedules/often"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(removed, json!({"removed": true}));
+    let resp = client()
+        .put(server.url("/hello-world/schedules/bad"))
+        .body("every day")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+
     // Change the answer, rebuild, deploy again: the same server answers anew.
     let lib = crate_dir.join("src/lib.rs");
     let text = std::fs::read_to_string(&lib).unwrap();

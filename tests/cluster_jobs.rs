@@ -1,12 +1,66 @@
 //! The cluster API's jobs over HTTPS: a host whose investigation fails,
 //! deploys that move host by host (asserted on the recorded sequence of
 //! states, released by the test one host at a time), a failing host that
-//! stops a rollout, and a cancelled run that does not block the next.
+//! stops a rollout, a cancelled run that does not block the next, and the
+//! watcher's schedule that marks hosts inactive and active again.
 
 mod support;
 
 use serde_json::{Value, json};
 use support::clusters::*;
+
+#[test]
+fn the_watcher_marks_a_host_inactive_while_it_does_not_answer_and_active_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let down = dir.path().join("down");
+    std::fs::create_dir(&down).unwrap();
+    // A host "answers" unless a file named after it is in `down`.
+    let investigate = format!(
+        r#"["sh", "-c", "if [ -e {}/$1 ]; then echo \"ssh: connect to host $1 port 22: Connection timed out\" >&2; exit 255; fi; echo os=fedora; echo cpus=2; echo memory=2048; echo space=$(date +%s%N)", "investigate", "{{address}}"]"#,
+        down.display()
+    );
+    // The shipped schedule, every second instead of every minute.
+    let server = start(
+        dir.path(),
+        &[
+            ("investigate_command", investigate),
+            ("interval", "1s".into()),
+        ],
+    );
+    setup_cluster(&server, "c");
+    add_active_hosts(&server, "c", &["10.4.0.1", "10.4.0.2"]);
+    let first = ok(&server, "GET", "/host/10.4.0.1", None, 200);
+    let rechecked = wait_for(&server, "/host/10.4.0.1", "checked again", |h| {
+        h["last_check"] != first["last_check"] && h["space"] != first["space"]
+    });
+    assert_eq!(rechecked["status"], "active");
+
+    std::fs::write(down.join("10.4.0.2"), "").unwrap();
+    let h = wait_for(&server, "/host/10.4.0.2", "inactive", |h| {
+        h["status"] == "inactive"
+    });
+    let status = ok(&server, "GET", "/host/10.4.0.2/status", None, 200);
+    assert_eq!(status["host"]["status"], "inactive", "{status}");
+    assert_eq!(status["host"]["last_check"], h["last_check"]);
+    let c = ok(&server, "GET", "/cluster/c", None, 200);
+    assert_eq!(c["status"], "degraded", "{c}");
+    assert_eq!(
+        c["hosts"],
+        json!({"total": 2, "available": 1, "unavailable": 1})
+    );
+    // A host that stays down is checked again (last_check moves on).
+    wait_for(&server, "/host/10.4.0.2", "checked again while down", |x| {
+        x["status"] == "inactive" && x["last_check"] != h["last_check"]
+    });
+
+    std::fs::remove_file(down.join("10.4.0.2")).unwrap();
+    wait_for(&server, "/host/10.4.0.2", "active again", |h| {
+        h["status"] == "active"
+    });
+    let c = ok(&server, "GET", "/cluster/c", None, 200);
+    assert_eq!(c["status"], "ok", "{c}");
+    server.wait_log("host 10.4.0.2 is inactive: `investigate_command` exited with code 255");
+}
 
 #[test]
 fn a_host_whose_investigation_fails_ends_failed_with_the_reason_in_its_job() {

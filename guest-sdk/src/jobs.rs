@@ -8,7 +8,7 @@ use crate::bindings::baton::api::jobs as wit;
 
 pub use wit::{
     Command, CommandFile, CommandOutput, JobEvent, JobFilter, JobInfo, JobProgress, JobSpec,
-    JobState,
+    JobState, ScheduleInfo, ScheduleSpec, ScheduleTiming,
 };
 
 impl JobSpec {
@@ -292,4 +292,66 @@ pub fn progress(message: &str, done: u32, total: u32) {
 /// ```
 pub fn exec(cmd: &Command) -> Result<CommandOutput, HostError> {
     Ok(wit::exec(cmd)?)
+}
+
+impl ScheduleSpec {
+    /// A schedule named `name` spawning `job` at the times of a cron
+    /// expression in UTC (five fields, or six with seconds first).
+    ///
+    /// ```
+    /// use baton_sdk::jobs::{JobSpec, ScheduleSpec, ScheduleTiming};
+    /// let s = ScheduleSpec::cron("nightly-backup", "0 3 * * *", JobSpec::new("backup", vec![]));
+    /// assert!(matches!(s.timing, ScheduleTiming::Cron(ref c) if c == "0 3 * * *"));
+    /// ```
+    pub fn cron(name: &str, expr: &str, job: JobSpec) -> Self {
+        ScheduleSpec {
+            name: name.to_string(),
+            timing: ScheduleTiming::Cron(expr.to_string()),
+            job,
+        }
+    }
+
+    /// A schedule named `name` spawning `job` every `ms` milliseconds
+    /// (at least 100), counted from its creation.
+    ///
+    /// ```
+    /// use baton_sdk::jobs::{JobSpec, ScheduleSpec, ScheduleTiming};
+    /// let s = ScheduleSpec::every("recheck", 60_000, JobSpec::new("check", vec![]));
+    /// assert!(matches!(s.timing, ScheduleTiming::EveryMs(60_000)));
+    /// ```
+    pub fn every(name: &str, ms: u64, job: JobSpec) -> Self {
+        ScheduleSpec {
+            name: name.to_string(),
+            timing: ScheduleTiming::EveryMs(ms),
+            job,
+        }
+    }
+}
+
+/// Creates (or replaces, by name) a durable schedule: until
+/// [`unschedule`], each tick spawns the job, which carries the label
+/// `schedule` = the name. A tick whose previous job is still running
+/// spawns nothing; after downtime a missed tick runs once. Names the
+/// manifest declares (`[[handler.schedule]]`) are refused.
+///
+/// ```no_run
+/// # fn main() -> Result<(), baton_sdk::HostError> {
+/// use baton_sdk::jobs::{self, JobSpec, ScheduleSpec};
+/// let info = jobs::schedule(&ScheduleSpec::cron("report", "*/15 * * * *", JobSpec::new("report", vec![])))?;
+/// assert!(info.next_at_ms.is_some());
+/// # Ok(())
+/// # }
+/// ```
+pub fn schedule(spec: &ScheduleSpec) -> Result<ScheduleInfo, HostError> {
+    Ok(wit::schedule(spec)?)
+}
+
+/// Removes a schedule made with [`schedule`]; `false` if there was none.
+pub fn unschedule(name: &str) -> Result<bool, HostError> {
+    Ok(wit::unschedule(name)?)
+}
+
+/// This handler's schedules, the manifest's included, by name.
+pub fn schedules() -> Result<Vec<ScheduleInfo>, HostError> {
+    Ok(wit::schedules()?)
 }

@@ -37,6 +37,8 @@ impl AddedMount {
             limits: self.limits,
             config: Default::default(),
             secrets: Default::default(),
+            encrypted_buckets: Vec::new(),
+            schedules: Vec::new(),
             policy: Policy::parse(&self.policy)?,
             routes: Vec::new(),
             capabilities: Default::default(),

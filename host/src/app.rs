@@ -9,7 +9,7 @@ use crate::runtime::cache::CompileCache;
 use crate::runtime::registry::{HandlerSlot, Registry};
 use crate::runtime::versions::{Source, VersionStore};
 use crate::runtime::{Runtime, RuntimeConfig, version_of};
-use crate::store::SledStore;
+use crate::store::{KeyRing, KvStore, SledStore};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +25,8 @@ pub struct App {
     pub data_dir: PathBuf,
     /// The sled database.
     pub store: Arc<SledStore>,
+    /// The keys of encrypted kv buckets.
+    pub keys: Arc<KeyRing>,
     /// Users, tokens, permissions.
     pub auth: Arc<Auth>,
     /// The durable job engine.
@@ -45,10 +47,11 @@ impl App {
     pub async fn start(manifest: Manifest, data_dir: PathBuf) -> anyhow::Result<Arc<App>> {
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-        let store = Arc::new(
-            SledStore::open(&data_dir.join("db"))
-                .with_context(|| format!("opening the database in {}", data_dir.display()))?,
+        let keys = Arc::new(
+            KeyRing::load(&manifest.storage, &data_dir)
+                .context("loading the key of encrypted kv buckets ([storage] encryption_key)")?,
         );
+        let store = Arc::new(open_sealed(&manifest, &data_dir, &keys)?);
         let auth = Arc::new(Auth::open(&manifest, &data_dir, store.db())?);
         let jobs = JobEngine::open(
             Arc::new(MeteredJobStore::new(store.job_store()?)),
@@ -69,6 +72,7 @@ impl App {
                 components: manifest.components,
             },
             store.clone(),
+            keys.clone(),
             auth.clone(),
         )?;
         let versions = VersionStore::open(store.db())?;
@@ -78,6 +82,7 @@ impl App {
             manifest,
             data_dir,
             store,
+            keys,
             auth,
             jobs,
             runtime,
@@ -137,6 +142,54 @@ impl App {
             .context("recovering the job engine")?;
         Ok(app)
     }
+}
+
+/// Opens the database, seals every handler's encrypted buckets, and when
+/// that sealed plain values or re-keyed old ones, rewrites the database so
+/// that their earlier forms are gone from disk.
+fn open_sealed(manifest: &Manifest, data_dir: &Path, keys: &KeyRing) -> anyhow::Result<SledStore> {
+    let dir = data_dir.join("db");
+    let open = || {
+        SledStore::open(&dir)
+            .with_context(|| format!("opening the database in {}", data_dir.display()))
+    };
+    let store = open()?;
+    for h in &manifest.handlers {
+        seal_buckets(&store, keys, &h.name, &h.encrypted_buckets)?;
+    }
+    if !crate::store::sealed::scrub_pending(&store)? {
+        return Ok(store);
+    }
+    drop(store);
+    let started = std::time::Instant::now();
+    crate::store::sled_rewrite::rewrite(&dir)
+        .context("rewriting the database without the values sealed since")?;
+    let store = open()?;
+    crate::store::sealed::scrub_done(&store)?;
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        "database rewritten: no earlier form of a sealed value is left on disk"
+    );
+    Ok(store)
+}
+
+/// Seals `handler`'s declared encrypted buckets (and opens those it no
+/// longer declares), logging what changed.
+pub(crate) fn seal_buckets(
+    store: &dyn KvStore,
+    keys: &KeyRing,
+    handler: &str,
+    declared: &[String],
+) -> anyhow::Result<()> {
+    let changed = crate::store::sealed::sync_buckets(store, keys, handler, declared)
+        .with_context(|| format!("handler `{handler}`: bringing its encrypted buckets in line"))?;
+    for (bucket, done) in changed {
+        tracing::info!(
+            handler, bucket, sealed = done.sealed, rekeyed = done.rekeyed, opened = done.opened,
+            key = %keys.current_id(), "encrypted bucket brought in line with the manifest"
+        );
+    }
+    Ok(())
 }
 
 /// The bytes named by a manifest's `wasm` value: `builtin:<name>` or a path.

@@ -276,6 +276,20 @@ impl App {
         let new = Manifest::load(&path)?;
         crate::host_calls::secrets::check_readable(&new.handlers)?;
         for h in &new.handlers {
+            crate::app::seal_buckets(
+                self.store.as_ref(),
+                &self.keys,
+                &h.name,
+                &h.encrypted_buckets,
+            )?;
+        }
+        if crate::store::sealed::scrub_pending(self.store.as_ref())? {
+            tracing::warn!(
+                "values were sealed while serving; their earlier forms stay in the database's \
+                 log until the next start rewrites it"
+            );
+        }
+        for h in &new.handlers {
             let bytes = crate::app::read_component(&h.wasm, &new.base_dir)?;
             let sha = version_of(&bytes);
             let limits = new.limits_for(h);
@@ -311,6 +325,7 @@ impl App {
                 tracing::info!(handler = %slot.name, "handler unmounted by a manifest reload");
             }
         }
+        self.jobs.sync_manifest(&new)?;
         let restart_needed = new.listeners.len() != self.manifest.listeners.len()
             || new.auth != self.manifest.auth
             || new.jobs != self.manifest.jobs;

@@ -2,7 +2,8 @@
 //! `/api/v0` (specs/clusters.md). Clusters group hosts; hosts are
 //! investigated and bootstrapped by a job when added; deploy, upgrade and
 //! restart run as job graphs over a cluster's hosts. The commands those jobs
-//! run come from `[handler.config]` (see [`commands`]).
+//! run come from `[handler.config]` (see [`commands`]). A scheduled job
+//! re-checks hosts ([`watch`]).
 
 mod body;
 mod bootstrap;
@@ -15,6 +16,7 @@ mod hosts;
 mod ops;
 mod resources;
 mod store;
+mod watch;
 
 use baton_sdk::{Handler, Job, Request, Response, Router, openapi};
 use errors::ApiError;
@@ -32,6 +34,7 @@ impl Handler for Clusters {
         match job.kind.as_str() {
             bootstrap::KIND => bootstrap::run(&job),
             ops::KIND => ops::run(&job),
+            watch::KIND => watch::run(&job),
             other => Err(format!("unknown job kind `{other}`")),
         }
     }

@@ -211,6 +211,36 @@ impl jobs::Host for JobsState {
             .map_err(wit_error))
     }
 
+    async fn schedule(&mut self, spec: jobs::ScheduleSpec) -> Res<jobs::ScheduleInfo> {
+        let new = super::schedules::new_schedule(spec);
+        if let Err(why) = super::schedules::check_timing(&new) {
+            return Ok(Err(types::Error::Invalid(why)));
+        }
+        Ok(self
+            .engine
+            .schedule(&self.handler, new)
+            .await
+            .map(super::schedules::info)
+            .map_err(wit_error))
+    }
+
+    async fn unschedule(&mut self, name: String) -> Res<bool> {
+        Ok(self
+            .engine
+            .unschedule(&self.handler, &name)
+            .await
+            .map_err(wit_error))
+    }
+
+    async fn schedules(&mut self) -> Res<Vec<jobs::ScheduleInfo>> {
+        Ok(Ok(self
+            .engine
+            .schedules(Some(&self.handler))
+            .into_iter()
+            .map(super::schedules::info)
+            .collect()))
+    }
+
     async fn progress(&mut self, message: String, done: u32, total: u32) -> wasmtime::Result<()> {
         if let Some(run) = &self.run
             && let Err(e) = self.engine.progress(&run.id, &message, done, total)

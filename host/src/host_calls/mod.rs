@@ -8,6 +8,7 @@ pub mod http;
 pub mod jobs;
 pub mod kv;
 pub mod log;
+pub mod schedules;
 pub mod secrets;
 
 use crate::runtime::bindings::types;

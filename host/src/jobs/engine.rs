@@ -88,6 +88,8 @@ pub struct JobEngine {
     waiters: Mutex<HashMap<String, Arc<Notify>>>,
     /// Where commands' private files go (see [`JobEngine::set_files_root`]).
     files_root: OnceLock<std::path::PathBuf>,
+    /// Every schedule (see [`super::schedules`]).
+    pub(super) book: super::schedules::Book,
 }
 
 impl JobEngine {
@@ -104,6 +106,7 @@ impl JobEngine {
             wake: Notify::new(),
             waiters: Mutex::new(HashMap::new()),
             files_root: OnceLock::new(),
+            book: Default::default(),
         }))
     }
 
@@ -140,6 +143,7 @@ impl JobEngine {
     pub async fn start(self: &Arc<Self>, app: Weak<App>) -> Result<(), JobError> {
         let _ = self.app.set(app);
         self.recover().await?;
+        self.start_schedules()?;
         let engine = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
@@ -159,7 +163,7 @@ impl JobEngine {
 
     /// A queued record of `spec`, spawned at `now` under the span whose
     /// W3C `traceparent` is given (one per spawn, however many jobs).
-    fn new_record(
+    pub(super) fn new_record(
         &self,
         handler: &str,
         spec: NewJob,
@@ -224,15 +228,25 @@ impl JobEngine {
         let job = self.new_record(handler, spec, now, traceparent)?;
         self.store.insert(std::slice::from_ref(&job), None)?;
         self.store.commit().await?;
+        self.enqueue(&job, now).await?;
+        Ok(job.id)
+    }
+
+    /// Hands a job just stored (and committed) to the scheduler.
+    pub(super) async fn enqueue(
+        self: &Arc<Self>,
+        job: &JobRecord,
+        now: u64,
+    ) -> Result<(), JobError> {
         let blocked = self
             .sched()
             .index
-            .add(std::slice::from_ref(&job), now, &mut |d| {
+            .add(std::slice::from_ref(job), now, &mut |d| {
                 self.stored_state(d)
             });
         self.skip_all(blocked).await?;
         self.wake.notify_one();
-        Ok(job.id)
+        Ok(())
     }
 
     /// Validates and queues a graph; ids in spec order, once on disk.

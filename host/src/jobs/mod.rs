@@ -9,6 +9,7 @@
 //!   on, from the in-memory [`index`] of unfinished jobs.
 //! - [`runner`]: one attempt, rollbacks, recovery at start.
 //! - [`graph`]: graph validation. [`exec`]: allow-listed processes.
+//! - [`schedules`]: jobs spawned on a timer (cron or interval).
 
 pub mod engine;
 pub mod exec;
@@ -18,7 +19,9 @@ pub mod index;
 pub mod model;
 pub mod runner;
 pub mod scheduler;
+pub mod schedules;
 
 pub use engine::{JobEngine, JobError, ListFilter, NewJob};
 pub use exec::CancelFlag;
-pub use model::{EventRecord, GraphRecord, GraphState, JobRecord, JobState};
+pub use model::{EventRecord, GraphRecord, GraphState, JobRecord, JobState, ScheduleRecord};
+pub use schedules::NewSchedule;

@@ -231,3 +231,37 @@ mod b64_opt {
         }
     }
 }
+
+/// A schedule: jobs spawned by the host at the times `timing` says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleRecord {
+    /// The handler whose jobs it spawns.
+    pub handler: String,
+    /// Unique among the handler's schedules.
+    pub name: String,
+    /// When it fires.
+    pub timing: crate::manifest::schedule::When,
+    /// The kind of the jobs it spawns.
+    pub kind: String,
+    /// Their input.
+    #[serde(with = "b64")]
+    pub input: Vec<u8>,
+    /// Their wall clock per attempt.
+    pub timeout_ms: Option<u64>,
+    /// Their attempts (0 = 1).
+    pub max_attempts: u32,
+    /// Their labels (besides `schedule` = the name).
+    pub labels: Vec<(String, String)>,
+    /// Declared in the manifest, which owns it (rather than created at run time).
+    pub from_manifest: bool,
+    /// When it was created: intervals count from here.
+    pub created_at_ms: u64,
+    /// The next tick; `None` when it never fires again.
+    pub next_at_ms: Option<u64>,
+    /// The last tick.
+    pub last_at_ms: Option<u64>,
+    /// The job the last tick that spawned one spawned.
+    pub last_job: Option<String>,
+    /// Ticks that spawned nothing because the previous job had not ended.
+    pub skipped: u64,
+}

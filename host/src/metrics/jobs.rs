@@ -5,7 +5,7 @@
 //! is the source of truth; the engine is not touched.
 
 use super::global;
-use crate::jobs::model::{GraphRecord, JobRecord, JobState};
+use crate::jobs::model::{GraphRecord, JobRecord, JobState, ScheduleRecord};
 use crate::store::{CommitFuture, JobStore, JobStoreError, NewEvents};
 use std::cell::Cell;
 use std::time::Duration;
@@ -122,6 +122,31 @@ impl<S: JobStore> JobStore for MeteredJobStore<S> {
         limit: usize,
     ) -> Result<Vec<crate::jobs::model::EventRecord>, JobStoreError> {
         self.inner.events(id, after, limit)
+    }
+
+    fn schedules(&self) -> Result<Vec<ScheduleRecord>, JobStoreError> {
+        self.inner.schedules()
+    }
+
+    fn put_schedule(&self, s: &ScheduleRecord) -> Result<(), JobStoreError> {
+        self.inner.put_schedule(s)
+    }
+
+    fn delete_schedule(&self, handler: &str, name: &str) -> Result<bool, JobStoreError> {
+        self.inner.delete_schedule(handler, name)
+    }
+
+    fn fire(
+        &self,
+        next: &ScheduleRecord,
+        due_ms: u64,
+        job: Option<&JobRecord>,
+    ) -> Result<bool, JobStoreError> {
+        let fired = self.inner.fire(next, due_ms, job)?;
+        if fired && let Some(job) = job {
+            global().job_gauge(&job.handler, job.state, 1);
+        }
+        Ok(fired)
     }
 
     fn commit(&self) -> CommitFuture<'_> {

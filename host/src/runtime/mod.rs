@@ -19,7 +19,8 @@ use crate::host_calls::{
 };
 use crate::jobs::CancelFlag;
 use crate::metrics::FailureKind;
-use crate::store::KvStore;
+use crate::store::sealed::SealedKv;
+use crate::store::{KeyRing, KvStore};
 use bindings::{HandlerPre, types};
 use guest_output::{GuestOutput, Stream};
 use registry::{HandlerSlot, HandlerVersion};
@@ -126,6 +127,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     store: Arc<dyn KvStore>,
+    keys: Arc<KeyRing>,
     auth: Arc<Auth>,
     components: limits::ComponentLimits,
     ticker_stop: Arc<AtomicBool>,
@@ -179,6 +181,7 @@ impl Runtime {
     pub fn new(
         config: RuntimeConfig,
         store: Arc<dyn KvStore>,
+        keys: Arc<KeyRing>,
         auth: Arc<Auth>,
     ) -> anyhow::Result<Runtime> {
         let n = config.max_instances.max(1);
@@ -234,6 +237,7 @@ impl Runtime {
             engine,
             linker,
             store,
+            keys,
             auth,
             components: config.components,
             ticker_stop,
@@ -308,6 +312,18 @@ impl Runtime {
         })
     }
 
+    /// The store as `slot`'s handler sees it: its encrypted buckets sealed.
+    fn kv_for(&self, slot: &HandlerSlot) -> Arc<dyn KvStore> {
+        if slot.encrypted_buckets.is_empty() {
+            return self.store.clone();
+        }
+        Arc::new(SealedKv::new(
+            self.store.clone(),
+            self.keys.clone(),
+            slot.encrypted_buckets.clone(),
+        ))
+    }
+
     /// The per-request part of an instance's state.
     fn request_scope(&self, slot: &HandlerSlot, setup: InstanceSetup<'_>) -> RequestScope {
         let handler: Arc<str> = slot.name.clone();
@@ -317,7 +333,7 @@ impl Runtime {
             deadline,
             outbound: OutboundState::new(slot.outbound.clone(), deadline, setup.cancel.clone()),
             cancel: setup.cancel,
-            kv: KvState::new(self.store.clone(), handler.clone(), slot.metrics.clone()),
+            kv: KvState::new(self.kv_for(slot), handler.clone(), slot.metrics.clone()),
             log: LogState::new(handler, trace_id.clone()),
             jobs: setup.jobs,
             auth: AuthState::new(

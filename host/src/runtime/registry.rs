@@ -46,6 +46,8 @@ pub struct HandlerSlot {
     pub access: AccessRules,
     /// What it may do beyond its own storage.
     pub capabilities: Capabilities,
+    /// Buckets whose values are stored encrypted.
+    pub encrypted_buckets: Arc<[String]>,
     /// Where its outbound HTTP may go, and its limits.
     pub outbound: Arc<OutboundPolicy>,
     /// Bounds the instances running at once.
@@ -108,6 +110,7 @@ impl HandlerSlot {
             secrets: Arc::new(spec.secrets.clone()),
             access: spec.access(),
             capabilities: spec.capabilities.clone(),
+            encrypted_buckets: spec.encrypted_buckets.clone().into(),
             outbound: Arc::new(outbound_policy(spec, &limits)),
             wasm_path: None,
             last_rejection: std::sync::Mutex::new(None),

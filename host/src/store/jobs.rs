@@ -1,11 +1,12 @@
-//! The job engine's storage interface: jobs, their events and graphs.
+//! The job engine's storage interface: jobs, their events and graphs, and
+//! the schedules that spawn jobs on a timer.
 //!
 //! The engine reaches its records only through [`JobStore`]; the sled
 //! backend is [`super::SledJobStore`]. Every change to a job and the events
 //! it produces are one atomic write, so a crash never leaves a state without
 //! its event or a gap in a job's event sequence.
 
-use crate::jobs::model::{EventRecord, GraphRecord, JobRecord};
+use crate::jobs::model::{EventRecord, GraphRecord, JobRecord, ScheduleRecord};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -75,6 +76,26 @@ pub trait JobStore: Send + Sync + 'static {
     /// Events of `id` with `seq > after`, at most `limit`.
     fn events(&self, id: &str, after: u64, limit: usize)
     -> Result<Vec<EventRecord>, JobStoreError>;
+
+    /// Every schedule, by handler and name.
+    fn schedules(&self) -> Result<Vec<ScheduleRecord>, JobStoreError>;
+
+    /// Creates or replaces the schedule `(s.handler, s.name)`.
+    fn put_schedule(&self, s: &ScheduleRecord) -> Result<(), JobStoreError>;
+
+    /// Removes a schedule; whether it existed.
+    fn delete_schedule(&self, handler: &str, name: &str) -> Result<bool, JobStoreError>;
+
+    /// One tick, atomically: if the stored schedule still has `due_ms` as
+    /// its next tick (and `next`'s creation time: it was not replaced), stores `next` and inserts `job` (as [`JobStore::insert`]
+    /// does). `false` when the schedule changed or another tick got there
+    /// first: a tick spawns its job exactly once.
+    fn fire(
+        &self,
+        next: &ScheduleRecord,
+        due_ms: u64,
+        job: Option<&JobRecord>,
+    ) -> Result<bool, JobStoreError>;
 
     /// Returns once every write made before the call is durable.
     fn commit(&self) -> CommitFuture<'_>;

@@ -1,15 +1,20 @@
 //! Storage behind traits, so that a networked backend can replace sled:
 //! [`KvStore`] for handler data (keys live in namespaces, one per handler,
 //! and buckets inside them), [`JobStore`] for the job engine, and
-//! [`GroupCommit`], through which concurrent writers share a flush.
+//! [`GroupCommit`], through which concurrent writers share a flush;
+//! [`sealed`] encrypts declared buckets on top of any [`KvStore`].
 
 pub mod commit;
 pub mod jobs;
+pub mod keyring;
+pub mod sealed;
 mod sled_jobs;
+pub mod sled_rewrite;
 mod sled_store;
 
 pub use commit::GroupCommit;
 pub use jobs::{CommitFuture, JobStore, JobStoreError, NewEvents};
+pub use keyring::KeyRing;
 pub use sled_jobs::SledJobStore;
 pub use sled_store::SledStore;
 
@@ -136,4 +141,24 @@ pub fn check_entry(bucket: &str, key: &str, value: Option<&[u8]>) -> Result<(), 
         )));
     }
     Ok(())
+}
+
+/// The decimal counter in `bytes` (absent = 0), as `increment` keeps it.
+pub fn counter(bytes: Option<&[u8]>, bucket: &str, key: &str) -> Result<i64, StoreError> {
+    match bytes {
+        None => Ok(0),
+        Some(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("`{bucket}/{key}` does not hold a decimal counter"))
+            }),
+    }
+}
+
+/// `value + delta`, or why a 64-bit counter cannot hold it.
+pub fn add(value: i64, delta: i64, bucket: &str, key: &str) -> Result<i64, StoreError> {
+    value.checked_add(delta).ok_or_else(|| {
+        StoreError::Invalid(format!("`{bucket}/{key}` would overflow a 64-bit counter"))
+    })
 }

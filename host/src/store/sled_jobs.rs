@@ -1,12 +1,14 @@
 //! The job engine's records in sled: trees `jobs`, `job-events` (keys
 //! `id \0 seq`), `job-graphs` and `job-graph-done` (keys `graph \0 n`, the
-//! order in which a graph's jobs succeeded). A job's change and its events
-//! are one transaction.
+//! order in which a graph's jobs succeeded), `job-schedules` (keys
+//! `handler \0 name`). A job's change and its events are one transaction,
+//! and so are a schedule's tick and the job it spawns.
 
 use super::commit::GroupCommit;
 use super::jobs::{CommitFuture, JobStore, JobStoreError, NewEvents};
-use crate::jobs::model::{EventRecord, GraphRecord, JobRecord, JobState, now_ms};
+use crate::jobs::model::{EventRecord, GraphRecord, JobRecord, JobState, ScheduleRecord, now_ms};
 use sled::Transactional;
+use sled::transaction::TransactionalTree;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::sync::Arc;
 
@@ -32,7 +34,35 @@ pub struct SledJobStore {
     events: sled::Tree,
     graphs: sled::Tree,
     done: sled::Tree,
+    schedules: sled::Tree,
     commit: Arc<GroupCommit>,
+}
+
+fn schedule_key(handler: &str, name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(handler.len() + name.len() + 1);
+    k.extend_from_slice(handler.as_bytes());
+    k.push(0);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// Writes a new job and its `queued` event (seq 1) inside a transaction.
+fn insert_job(tj: &TransactionalTree, te: &TransactionalTree, job: &JobRecord) -> TxResult<()> {
+    let mut job = job.clone();
+    job.last_seq = 1;
+    let message = match &job.graph {
+        Some(g) => format!("queued in graph {g}"),
+        None => "queued".to_string(),
+    };
+    let ev = EventRecord {
+        seq: 1,
+        at_ms: job.created_at_ms,
+        kind: "queued".into(),
+        message,
+    };
+    te.insert(event_key(&job.id, 1), encode(&ev))?;
+    tj.insert(job.id.as_bytes(), encode(&job))?;
+    Ok(())
 }
 
 fn event_key(id: &str, seq: u64) -> Vec<u8> {
@@ -62,6 +92,7 @@ impl SledJobStore {
             events: db.open_tree("job-events")?,
             graphs: db.open_tree("job-graphs")?,
             done: db.open_tree("job-graph-done")?,
+            schedules: db.open_tree("job-schedules")?,
             commit,
         })
     }
@@ -71,20 +102,7 @@ impl JobStore for SledJobStore {
     fn insert(&self, jobs: &[JobRecord], graph: Option<&GraphRecord>) -> Result<(), JobStoreError> {
         (&self.jobs, &self.events, &self.graphs).transaction(|(tj, te, tg)| {
             for job in jobs {
-                let mut job = job.clone();
-                job.last_seq = 1;
-                let message = match &job.graph {
-                    Some(g) => format!("queued in graph {g}"),
-                    None => "queued".to_string(),
-                };
-                let ev = EventRecord {
-                    seq: 1,
-                    at_ms: job.created_at_ms,
-                    kind: "queued".into(),
-                    message,
-                };
-                te.insert(event_key(&job.id, 1), encode(&ev))?;
-                tj.insert(job.id.as_bytes(), encode(&job))?;
+                insert_job(tj, te, job)?;
             }
             if let Some(g) = graph {
                 tg.insert(g.id.as_bytes(), encode(g))?;
@@ -233,7 +251,128 @@ impl JobStore for SledJobStore {
             .collect()
     }
 
+    fn schedules(&self) -> Result<Vec<ScheduleRecord>, JobStoreError> {
+        self.schedules
+            .iter()
+            .map(|kv| {
+                let (_, v) = kv?;
+                decode("schedule", &v).map_err(JobStoreError)
+            })
+            .collect()
+    }
+
+    fn put_schedule(&self, s: &ScheduleRecord) -> Result<(), JobStoreError> {
+        self.schedules
+            .insert(schedule_key(&s.handler, &s.name), encode(s))?;
+        Ok(())
+    }
+
+    fn delete_schedule(&self, handler: &str, name: &str) -> Result<bool, JobStoreError> {
+        Ok(self
+            .schedules
+            .remove(schedule_key(handler, name))?
+            .is_some())
+    }
+
+    fn fire(
+        &self,
+        next: &ScheduleRecord,
+        due_ms: u64,
+        job: Option<&JobRecord>,
+    ) -> Result<bool, JobStoreError> {
+        let key = schedule_key(&next.handler, &next.name);
+        let fired = (&self.schedules, &self.jobs, &self.events).transaction(|(ts, tj, te)| {
+            let Some(bytes) = ts.get(&key)? else {
+                return Ok(false);
+            };
+            let stored: ScheduleRecord =
+                decode("schedule", &bytes).map_err(ConflictableTransactionError::Abort)?;
+            // A schedule replaced meanwhile has another creation time.
+            if stored.next_at_ms != Some(due_ms) || stored.created_at_ms != next.created_at_ms {
+                return Ok(false);
+            }
+            ts.insert(key.as_slice(), encode(next))?;
+            if let Some(job) = job {
+                insert_job(tj, te, job)?;
+            }
+            TxResult::Ok(true)
+        })?;
+        Ok(fired)
+    }
+
     fn commit(&self) -> CommitFuture<'_> {
         Box::pin(async move { Ok(self.commit.commit().await?) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::schedule::When;
+
+    fn schedule(next: u64, created: u64) -> ScheduleRecord {
+        ScheduleRecord {
+            handler: "h".into(),
+            name: "s".into(),
+            timing: When::EveryMs(1000),
+            kind: "tick".into(),
+            input: Vec::new(),
+            timeout_ms: None,
+            max_attempts: 1,
+            labels: Vec::new(),
+            from_manifest: false,
+            created_at_ms: created,
+            next_at_ms: Some(next),
+            last_at_ms: None,
+            last_job: None,
+            skipped: 0,
+        }
+    }
+
+    fn job(id: &str) -> JobRecord {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "handler": "h", "kind": "tick", "state": "queued", "input": "",
+            "output": null, "error": null, "attempts": 0, "max_attempts": 1,
+            "timeout_ms": null, "labels": [], "depends_on": [], "graph": null,
+            "progress": null, "created_at_ms": 1, "started_at_ms": null,
+            "finished_at_ms": null, "not_before_ms": 0, "last_seq": 0,
+            "cancel_requested": false, "live_process": null,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_tick_spawns_its_job_once_and_never_over_a_replaced_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let commit = GroupCommit::new(Arc::new(|| Ok(())));
+        let store = SledJobStore::open(&db, commit).unwrap();
+        store.put_schedule(&schedule(1000, 0)).unwrap();
+        // Two tickers race for the tick due at 1000: one wins.
+        assert!(
+            store
+                .fire(&schedule(2000, 0), 1000, Some(&job("a")))
+                .unwrap()
+        );
+        assert!(
+            !store
+                .fire(&schedule(2000, 0), 1000, Some(&job("b")))
+                .unwrap()
+        );
+        assert!(store.get("a").unwrap().is_some());
+        assert!(store.get("b").unwrap().is_none());
+        assert_eq!(store.events("a", 0, 10).unwrap()[0].kind, "queued");
+        // Replaced meanwhile (a new creation time): the old tick writes nothing.
+        store.put_schedule(&schedule(2000, 5)).unwrap();
+        assert!(
+            !store
+                .fire(&schedule(3000, 0), 2000, Some(&job("c")))
+                .unwrap()
+        );
+        assert!(store.get("c").unwrap().is_none());
+        assert_eq!(store.schedules().unwrap(), vec![schedule(2000, 5)]);
+        assert!(store.delete_schedule("h", "s").unwrap());
+        assert!(!store.fire(&schedule(3000, 5), 2000, None).unwrap());
+        assert!(store.schedules().unwrap().is_empty());
     }
 }

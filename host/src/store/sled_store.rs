@@ -5,7 +5,8 @@
 //! sled batch and a bucket scan is a prefix scan.
 
 use super::{
-    CountOp, Expect, GroupCommit, KvStore, MAX_SCAN, SledJobStore, StoreError, WriteOp, check_entry,
+    CountOp, Expect, GroupCommit, KvStore, MAX_SCAN, SledJobStore, StoreError, WriteOp, add,
+    check_entry, counter,
 };
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::path::Path;
@@ -40,25 +41,6 @@ enum NotApplied {
     Invalid(String),
 }
 
-/// The decimal counter in `bytes` (absent = 0).
-fn counter(bytes: Option<&[u8]>, bucket: &str, key: &str) -> Result<i64, StoreError> {
-    match bytes {
-        None => Ok(0),
-        Some(bytes) => std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-            .ok_or_else(|| {
-                StoreError::Invalid(format!("`{bucket}/{key}` does not hold a decimal counter"))
-            }),
-    }
-}
-
-fn add(value: i64, delta: i64, bucket: &str, key: &str) -> Result<i64, StoreError> {
-    value.checked_add(delta).ok_or_else(|| {
-        StoreError::Invalid(format!("`{bucket}/{key}` would overflow a 64-bit counter"))
-    })
-}
-
 fn check_ns(ns: &str) -> Result<(), StoreError> {
     if ns.is_empty() || ns.contains('\0') {
         return Err(StoreError::Invalid(format!("bad namespace `{ns}`")));
@@ -91,6 +73,7 @@ impl SledStore {
     /// by a command the dead server had started (its fork had not yet
     /// reached `exec`, which closes the descriptor).
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        super::sled_rewrite::recover(dir)?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let db = loop {
             match sled::Config::new().path(dir).open() {

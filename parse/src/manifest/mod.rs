@@ -9,12 +9,15 @@ pub mod access;
 pub mod observability;
 pub mod outbound;
 pub mod public_url;
+pub mod schedule;
 pub mod secrets;
 pub mod security;
+pub mod storage;
 
 pub use access::{AccessRules, Capabilities, Policy, RouteRule};
 pub use observability::{METRICS_READ, MetricsConfig, OtlpProtocol, TelemetryConfig};
 pub use security::{AuthConfig, ClientCa, GENERATED_CLIENT_CA, JwtAlgorithm, TlsSource, TlsSpec};
+pub use storage::{Storage, check_encrypted_buckets};
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
@@ -95,14 +98,6 @@ pub struct Manifest {
     /// The folder relative `wasm` paths are resolved against.
     #[serde(skip)]
     pub base_dir: PathBuf,
-}
-
-/// `[storage]`.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Storage {
-    /// The data directory; `--data` overrides it; default `./baton-data`.
-    pub data: Option<PathBuf>,
 }
 
 /// `[limits]` and `[handler.limits]`: per-handler resource limits.
@@ -335,6 +330,10 @@ pub struct HandlerSpec {
     /// comes from (the server's environment or a file), never the value.
     #[serde(default)]
     pub secrets: BTreeMap<String, secrets::SecretSource>,
+    /// Buckets whose values are stored encrypted (keys stay readable):
+    /// sealed with `[storage] encryption_key` and bound to their key.
+    #[serde(default)]
+    pub encrypted_buckets: Vec<String>,
     /// The policy of requests no `[[handler.route]]` matches.
     #[serde(default = "default_policy")]
     pub policy: Policy,
@@ -344,6 +343,9 @@ pub struct HandlerSpec {
     /// What the handler may do beyond its own storage.
     #[serde(default)]
     pub capabilities: Capabilities,
+    /// Jobs the host spawns on a timer (`[[handler.schedule]]`).
+    #[serde(default, rename = "schedule")]
+    pub schedules: Vec<schedule::ScheduleSpec>,
     /// Opt-in for trusted handlers: reuse warm instances across requests.
     /// Absent (the default): a fresh instance for every request.
     pub warm_instances: Option<WarmInstances>,
@@ -402,6 +404,7 @@ impl Manifest {
                 source.resolve(base_dir);
             }
         }
+        manifest.storage.resolve(base_dir);
         manifest.validate()?;
         Ok(manifest)
     }
@@ -458,6 +461,9 @@ impl Manifest {
         self.telemetry
             .check()
             .map_err(|(key, msg)| self.invalid(key, msg))?;
+        self.storage
+            .check()
+            .map_err(|(key, msg)| self.invalid(key, msg))?;
         if self.listeners.is_empty() {
             return Err(self.invalid("listener", "at least one [[listener]] is required"));
         }
@@ -503,6 +509,22 @@ impl Manifest {
                 source
                     .check(name)
                     .map_err(|m| self.invalid(format!("handler[{i}].secrets.{name}"), m))?;
+            }
+            check_encrypted_buckets(&h.encrypted_buckets).map_err(|(j, m)| {
+                self.invalid(format!("handler[{i}].encrypted_buckets[{j}]"), m)
+            })?;
+            for (j, s) in h.schedules.iter().enumerate() {
+                s.check()
+                    .map_err(|m| self.invalid(format!("handler[{i}].schedule[{j}]"), m))?;
+                if h.schedules[..j].iter().any(|o| o.name() == s.name()) {
+                    return Err(self.invalid(
+                        format!("handler[{i}].schedule[{j}].name"),
+                        format!(
+                            "`{}` names two schedules (a name defaults to the kind)",
+                            s.name()
+                        ),
+                    ));
+                }
             }
             for (j, g) in h.capabilities.http.iter().enumerate() {
                 outbound::HttpGrant::parse(g)

@@ -1,8 +1,10 @@
 //! `/admin/v1/jobs`: every job across handlers; one job with its graph;
-//! its events (resumable with `after`); cancel.
+//! its events (resumable with `after`); cancel. `/admin/v1/schedules`:
+//! every schedule.
 
 use super::{AdminResult, err, internal, require_admin};
-use crate::jobs::{EventRecord, JobError, JobRecord, JobState, ListFilter};
+use crate::jobs::{EventRecord, JobError, JobRecord, JobState, ListFilter, ScheduleRecord};
+use crate::manifest::schedule::When;
 use crate::server::ListenerCtx;
 use crate::server::listen::ConnInfo;
 use axum::extract::{Extension, Path, Query, State};
@@ -169,4 +171,50 @@ pub(super) async fn cancel(
     let job = ctx.app.jobs.cancel(&id, None).await.map_err(job_error)?;
     tracing::info!(job = %id, by = %by.subject, "job cancel requested through the admin API");
     Ok((StatusCode::ACCEPTED, axum::Json(job_view(&job))).into_response())
+}
+
+/// The admin view of a schedule.
+fn schedule_view(s: &ScheduleRecord) -> Value {
+    let (cron, every_ms) = match &s.timing {
+        When::Cron(c) => (Some(c.as_str()), None),
+        When::EveryMs(ms) => (None, Some(*ms)),
+    };
+    json!({
+        "handler": s.handler,
+        "name": s.name,
+        "cron": cron,
+        "every_ms": every_ms,
+        "kind": s.kind,
+        "input": bytes_view(&s.input),
+        "from_manifest": s.from_manifest,
+        "next_at": s.next_at_ms.map_or(Value::Null, rfc3339),
+        "last_at": s.last_at_ms.map_or(Value::Null, rfc3339),
+        "last_job": s.last_job,
+        "skipped": s.skipped,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ScheduleQuery {
+    handler: Option<String>,
+}
+
+/// `GET /admin/v1/schedules[?handler=NAME]`.
+pub(super) async fn schedules(
+    State(ctx): State<Arc<ListenerCtx>>,
+    Extension(conn): Extension<ConnInfo>,
+    headers: HeaderMap,
+    query: Result<Query<ScheduleQuery>, axum::extract::rejection::QueryRejection>,
+) -> AdminResult {
+    require_admin(&ctx, &headers, &conn).await?;
+    let Query(q) = query.map_err(|e| err(StatusCode::BAD_REQUEST, "bad-request", e.body_text()))?;
+    let items: Vec<Value> = ctx
+        .app
+        .jobs
+        .schedules(q.handler.as_deref())
+        .iter()
+        .map(schedule_view)
+        .collect();
+    Ok(axum::Json(json!({ "items": items })).into_response())
 }

@@ -45,6 +45,7 @@ pub fn router() -> Router<Arc<ListenerCtx>> {
         .route("/jobs/{id}", get(jobs::get))
         .route("/jobs/{id}/events", get(jobs::events))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/schedules", get(jobs::schedules))
         .route("/handlers/{name}", axum::routing::put(handlers::put))
         .fallback(|| async {
             AdminError(HostError::new(

@@ -1,7 +1,7 @@
 //! Spawns and runs jobs so that the tests can watch the engine: exec,
 //! ordered steps with start/end counters in kv, rollbacks, retries.
 
-use baton_sdk::jobs::{self, Command, JobFilter, JobInfo, JobSpec};
+use baton_sdk::jobs::{self, Command, JobFilter, JobInfo, JobSpec, ScheduleInfo, ScheduleSpec, ScheduleTiming};
 use baton_sdk::kv::Bucket;
 use baton_sdk::{HostError, Handler, Job, Request, Response, Router};
 use serde::Deserialize;
@@ -55,6 +55,27 @@ fn view(j: &JobInfo) -> Value {
         "output": j.output.as_ref().map(|o| String::from_utf8_lossy(o).into_owned()),
         "progress": j.progress.as_ref().map(|p| json!({"message": p.message, "done": p.done, "total": p.total})),
     })
+}
+
+/// A schedule as JSON (tests/schedules.rs).
+fn schedule_view(s: &ScheduleInfo) -> Value {
+    let (cron, every_ms) = match &s.timing {
+        ScheduleTiming::Cron(c) => (Some(c.clone()), None),
+        ScheduleTiming::EveryMs(ms) => (None, Some(*ms)),
+    };
+    json!({
+        "name": s.name, "cron": cron, "every_ms": every_ms, "kind": s.job.kind,
+        "input": String::from_utf8_lossy(&s.job.input), "from_manifest": s.from_manifest,
+        "next_at_ms": s.next_at_ms, "last_at_ms": s.last_at_ms, "last_job": s.last_job,
+        "skipped": s.skipped,
+    })
+}
+
+#[derive(Deserialize)]
+struct NewSchedule {
+    cron: Option<String>,
+    every_ms: Option<u64>,
+    job: Spec,
 }
 
 fn host(e: HostError) -> Response {
@@ -193,10 +214,35 @@ impl Handler for Jobber {
                 }
                 Ok::<_, Response>(Response::json(200, &result))
             })
+            .put("/schedules/{name}", |req| {
+                let body: NewSchedule = req.json()?;
+                let name = req.param("name").unwrap_or("");
+                let job = body.job.to_job();
+                let spec = match (body.cron, body.every_ms) {
+                    (Some(c), _) => ScheduleSpec::cron(name, &c, job),
+                    (None, Some(ms)) => ScheduleSpec::every(name, ms, job),
+                    (None, None) => return Err(Response::error(400, "cron or every_ms")),
+                };
+                let info = jobs::schedule(&spec).map_err(host)?;
+                Ok::<_, Response>(Response::json(200, &schedule_view(&info)))
+            })
+            .delete("/schedules/{name}", |req| {
+                let removed = jobs::unschedule(req.param("name").unwrap_or("")).map_err(host)?;
+                Ok::<_, Response>(Response::json(200, &json!({"removed": removed})))
+            })
+            .get("/schedules", |_| {
+                let all = jobs::schedules().map_err(host)?;
+                Ok::<_, Response>(Response::json(200, &all.iter().map(schedule_view).collect::<Vec<_>>()))
+            })
             .get("/secret/{name}", |req| {
                 // tests/secrets.rs: the secret as the guest reads it.
                 let value = baton_sdk::secrets::get_string(req.param("name").unwrap_or(""));
                 Response::json(200, &json!({ "value": value }))
+            })
+            .get("/ticks", |_| {
+                let all = Bucket::open("ticks").scan("", None, 1000).map_err(host)?;
+                let map: BTreeMap<String, String> = all.into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned())).collect();
+                Ok::<_, Response>(Response::json(200, &map))
             })
             .get("/order", |_| {
                 let all = Bucket::open("order").scan("", None, 1000).map_err(host)?;
@@ -210,6 +256,14 @@ impl Handler for Jobber {
         let input: Value = serde_json::from_slice(&job.input).unwrap_or(Value::Null);
         match job.kind.as_str() {
             "quick" => Ok(job.input.clone()),
+            "tick" => {
+                // tests/schedules.rs: each run of a scheduled job, counted.
+                let n = Bucket::open("ticks").increment(job.labels.iter().find(|(k, _)| k == "schedule").map_or("none", |(_, v)| v), 1).map_err(|e| e.to_string())?;
+                if let Some(secs) = input["sleep"].as_str() {
+                    jobs::exec(&Command::new("sleep", &[secs])).map_err(|e| e.to_string())?;
+                }
+                Ok(n.to_string().into_bytes())
+            }
             "step" => run_step(&job, &input),
             "exec" => run_exec(&input),
             "fetch" => {

@@ -1,0 +1,113 @@
+//! `[storage]`: where state lives, and the keys that seal encrypted kv
+//! buckets (`[[handler]] encrypted_buckets`).
+
+use super::secrets::SecretSource;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// `[storage]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// The data directory; `--data` overrides it; default `./baton-data`.
+    pub data: Option<PathBuf>,
+    /// The key that seals encrypted buckets: 32 bytes as 64 hex digits, from
+    /// a file or an environment variable. Absent: `<data>/kv-encryption.key`,
+    /// generated on first start.
+    pub encryption_key: Option<SecretSource>,
+    /// Keys that sealed values before `encryption_key` did. Values under
+    /// them stay readable and are sealed again under `encryption_key` at
+    /// start, after which they can be removed (key rotation).
+    #[serde(default)]
+    pub previous_encryption_keys: Vec<SecretSource>,
+}
+
+impl Storage {
+    /// Makes relative key files the manifest folder's.
+    pub fn resolve(&mut self, base_dir: &Path) {
+        for source in self
+            .encryption_key
+            .iter_mut()
+            .chain(self.previous_encryption_keys.iter_mut())
+        {
+            source.resolve(base_dir);
+        }
+    }
+
+    /// Checks the key sources; on error, the key at fault and why.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        if let Some(source) = &self.encryption_key {
+            source
+                .check("encryption_key")
+                .map_err(|m| ("storage.encryption_key".to_string(), m))?;
+        }
+        for (i, source) in self.previous_encryption_keys.iter().enumerate() {
+            source
+                .check("previous_encryption_keys")
+                .map_err(|m| (format!("storage.previous_encryption_keys[{i}]"), m))?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a handler's `encrypted_buckets`; on error, the index at fault and why.
+pub fn check_encrypted_buckets(buckets: &[String]) -> Result<(), (usize, String)> {
+    for (i, b) in buckets.iter().enumerate() {
+        if b.is_empty() || b.len() > 128 || b.contains('\0') {
+            return Err((
+                i,
+                format!("`{b}` is not a bucket name: 1 to 128 bytes without NUL"),
+            ));
+        }
+        if buckets[..i].contains(b) {
+            return Err((i, format!("`{b}` is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_lists_refuse_empty_long_and_repeated_names() {
+        assert!(check_encrypted_buckets(&["creds".into(), "keys".into()]).is_ok());
+        assert_eq!(check_encrypted_buckets(&["".into()]).unwrap_err().0, 0);
+        let twice = check_encrypted_buckets(&["a".into(), "b".into(), "a".into()]).unwrap_err();
+        assert_eq!(twice.0, 2);
+        assert!(twice.1.contains("twice"));
+        assert!(check_encrypted_buckets(&["x".repeat(129)]).is_err());
+    }
+
+    #[test]
+    fn key_sources_need_exactly_one_place() {
+        let mut s = Storage {
+            encryption_key: Some(SecretSource {
+                env: None,
+                file: None,
+            }),
+            ..Storage::default()
+        };
+        let (key, why) = s.check().unwrap_err();
+        assert_eq!(key, "storage.encryption_key");
+        assert!(why.contains("exactly one"), "{why}");
+        s.encryption_key = Some(SecretSource {
+            env: None,
+            file: Some("kv.key".into()),
+        });
+        s.previous_encryption_keys = vec![SecretSource {
+            env: Some("A=B".into()),
+            file: None,
+        }];
+        assert_eq!(
+            s.check().unwrap_err().0,
+            "storage.previous_encryption_keys[0]"
+        );
+        s.resolve(Path::new("/etc/baton"));
+        assert_eq!(
+            s.encryption_key.unwrap().file.unwrap(),
+            PathBuf::from("/etc/baton/kv.key")
+        );
+    }
+}
