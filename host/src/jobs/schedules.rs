@@ -33,7 +33,7 @@ pub const SCHEDULE_LABEL: &str = "schedule";
 #[derive(Default)]
 pub struct Book {
     by_name: Mutex<BTreeMap<(String, String), ScheduleRecord>>,
-    changed: Notify,
+    changed: Arc<Notify>,
 }
 
 impl Book {
@@ -128,11 +128,12 @@ impl JobEngine {
             loop {
                 let Some(e) = engine.upgrade() else { return };
                 let wait = e.tick().await;
-                // Holding `e` while waiting (at most MAX_SLEEP) is fine:
-                // the loop ends at the next turn once the engine is gone.
-                let changed = e.book.changed.notified();
+                // The engine is not held while waiting, so that a server
+                // shut down in-process releases its store at once.
+                let changed = e.book.changed.clone();
+                drop(e);
                 tokio::select! {
-                    _ = changed => {}
+                    _ = changed.notified() => {}
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
