@@ -190,12 +190,23 @@ fn jobs_now_ms() -> u64 {
 #[test]
 fn manifest_schedules_follow_the_manifest_and_the_handler_cannot_change_them() {
     let dir = tempfile::tempdir().unwrap();
-    let declared = "[[handler.schedule]]\nname = \"m\"\ninterval = \"300ms\"\nkind = \"tick\"\n\
+    let declared = "[[handler.schedule]]\nname = \"m\"\ninterval = \"300ms\"\nkind = \"tick\"\nkeep_jobs = 2\n\
                     [[handler.schedule]]\ncron = \"* * * * * *\"\nkind = \"tick\"\ninput = \"{}\"\n";
     let server = Server::start(dir.path(), &jobber(declared));
     wait_ticks(&server, "m", 2);
     // Named after its kind; six fields: every second.
     wait_ticks(&server, "tick", 2);
+    // Only the last `keep_jobs` of its jobs are kept (a tick removes the
+    // oldest in the same write that adds its own).
+    wait_ticks(&server, "m", 5);
+    let kept = server.get_json("/admin/v1/jobs?handler=jobber&kind=tick&limit=1000");
+    let of_m = kept["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["labels"]["schedule"] == "m")
+        .count();
+    assert!((1..=2).contains(&of_m), "{of_m} jobs of m kept: {kept}");
     let s = schedule(&server, "m");
     assert_eq!(s["from_manifest"], true, "{s}");
     assert_eq!(s["every_ms"], 300);

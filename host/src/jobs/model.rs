@@ -264,4 +264,14 @@ pub struct ScheduleRecord {
     pub last_job: Option<String>,
     /// Ticks that spawned nothing because the previous job had not ended.
     pub skipped: u64,
+    /// How many of its jobs are kept once finished.
+    #[serde(default = "default_keep_jobs")]
+    pub keep_jobs: u32,
+    /// The jobs it spawned that are kept, oldest first.
+    #[serde(default)]
+    pub recent: Vec<String>,
+}
+
+fn default_keep_jobs() -> u32 {
+    crate::manifest::schedule::DEFAULT_KEEP_JOBS
 }

@@ -71,6 +71,7 @@ fn same_definition(a: &ScheduleRecord, b: &ScheduleRecord) -> bool {
         a.timeout_ms,
         a.max_attempts,
         &a.labels,
+        a.keep_jobs,
     ) == (
         &b.timing,
         &b.kind,
@@ -78,6 +79,7 @@ fn same_definition(a: &ScheduleRecord, b: &ScheduleRecord) -> bool {
         b.timeout_ms,
         b.max_attempts,
         &b.labels,
+        b.keep_jobs,
     )
 }
 
@@ -98,6 +100,8 @@ fn record(handler: &str, name: &str, timing: When, job: NewJob, manifest: bool) 
         last_at_ms: None,
         last_job: None,
         skipped: 0,
+        keep_jobs: crate::manifest::schedule::DEFAULT_KEEP_JOBS,
+        recent: Vec::new(),
     }
 }
 
@@ -110,7 +114,11 @@ fn manifest_record(handler: &str, spec: &ScheduleSpec) -> Result<ScheduleRecord,
         max_attempts: spec.max_attempts,
         ..NewJob::default()
     };
-    Ok(record(handler, spec.name(), timing, job, true))
+    let mut r = record(handler, spec.name(), timing, job, true);
+    if let Some(k) = spec.keep_jobs {
+        r.keep_jobs = k;
+    }
+    Ok(r)
 }
 
 impl JobEngine {
@@ -163,6 +171,8 @@ impl JobEngine {
                 .find(|s| s.name == fresh.name)
                 .is_some_and(|s| s.from_manifest && same_definition(s, &fresh));
             if !kept {
+                let mut fresh = fresh;
+                fresh.recent = self.kept_jobs(handler, &fresh.name);
                 self.store.put_schedule(&fresh)?;
                 tracing::info!(handler, schedule = %fresh.name, "schedule set from the manifest");
                 self.book.put(fresh);
@@ -196,6 +206,16 @@ impl JobEngine {
             self.book.remove(&s.handler, &s.name);
         }
         Ok(())
+    }
+
+    /// The jobs kept by the schedule a new one replaces, so that they are
+    /// still removed in their turn.
+    fn kept_jobs(&self, handler: &str, name: &str) -> Vec<String> {
+        self.book
+            .lock()
+            .get(&(handler.to_string(), name.to_string()))
+            .map(|s| s.recent.clone())
+            .unwrap_or_default()
     }
 
     /// Creates or replaces a run-time schedule of `handler`, durably.
@@ -239,7 +259,8 @@ impl JobEngine {
                 )));
             }
         }
-        let s = record(handler, &new.name, new.timing, new.job, false);
+        let mut s = record(handler, &new.name, new.timing, new.job, false);
+        s.recent = self.kept_jobs(handler, &s.name);
         self.store.put_schedule(&s)?;
         self.store.commit().await?;
         self.book.put(s.clone());
@@ -332,9 +353,17 @@ impl JobEngine {
             };
             let job = self.new_record(&s.handler, spec, now, None)?;
             next.last_job = Some(job.id.clone());
+            next.recent.push(job.id.clone());
             Some(job)
         };
-        if !self.store.fire(&next, due, job.as_ref())? {
+        // The oldest jobs beyond `keep_jobs` go once this tick is stored
+        // (all have ended: a schedule never runs two jobs at once).
+        let excess = next
+            .recent
+            .len()
+            .saturating_sub(next.keep_jobs.max(1) as usize);
+        let expired: Vec<String> = next.recent.drain(..excess).collect();
+        if !self.store.fire(&next, due, job.as_ref(), &expired)? {
             // Replaced or fired meanwhile: take the stored copy.
             match self
                 .store

@@ -141,8 +141,10 @@ impl<S: JobStore> JobStore for MeteredJobStore<S> {
         next: &ScheduleRecord,
         due_ms: u64,
         job: Option<&JobRecord>,
+        expired: &[String],
     ) -> Result<bool, JobStoreError> {
-        let fired = self.inner.fire(next, due_ms, job)?;
+        // Only ended jobs are removed: no gauge counts them.
+        let fired = self.inner.fire(next, due_ms, job, expired)?;
         if fired && let Some(job) = job {
             global().job_gauge(&job.handler, job.state, 1);
         }

@@ -88,13 +88,15 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// One tick, atomically: if the stored schedule still has `due_ms` as
     /// its next tick (and `next`'s creation time: it was not replaced), stores `next` and inserts `job` (as [`JobStore::insert`]
-    /// does). `false` when the schedule changed or another tick got there
-    /// first: a tick spawns its job exactly once.
+    /// does), and removes the jobs of `expired` that have ended (outside
+    /// graphs) with their events. `false` when the schedule changed or
+    /// another tick got there first: a tick spawns its job exactly once.
     fn fire(
         &self,
         next: &ScheduleRecord,
         due_ms: u64,
         job: Option<&JobRecord>,
+        expired: &[String],
     ) -> Result<bool, JobStoreError>;
 
     /// Returns once every write made before the call is durable.

@@ -65,6 +65,23 @@ fn insert_job(tj: &TransactionalTree, te: &TransactionalTree, job: &JobRecord) -
     Ok(())
 }
 
+/// Removes job `id` and its events inside a transaction, if it has ended
+/// and is not part of a graph (whose completion order names it).
+fn remove_ended(tj: &TransactionalTree, te: &TransactionalTree, id: &str) -> TxResult<()> {
+    let Some(bytes) = tj.get(id.as_bytes())? else {
+        return Ok(());
+    };
+    let job: JobRecord = decode("job", &bytes).map_err(ConflictableTransactionError::Abort)?;
+    if !job.state.is_final() || job.graph.is_some() {
+        return Ok(());
+    }
+    for seq in 1..=job.last_seq {
+        te.remove(event_key(id, seq))?;
+    }
+    tj.remove(id.as_bytes())?;
+    Ok(())
+}
+
 fn event_key(id: &str, seq: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(id.len() + 9);
     k.extend_from_slice(id.as_bytes());
@@ -279,6 +296,7 @@ impl JobStore for SledJobStore {
         next: &ScheduleRecord,
         due_ms: u64,
         job: Option<&JobRecord>,
+        expired: &[String],
     ) -> Result<bool, JobStoreError> {
         let key = schedule_key(&next.handler, &next.name);
         let fired = (&self.schedules, &self.jobs, &self.events).transaction(|(ts, tj, te)| {
@@ -294,6 +312,9 @@ impl JobStore for SledJobStore {
             ts.insert(key.as_slice(), encode(next))?;
             if let Some(job) = job {
                 insert_job(tj, te, job)?;
+            }
+            for id in expired {
+                remove_ended(tj, te, id)?;
             }
             TxResult::Ok(true)
         })?;
@@ -326,6 +347,8 @@ mod tests {
             last_at_ms: None,
             last_job: None,
             skipped: 0,
+            keep_jobs: 100,
+            recent: Vec::new(),
         }
     }
 
@@ -351,12 +374,12 @@ mod tests {
         // Two tickers race for the tick due at 1000: one wins.
         assert!(
             store
-                .fire(&schedule(2000, 0), 1000, Some(&job("a")))
+                .fire(&schedule(2000, 0), 1000, Some(&job("a")), &[])
                 .unwrap()
         );
         assert!(
             !store
-                .fire(&schedule(2000, 0), 1000, Some(&job("b")))
+                .fire(&schedule(2000, 0), 1000, Some(&job("b")), &[])
                 .unwrap()
         );
         assert!(store.get("a").unwrap().is_some());
@@ -366,13 +389,45 @@ mod tests {
         store.put_schedule(&schedule(2000, 5)).unwrap();
         assert!(
             !store
-                .fire(&schedule(3000, 0), 2000, Some(&job("c")))
+                .fire(&schedule(3000, 0), 2000, Some(&job("c")), &[])
                 .unwrap()
         );
         assert!(store.get("c").unwrap().is_none());
         assert_eq!(store.schedules().unwrap(), vec![schedule(2000, 5)]);
         assert!(store.delete_schedule("h", "s").unwrap());
-        assert!(!store.fire(&schedule(3000, 5), 2000, None).unwrap());
+        assert!(!store.fire(&schedule(3000, 5), 2000, None, &[]).unwrap());
         assert!(store.schedules().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_tick_removes_only_ended_jobs_outside_graphs_with_their_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let store = SledJobStore::open(&db, GroupCommit::new(Arc::new(|| Ok(())))).unwrap();
+        let mut in_graph = job("g");
+        in_graph.graph = Some("graph".into());
+        store
+            .insert(&[job("done"), job("queued"), in_graph], None)
+            .unwrap();
+        for id in ["done", "g"] {
+            store
+                .update(id, &|j| {
+                    j.state = JobState::Succeeded;
+                    vec![("succeeded".into(), "ok".into())]
+                })
+                .unwrap();
+        }
+        store.put_schedule(&schedule(1000, 0)).unwrap();
+        let expired: Vec<String> = ["done", "queued", "g", "nope"].map(String::from).to_vec();
+        assert!(
+            store
+                .fire(&schedule(2000, 0), 1000, Some(&job("new")), &expired)
+                .unwrap()
+        );
+        assert!(store.get("done").unwrap().is_none());
+        assert!(store.events("done", 0, 10).unwrap().is_empty());
+        assert!(store.get("queued").unwrap().is_some());
+        assert_eq!(store.events("g", 0, 10).unwrap().len(), 2);
+        assert!(store.get("new").unwrap().is_some());
     }
 }

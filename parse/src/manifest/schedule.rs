@@ -4,6 +4,10 @@
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
+/// Finished jobs a schedule keeps by default (older ones are removed).
+pub const DEFAULT_KEEP_JOBS: u32 = 100;
+/// Most finished jobs a schedule may keep.
+pub const MAX_KEEP_JOBS: u32 = 10_000;
 /// Shortest interval a schedule may have.
 pub const MIN_INTERVAL_MS: u64 = 100;
 /// Longest schedule name.
@@ -87,6 +91,9 @@ pub struct ScheduleSpec {
     /// Attempts per tick (default 1).
     #[serde(default)]
     pub max_attempts: u32,
+    /// How many of its jobs are kept once finished (default 100): a tick
+    /// removes the oldest beyond that, with their events.
+    pub keep_jobs: Option<u32>,
 }
 
 impl ScheduleSpec {
@@ -120,6 +127,9 @@ impl ScheduleSpec {
         }
         if self.max_attempts > 100 {
             return Err("`max_attempts` is at most 100".to_string());
+        }
+        if self.keep_jobs.is_some_and(|k| k == 0 || k > MAX_KEEP_JOBS) {
+            return Err(format!("`keep_jobs` must be 1 to {MAX_KEEP_JOBS}"));
         }
         self.when().map(drop)
     }
@@ -191,6 +201,7 @@ mod tests {
             input: String::new(),
             timeout_ms: None,
             max_attempts: 0,
+            keep_jobs: None,
         };
         assert_eq!(spec(None, Some("90s")).when(), Ok(When::EveryMs(90_000)));
         assert_eq!(
@@ -216,6 +227,10 @@ mod tests {
         bad.name = Some("a b".into());
         assert!(bad.check().is_err());
         bad.name = None;
+        bad.keep_jobs = Some(0);
+        assert!(bad.check().unwrap_err().contains("keep_jobs"));
+        bad.keep_jobs = Some(5);
+        assert!(bad.check().is_ok());
         bad.kind = String::new();
         assert!(bad.check().is_err());
     }

@@ -191,6 +191,7 @@ fn schedule_view(s: &ScheduleRecord) -> Value {
         "last_at": s.last_at_ms.map_or(Value::Null, rfc3339),
         "last_job": s.last_job,
         "skipped": s.skipped,
+        "keep_jobs": s.keep_jobs,
     })
 }
 
