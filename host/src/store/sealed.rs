@@ -54,7 +54,9 @@ impl SealedKv {
         key: &str,
         stored: &[u8],
     ) -> Result<Vec<u8>, StoreError> {
-        open_at(&self.keys, ns, bucket, key, stored)
+        self.keys
+            .open(&place(ns, bucket, key), stored)
+            .map_err(|e| unopened(bucket, key, e))
     }
 
     /// The stored bytes and plain text at `key`.
@@ -115,16 +117,9 @@ fn contended(bucket: &str, key: &str) -> StoreError {
     ))
 }
 
-/// The plain text of `stored` at its place, or why it does not open.
-fn open_at(
-    keys: &KeyRing,
-    ns: &str,
-    bucket: &str,
-    key: &str,
-    stored: &[u8],
-) -> Result<Vec<u8>, StoreError> {
-    keys.open(&place(ns, bucket, key), stored)
-        .map_err(|e| StoreError::Backend(format!("encrypted `{bucket}/{key}` does not open: {e}")))
+/// Why the value at `bucket/key` could not be opened.
+fn unopened(bucket: &str, key: &str, e: OpenError) -> StoreError {
+    StoreError::Backend(format!("encrypted `{bucket}/{key}` does not open: {e}"))
 }
 
 /// The decimal counter in `plain` (absent = 0) plus `delta`.
@@ -144,7 +139,6 @@ impl KvStore for SealedKv {
         if !self.sealed(bucket) {
             return self.inner.set(ns, bucket, key, value);
         }
-        super::check_entry(bucket, key, None)?;
         let sealed = self.seal(ns, bucket, key, value)?;
         self.inner.set(ns, bucket, key, &sealed)
     }
@@ -164,7 +158,6 @@ impl KvStore for SealedKv {
         if !self.sealed(bucket) {
             return self.inner.compare_and_swap(ns, bucket, key, expected, new);
         }
-        super::check_entry(bucket, key, None)?;
         self.read_modify_write(ns, bucket, key, |now| {
             Ok(if now == expected {
                 Decision::Write(new.map(<[u8]>::to_vec), true)
@@ -199,7 +192,6 @@ impl KvStore for SealedKv {
         if !self.sealed(bucket) {
             return self.inner.increment(ns, bucket, key, delta);
         }
-        super::check_entry(bucket, key, None)?;
         self.read_modify_write(ns, bucket, key, |now| {
             let n = counted(now, delta, bucket, key)?;
             Ok(Decision::Write(Some(n.to_string().into_bytes()), n))
@@ -255,10 +247,7 @@ enum Attempt {
 impl SealedKv {
     fn sealed_write(&self, ns: &str, o: &WriteOp) -> Result<WriteOp, StoreError> {
         let value = match &o.value {
-            Some(v) if self.sealed(&o.bucket) => {
-                super::check_entry(&o.bucket, &o.key, None)?;
-                Some(self.seal(ns, &o.bucket, &o.key, v)?)
-            }
+            Some(v) if self.sealed(&o.bucket) => Some(self.seal(ns, &o.bucket, &o.key, v)?),
             other => other.clone(),
         };
         Ok(WriteOp {
@@ -297,7 +286,6 @@ impl SealedKv {
                 inner_expect.push(e.clone());
                 continue;
             }
-            super::check_entry(&e.bucket, &e.key, None)?;
             let at = (e.bucket.clone(), e.key.clone());
             let plain = match load(&e.bucket, &e.key, &mut read)? {
                 Some(p) => {
@@ -316,7 +304,6 @@ impl SealedKv {
                 inner_writes.push(w.clone());
                 continue;
             }
-            super::check_entry(&w.bucket, &w.key, None)?;
             let at = (w.bucket.clone(), w.key.clone());
             state.insert(at.clone(), w.value.clone());
             written.push(at);
@@ -331,7 +318,6 @@ impl SealedKv {
                 inner_counts.push(c.clone());
                 continue;
             }
-            super::check_entry(&c.bucket, &c.key, None)?;
             let at = (c.bucket.clone(), c.key.clone());
             if let Some(p) = load(&c.bucket, &c.key, &mut read)?
                 && !state.contains_key(&at)
@@ -409,29 +395,18 @@ pub fn reseal(
     ns: &str,
     bucket: &str,
 ) -> Result<Resealed, StoreError> {
-    let mut done = Resealed::default();
     rewrite_all(store, ns, bucket, |key, stored| {
         if keys.sealed_by_current(stored) {
             return Ok(None);
         }
-        let plain = match keys.open(&place(ns, bucket, key), stored) {
-            Ok(p) => {
-                done.rekeyed += 1;
-                p
-            }
-            Err(OpenError::NotSealed) => {
-                done.sealed += 1;
-                stored.to_vec()
-            }
-            Err(e) => {
-                return Err(StoreError::Backend(format!(
-                    "encrypted `{bucket}/{key}` does not open: {e}"
-                )));
-            }
-        };
-        Ok(Some(keys.seal(&place(ns, bucket, key), &plain)))
-    })?;
-    Ok(done)
+        let (plain, count): (Vec<u8>, fn(&mut Resealed)) =
+            match keys.open(&place(ns, bucket, key), stored) {
+                Ok(p) => (p, |d| d.rekeyed += 1),
+                Err(OpenError::NotSealed) => (stored.to_vec(), |d| d.sealed += 1),
+                Err(e) => return Err(unopened(bucket, key, e)),
+            };
+        Ok(Some((keys.seal(&place(ns, bucket, key), &plain), count)))
+    })
 }
 
 /// Opens every sealed value of `bucket` for good (it is no longer declared
@@ -442,45 +417,44 @@ pub fn unseal(
     ns: &str,
     bucket: &str,
 ) -> Result<Resealed, StoreError> {
-    let mut done = Resealed::default();
     rewrite_all(store, ns, bucket, |key, stored| {
         match keys.open(&place(ns, bucket, key), stored) {
-            Ok(plain) => {
-                done.opened += 1;
-                Ok(Some(plain))
-            }
+            Ok(plain) => Ok(Some((plain, |d: &mut Resealed| d.opened += 1))),
             Err(OpenError::NotSealed) => Ok(None),
-            Err(e) => Err(StoreError::Backend(format!(
-                "encrypted `{bucket}/{key}` does not open: {e}"
-            ))),
+            Err(e) => Err(unopened(bucket, key, e)),
         }
-    })?;
-    Ok(done)
+    })
 }
 
+/// A rewrite of one value, and what it counts as once swapped in.
+type Rewrite = Option<(Vec<u8>, fn(&mut Resealed))>;
+
 /// Passes every value of `bucket` to `change` and swaps in what it returns
-/// (`None`: leave it), page by page; a value changed meanwhile is read again.
+/// (`None`: leave it), page by page; a value changed meanwhile is read
+/// again. Counts each swap that took.
 fn rewrite_all(
     store: &dyn KvStore,
     ns: &str,
     bucket: &str,
-    mut change: impl FnMut(&str, &[u8]) -> Result<Option<Vec<u8>>, StoreError>,
-) -> Result<(), StoreError> {
+    mut change: impl FnMut(&str, &[u8]) -> Result<Rewrite, StoreError>,
+) -> Result<Resealed, StoreError> {
+    let mut done = Resealed::default();
     let mut after: Option<String> = None;
     loop {
         let page = store.scan(ns, bucket, "", after.as_deref(), MAX_SCAN)?;
         let Some((last, _)) = page.last() else {
-            return Ok(());
+            return Ok(done);
         };
         after = Some(last.clone());
         for (key, stored) in page {
             let mut stored = Some(stored);
             for attempt in 0.. {
                 let Some(now) = stored else { break };
-                let Some(new) = change(&key, &now)? else {
+                let Some((new, count)) = change(&key, &now)? else {
                     break;
                 };
                 if store.compare_and_swap(ns, bucket, &key, Some(&now), Some(&new))? {
+                    count(&mut done);
                     break;
                 }
                 if attempt == MAX_RETRIES {
@@ -523,27 +497,39 @@ pub fn sync_buckets(
     declared: &[String],
 ) -> Result<Vec<(String, Resealed)>, StoreError> {
     let mut changed = Vec::new();
+    let recorded: Vec<String> = store
+        .scan(SEALED_RECORD, handler, "", None, MAX_SCAN)?
+        .into_iter()
+        .map(|(bucket, _)| bucket)
+        .collect();
+    let mut wrote = false;
     for bucket in declared {
         let done = reseal(store, keys, handler, bucket)?;
-        store.set(SEALED_RECORD, handler, bucket, b"1")?;
+        if !recorded.contains(bucket) {
+            store.set(SEALED_RECORD, handler, bucket, b"1")?;
+            wrote = true;
+        }
         if done.sealed + done.rekeyed > 0 {
             // Earlier forms of these values are still in the backend's log.
             store.set(SEALED_RECORD, SCRUB.0, SCRUB.1, b"1")?;
         }
         if done != Resealed::default() {
+            wrote = true;
             changed.push((bucket.clone(), done));
         }
     }
-    let recorded = store.scan(SEALED_RECORD, handler, "", None, MAX_SCAN)?;
-    for (bucket, _) in recorded {
+    for bucket in recorded {
         if declared.contains(&bucket) {
             continue;
         }
         let done = unseal(store, keys, handler, &bucket)?;
         store.delete(SEALED_RECORD, handler, &bucket)?;
+        wrote = true;
         changed.push((bucket, done));
     }
-    store.flush()?;
+    if wrote {
+        store.flush()?;
+    }
     Ok(changed)
 }
 

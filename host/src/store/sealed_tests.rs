@@ -242,3 +242,22 @@ fn sync_seals_plain_data_rekeys_old_keys_and_opens_undeclared_buckets() {
     assert_eq!(raw(&store, "creds", "b"), b"plain-b");
     assert!(sync_buckets(&store, &new_only, NS, &[]).unwrap().is_empty());
 }
+
+#[test]
+fn over_long_keys_in_an_encrypted_bucket_are_refused_as_in_a_plain_one() {
+    let (_dir, _store, _keys, kv) = setup();
+    let long = "k".repeat(crate::store::MAX_KEY_LEN + 1);
+    let refused = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Invalid(m)) if m.contains("key is"));
+    assert!(refused(kv.set(NS, "creds", &long, b"v")));
+    assert!(refused(kv.get(NS, "creds", &long).map(drop)));
+    let swapped = kv.compare_and_swap(NS, "creds", &long, None, Some(b"v"));
+    assert!(refused(swapped.map(drop)));
+    assert!(refused(kv.increment(NS, "creds", &long, 1).map(drop)));
+    let write = WriteOp {
+        bucket: "creds".into(),
+        key: long.clone(),
+        value: Some(b"v".to_vec()),
+    };
+    assert!(refused(kv.apply(NS, std::slice::from_ref(&write))));
+    assert!(refused(kv.apply_if(NS, &[], &[write], &[]).map(drop)));
+}
