@@ -70,7 +70,8 @@ fn wit_error(e: JobError) -> types::Error {
     }
 }
 
-fn new_job(s: jobs::JobSpec) -> NewJob {
+/// The engine's form of a `job-spec`.
+pub(super) fn new_job(s: jobs::JobSpec) -> NewJob {
     NewJob {
         kind: s.kind,
         input: s.input,
@@ -212,13 +213,9 @@ impl jobs::Host for JobsState {
     }
 
     async fn schedule(&mut self, spec: jobs::ScheduleSpec) -> Res<jobs::ScheduleInfo> {
-        let new = super::schedules::new_schedule(spec);
-        if let Err(why) = super::schedules::check_timing(&new) {
-            return Ok(Err(types::Error::Invalid(why)));
-        }
         Ok(self
             .engine
-            .schedule(&self.handler, new)
+            .schedule(&self.handler, super::schedules::new_schedule(spec))
             .await
             .map(super::schedules::info)
             .map_err(wit_error))

@@ -2,35 +2,19 @@
 //! `schedules`): conversions between the WIT records and the engine's.
 
 use crate::jobs::schedules::SCHEDULE_LABEL;
-use crate::jobs::{NewJob, NewSchedule, ScheduleRecord};
+use crate::jobs::{NewSchedule, ScheduleRecord};
 use crate::manifest::schedule::When;
 use crate::runtime::bindings::jobs;
 
-/// The engine's form of a `schedule-spec`.
+/// The engine's form of a `schedule-spec` (checked by the engine).
 pub fn new_schedule(spec: jobs::ScheduleSpec) -> NewSchedule {
-    let j = spec.job;
     NewSchedule {
         name: spec.name,
         timing: match spec.timing {
             jobs::ScheduleTiming::Cron(c) => When::Cron(c),
             jobs::ScheduleTiming::EveryMs(ms) => When::EveryMs(ms),
         },
-        job: NewJob {
-            kind: j.kind,
-            input: j.input,
-            depends_on: j.depends_on,
-            timeout_ms: j.timeout_ms,
-            max_attempts: j.max_attempts,
-            labels: j.labels,
-        },
-    }
-}
-
-/// Checks a cron expression before the engine stores it.
-pub fn check_timing(s: &NewSchedule) -> Result<(), String> {
-    match &s.timing {
-        When::Cron(c) => When::cron(c).map(drop),
-        When::EveryMs(ms) => When::every(*ms).map(drop),
+        job: super::jobs::new_job(spec.job),
     }
 }
 

@@ -52,6 +52,25 @@ pub struct NewJob {
     pub labels: Vec<(String, String)>,
 }
 
+/// Checks a job's kind, attempts and timeout.
+pub(super) fn check_spec(spec: &NewJob) -> Result<(), JobError> {
+    if spec.kind.is_empty() || spec.kind.len() > 256 {
+        return Err(JobError::Invalid(
+            "a job's `kind` must be 1 to 256 characters".into(),
+        ));
+    }
+    if spec.max_attempts > MAX_ATTEMPTS {
+        return Err(JobError::Invalid(format!(
+            "max-attempts {} is more than {MAX_ATTEMPTS}",
+            spec.max_attempts
+        )));
+    }
+    if spec.timeout_ms == Some(0) {
+        return Err(JobError::Invalid("timeout-ms must be at least 1".into()));
+    }
+    Ok(())
+}
+
 /// Which jobs to list.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
@@ -170,20 +189,7 @@ impl JobEngine {
         now: u64,
         traceparent: Option<String>,
     ) -> Result<JobRecord, JobError> {
-        if spec.kind.is_empty() || spec.kind.len() > 256 {
-            return Err(JobError::Invalid(
-                "a job's `kind` must be 1 to 256 characters".into(),
-            ));
-        }
-        if spec.max_attempts > MAX_ATTEMPTS {
-            return Err(JobError::Invalid(format!(
-                "max-attempts {} is more than {MAX_ATTEMPTS}",
-                spec.max_attempts
-            )));
-        }
-        if spec.timeout_ms == Some(0) {
-            return Err(JobError::Invalid("timeout-ms must be at least 1".into()));
-        }
+        check_spec(&spec)?;
         Ok(JobRecord {
             id: uuid::Uuid::now_v7().to_string(),
             handler: handler.to_string(),

@@ -62,6 +62,13 @@ pub struct NewSchedule {
     pub job: NewJob,
 }
 
+/// Why a handler may not change schedule `name`.
+fn owned_by_manifest(name: &str) -> JobError {
+    JobError::Conflict(format!(
+        "schedule `{name}` is declared in the manifest, which owns it"
+    ))
+}
+
 /// Whether `a` and `b` spawn the same jobs at the same times.
 fn same_definition(a: &ScheduleRecord, b: &ScheduleRecord) -> bool {
     (
@@ -165,18 +172,15 @@ impl JobEngine {
             .cloned()
             .collect();
         for spec in specs {
-            let fresh = manifest_record(handler, spec)?;
-            let kept = stored
-                .iter()
-                .find(|s| s.name == fresh.name)
-                .is_some_and(|s| s.from_manifest && same_definition(s, &fresh));
-            if !kept {
-                let mut fresh = fresh;
-                fresh.recent = self.kept_jobs(handler, &fresh.name);
-                self.store.put_schedule(&fresh)?;
-                tracing::info!(handler, schedule = %fresh.name, "schedule set from the manifest");
-                self.book.put(fresh);
+            let mut fresh = manifest_record(handler, spec)?;
+            let old = stored.iter().find(|s| s.name == fresh.name);
+            if old.is_some_and(|s| s.from_manifest && same_definition(s, &fresh)) {
+                continue;
             }
+            fresh.recent = old.map(|s| s.recent.clone()).unwrap_or_default();
+            self.store.put_schedule(&fresh)?;
+            tracing::info!(handler, schedule = %fresh.name, "schedule set from the manifest");
+            self.book.put(fresh);
         }
         for s in stored {
             if s.from_manifest && !specs.iter().any(|spec| spec.name() == s.name) {
@@ -208,16 +212,6 @@ impl JobEngine {
         Ok(())
     }
 
-    /// The jobs kept by the schedule a new one replaces, so that they are
-    /// still removed in their turn.
-    fn kept_jobs(&self, handler: &str, name: &str) -> Vec<String> {
-        self.book
-            .lock()
-            .get(&(handler.to_string(), name.to_string()))
-            .map(|s| s.recent.clone())
-            .unwrap_or_default()
-    }
-
     /// Creates or replaces a run-time schedule of `handler`, durably.
     pub async fn schedule(
         &self,
@@ -230,37 +224,32 @@ impl JobEngine {
                 "a scheduled job cannot depend on other jobs".into(),
             ));
         }
-        if new.job.kind.is_empty() || new.job.kind.len() > 256 {
-            return Err(JobError::Invalid(
-                "a job's `kind` must be 1 to 256 characters".into(),
-            ));
+        super::engine::check_spec(&new.job)?;
+        match &new.timing {
+            When::Cron(c) => When::cron(c).map(drop),
+            When::EveryMs(ms) => When::every(*ms).map(drop),
         }
-        if new.job.max_attempts > super::engine::MAX_ATTEMPTS || new.job.timeout_ms == Some(0) {
-            return Err(JobError::Invalid(
-                "max-attempts is at most 100 and timeout-ms at least 1".into(),
-            ));
-        }
-        if let When::EveryMs(ms) = new.timing {
-            When::every(ms).map_err(JobError::Invalid)?;
-        }
-        {
+        .map_err(JobError::Invalid)?;
+        // The jobs kept by the schedule this one replaces are handed on, so
+        // that they are still removed in their turn.
+        let kept = {
             let book = self.book.lock();
             let key = (handler.to_string(), new.name.clone());
-            if book.get(&key).is_some_and(|s| s.from_manifest) {
-                return Err(JobError::Conflict(format!(
-                    "schedule `{}` is declared in the manifest, which owns it",
-                    new.name
-                )));
+            match book.get(&key) {
+                Some(s) if s.from_manifest => return Err(owned_by_manifest(&new.name)),
+                Some(s) => s.recent.clone(),
+                None => {
+                    if book.keys().filter(|(h, _)| h == handler).count() >= MAX_SCHEDULES {
+                        return Err(JobError::Invalid(format!(
+                            "a handler may have at most {MAX_SCHEDULES} schedules"
+                        )));
+                    }
+                    Vec::new()
+                }
             }
-            let count = book.keys().filter(|(h, _)| h == handler).count();
-            if !book.contains_key(&key) && count >= MAX_SCHEDULES {
-                return Err(JobError::Invalid(format!(
-                    "a handler may have at most {MAX_SCHEDULES} schedules"
-                )));
-            }
-        }
+        };
         let mut s = record(handler, &new.name, new.timing, new.job, false);
-        s.recent = self.kept_jobs(handler, &s.name);
+        s.recent = kept;
         self.store.put_schedule(&s)?;
         self.store.commit().await?;
         self.book.put(s.clone());
@@ -272,11 +261,7 @@ impl JobEngine {
         let key = (handler.to_string(), name.to_string());
         match self.book.lock().get(&key) {
             None => return Ok(false),
-            Some(s) if s.from_manifest => {
-                return Err(JobError::Conflict(format!(
-                    "schedule `{name}` is declared in the manifest, which owns it"
-                )));
-            }
+            Some(s) if s.from_manifest => return Err(owned_by_manifest(name)),
             Some(_) => {}
         }
         let existed = self.store.delete_schedule(handler, name)?;
