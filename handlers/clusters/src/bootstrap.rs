@@ -113,11 +113,7 @@ fn steps(job: &Job, address: &str) -> Result<(), String> {
         commands::parse_facts(&out).map_err(|e| format!("investigating {address} failed: {e}"))?;
     let checked = time::now_rfc3339();
     set(&job.id, address, |h| {
-        h.os = facts.os.clone();
-        h.cpus = facts.cpus;
-        h.memory = facts.memory;
-        h.space = facts.space;
-        h.last_check = checked.clone();
+        h.found(&facts, &checked);
         h.status = "bootstrapping".into();
     })?;
     jobs::progress(&format!("bootstrapping {address}"), 1, 2);

@@ -73,6 +73,17 @@ pub struct Host {
     pub job: Option<String>,
 }
 
+impl Host {
+    /// Records what an investigation found, checked at `at`.
+    pub fn found(&mut self, facts: &crate::commands::Facts, at: &str) {
+        self.os = facts.os.clone();
+        self.cpus = facts.cpus;
+        self.memory = facts.memory;
+        self.space = facts.space;
+        self.last_check = at.to_string();
+    }
+}
+
 /// A host's SSH credentials.
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 pub struct Creds {

@@ -52,16 +52,15 @@ fn check(address: &str) -> Result<(), String> {
     store::update::<Host, ()>(store::HOSTS, address, |cur| match cur {
         // Only a host still watched: not deleted, re-added or failed meanwhile.
         Some(mut h) if WATCHED.contains(&h.status.as_str()) => {
-            h.last_check = checked.clone();
             match &found {
                 Ok(facts) => {
-                    h.os = facts.os.clone();
-                    h.cpus = facts.cpus;
-                    h.memory = facts.memory;
-                    h.space = facts.space;
+                    h.found(facts, &checked);
                     h.status = "active".into();
                 }
-                Err(_) => h.status = "inactive".into(),
+                Err(_) => {
+                    h.last_check = checked.clone();
+                    h.status = "inactive".into();
+                }
             }
             Ok((Change::Put(h), ()))
         }
