@@ -10,6 +10,7 @@
 //! old one removed; [`recover`] finishes or undoes a swap a crash cut short.
 
 use super::StoreError;
+use super::sled_store::backend;
 use std::path::{Path, PathBuf};
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {
@@ -20,10 +21,6 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Backend(format!("{what} {}: {e}", path.display()))
-}
-
-fn backend(e: sled::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
 }
 
 /// Brings `dir` back to one whole database after a rewrite that a crash

@@ -29,7 +29,8 @@ impl std::fmt::Debug for SledStore {
 /// The tree [`SledStore::probe_write`] writes to.
 const PROBE_TREE: &str = "readiness-probe";
 
-fn backend(e: sled::Error) -> StoreError {
+/// A sled failure as the store's.
+pub(super) fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
