@@ -24,6 +24,12 @@ pub mod store;
 pub mod telemetry;
 pub mod wasm_target;
 
+/// mimalloc for the whole process (the server, its tests and benches):
+/// with glibc's malloc, the threads of the runtime, the store's flushes and
+/// sled's I/O waited on one another's arena locks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Stops `std::backtrace::Backtrace::capture` from walking the stack, for the
 /// whole process and whatever the caller's environment, by setting
 /// `RUST_LIB_BACKTRACE=0` (which std reads before `RUST_BACKTRACE`).
