@@ -717,16 +717,33 @@ fn first_start_writes_a_random_admin_password_readable_only_by_its_owner() {
     assert_eq!(resp.status(), 200);
 }
 
-/// `n` Basic-authenticated admin requests at once, from threads; their statuses.
+/// `n` Basic-authenticated admin requests at once, from threads, with a
+/// wrong password; their statuses.
 fn concurrent_basic(server: &Server, n: usize, user: impl Fn(usize) -> String) -> Vec<u16> {
+    concurrent_basic_with(server, n, user, "wrong-password")
+}
+
+/// `n` Basic-authenticated admin requests at once with `password`.
+fn concurrent_basic_with(
+    server: &Server,
+    n: usize,
+    user: impl Fn(usize) -> String,
+    password: &'static str,
+) -> Vec<u16> {
     let url = server.url("/admin/v1/users");
-    let threads: Vec<_> = (0..n)
-        .map(|i| {
-            let (client, url, user) = (server.anonymous(), url.clone(), user(i));
+    // Every client is made first and every request leaves at the barrier.
+    let clients: Vec<_> = (0..n).map(|_| server.anonymous()).collect();
+    let start = std::sync::Arc::new(std::sync::Barrier::new(n));
+    let threads: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, client)| {
+            let (url, user, start) = (url.clone(), user(i), start.clone());
             std::thread::spawn(move || {
+                start.wait();
                 client
                     .get(&url)
-                    .basic_auth(user, Some("wrong-password"))
+                    .basic_auth(user, Some(password))
                     .send()
                     .unwrap()
                     .status()
@@ -750,6 +767,27 @@ fn of_sixty_simultaneous_wrong_passwords_only_the_limit_is_checked() {
     let checked = statuses.iter().filter(|s| **s == 401).count();
     let limited = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!((checked, limited), (5, 55), "{statuses:?}");
+}
+
+#[test]
+fn simultaneous_requests_with_the_right_password_are_never_rate_limited() {
+    // A client's pool opening 12 connections at once with the same Basic
+    // credential: each password check in flight counted against the limit
+    // of 5 until it ended, so 7 of them got 429 "too-many-attempts".
+    let dir = tempfile::tempdir().unwrap();
+    let auth = "[auth]\nlogin_max_failures = 5\nlogin_max_failures_per_address = 1000\n";
+    let server = Server::start(dir.path(), &manifest(auth));
+    server.put_user(
+        "ann",
+        json!({"password": "ann-password", "roles": ["admin"]}),
+    );
+    let statuses = concurrent_basic_with(&server, 12, |_| "ann".into(), "ann-password");
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    // Wrong passwords are still limited: the limit is checked, not waited out.
+    let statuses = concurrent_basic(&server, 12, |_| "ann".into());
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, limited), (5, 7), "{statuses:?}");
 }
 
 #[test]

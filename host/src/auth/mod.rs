@@ -6,6 +6,7 @@
 //! host calls and the CLI talk to.
 
 pub mod admin_ops;
+pub mod basic_cache;
 pub mod limiter;
 pub mod password_check;
 pub mod roles;
@@ -18,22 +19,15 @@ use crate::manifest::{AuthConfig, Manifest};
 use limiter::LoginLimiter;
 use password_check::PasswordChecker;
 use roles::RoleTable;
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use tokens::{Claims, TokenError, TokenKeys, TokenKind};
 use users::{User, UserStore};
 
 /// The file the generated bootstrap password is written to.
 pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
-
-/// How long a verified Basic credential is remembered (argon2 is slow on purpose).
-const BASIC_CACHE_TTL: Duration = Duration::from_secs(300);
-/// Most remembered Basic credentials.
-const BASIC_CACHE_MAX: usize = 10_000;
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +99,7 @@ pub struct Auth {
     totp_steps: sled::Tree,
     limiter: LoginLimiter,
     passwords: Arc<PasswordChecker>,
-    basic_cache: Mutex<HashMap<[u8; 32], Instant>>,
+    basic: basic_cache::BasicCache,
     /// Verified against when the user does not exist, so that unknown and
     /// known users take the same time.
     dummy_hash: String,
@@ -131,7 +125,7 @@ impl Auth {
             passwords: Arc::new(PasswordChecker::new(
                 config.max_concurrent_password_checks as usize,
             )),
-            basic_cache: Mutex::new(HashMap::new()),
+            basic: basic_cache::BasicCache::default(),
             dummy_hash: users::hash_password("dummy password for timing")?,
             config,
         };
@@ -197,14 +191,22 @@ impl Auth {
                     .map_err(AuthError::RateLimited)?;
                 let record = self.users.get(user)?;
                 if let Some(u) = &record
-                    && self.basic_cache_hit(u, password)
+                    && self.basic.hit(u, password)
+                {
+                    return Ok(Principal::of(u));
+                }
+                // The same credential arriving at once is checked once.
+                let _turn = self.basic.turn(user, password).await;
+                let record = self.users.get(user)?;
+                if let Some(u) = &record
+                    && self.basic.hit(u, password)
                 {
                     return Ok(Principal::of(u));
                 }
                 let u = self
                     .check_password(user, record, password, None, addr)
                     .await?;
-                self.remember_basic(&u, password);
+                self.basic.remember(&u, password);
                 Ok(Principal::of(&u))
             }
         }
@@ -352,40 +354,6 @@ impl Auth {
         }
         self.totp_steps.flush()?;
         Ok(true)
-    }
-
-    fn basic_key(user: &str, password: &str, hash: &str) -> [u8; 32] {
-        let mut h = Sha256::new();
-        for part in [user, password, hash] {
-            h.update(part.as_bytes());
-            h.update([0]);
-        }
-        h.finalize().into()
-    }
-
-    /// Whether `password` was verified for `u` lately (never for MFA users).
-    fn basic_cache_hit(&self, u: &User, password: &str) -> bool {
-        if u.totp_secret.is_some() {
-            return false;
-        }
-        let key = Self::basic_key(&u.name, password, &u.password_hash);
-        let cache = self.basic_cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .get(&key)
-            .is_some_and(|at| at.elapsed() < BASIC_CACHE_TTL)
-    }
-
-    /// Remembers that `password` is right for `u` as stored now.
-    fn remember_basic(&self, u: &User, password: &str) {
-        let key = Self::basic_key(&u.name, password, &u.password_hash);
-        let mut cache = self.basic_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= BASIC_CACHE_MAX {
-            cache.retain(|_, at| at.elapsed() < BASIC_CACHE_TTL);
-            if cache.len() >= BASIC_CACHE_MAX {
-                cache.clear();
-            }
-        }
-        cache.insert(key, Instant::now());
     }
 
     /// Whether `principal` holds `permission`.
