@@ -2,7 +2,8 @@
 """Baton at fleet scale: the deploy curve and concurrent kv writes, each next
 to a baseline measured in the same run.
 
-    scripts/fleet_bench.py [--sizes 100,1000,10000] [--writers 8] [--seconds 10] [--skip-kv]
+    scripts/fleet_bench.py [--sizes 100,1000,10000] [--writers 8] [--seconds 10]
+                           [--skip-kv] [--skip-deploy] [--busy-disk]
 
 What it does, all on 127.0.0.1 and bounded in time and count:
 1. builds the release `baton`;
@@ -16,7 +17,11 @@ What it does, all on 127.0.0.1 and bounded in time and count:
 3. kv writes: `--writers` concurrent clients (`hey`) writing
    `PUT /orchestrator/v1/inventory/nodes/{n}` for `--seconds`, with group
    commit (the default) and with `BATON_GROUP_COMMIT=off` (every
-   acknowledged write flushed on its own: the code before group commit).
+   acknowledged write flushed on its own: the code before group commit);
+   with `--busy-disk`, the same again while another process shares the disk
+   (it writes 1 MiB and fsyncs, in a loop, in the same filesystem), the
+   condition in which an fsync costs milliseconds instead of a fraction of
+   one.
 
 It needs `hey` (Debian: `apt-get install hey`). Nothing here runs in the test
 suite; BENCHMARKS.md records its output.
@@ -168,6 +173,38 @@ def spawn_floor(n, concurrency):
     return time.monotonic() - t0
 
 
+class DiskLoad:
+    """Another writer on the same disk: 1 MiB written and fsynced, in a loop,
+    in the temp directory (the filesystem the servers' data dirs are on);
+    counts its own fsyncs so that the load can be stated."""
+
+    def __init__(self):
+        self.path = tempfile.mkstemp(prefix="baton-disk-load-")[1]
+        self.stop_flag = threading.Event()
+        self.fsyncs, self.fsync_s = 0, 0.0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        block = os.urandom(1 << 20)
+        with open(self.path, "wb") as f:
+            while not self.stop_flag.is_set():
+                if f.tell() > 256 << 20:
+                    f.seek(0)
+                f.write(block)
+                t = time.monotonic()
+                f.flush()
+                os.fsync(f.fileno())
+                self.fsync_s += time.monotonic() - t
+                self.fsyncs += 1
+
+    def stop(self):
+        self.stop_flag.set()
+        self.thread.join()
+        os.unlink(self.path)
+        return self.fsyncs, self.fsync_s
+
+
 def kv_writes(baton, writers, seconds, grouped):
     s = Server(baton, None if grouped else {"BATON_GROUP_COMMIT": "off"})
     try:
@@ -180,9 +217,11 @@ def kv_writes(baton, writers, seconds, grouped):
             ],
             capture_output=True, text=True, check=True,
         ).stdout
-        rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        total = float(re.search(r"Total:\s+([\d.]+) secs", out).group(1))
         codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)
-        return rate, codes
+        # Only acknowledged writes count (hey's Requests/sec counts every answer).
+        ok = sum(int(n) for code, n in codes if code.startswith("2"))
+        return ok / total, codes
     finally:
         s.stop()
 
@@ -194,21 +233,26 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--skip-kv", action="store_true", help="only the deploy curve")
+    ap.add_argument("--skip-deploy", action="store_true", help="only the kv writes")
+    ap.add_argument("--busy-disk", action="store_true", help="kv writes also on a shared, busy disk")
     a = ap.parse_args()
     if not a.skip_build:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "baton"], cwd=ROOT, check=True)
     baton = os.path.join(ROOT, "target/release/baton")
     conc = max_running_jobs(shipped_handler("orchestrator"))
 
-    print(f"## deploy curve (stand-in agent command, concurrency {conc})")
-    print(
-        "| nodes | deploy | per node | `sh -c true` floor | deploy / floor | state "
-        "| reads in flight, median / max ms: job, nodes page, events page "
-        "| peak memory growth (per node) |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    if a.skip_deploy:
+        a.sizes = ""
+    else:
+        print(f"## deploy curve (stand-in agent command, concurrency {conc})")
+        print(
+            "| nodes | deploy | per node | `sh -c true` floor | deploy / floor | state "
+            "| reads in flight, median / max ms: job, nodes page, events page "
+            "| peak memory growth (per node) |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
     results = {}
-    for n in [int(x) for x in a.sizes.split(",")]:
+    for n in [int(x) for x in a.sizes.split(",") if x]:
         took, state, states, reads, peak = deploy(baton, n)
         floor = spawn_floor(n, conc)
         results[n] = took
@@ -227,18 +271,24 @@ def main():
         return
     if shutil.which("hey") is None:
         sys.exit("kv writes need `hey` (apt-get install hey)")
-    print(f"\n## kv writes: {a.writers} concurrent clients, {a.seconds} s each")
-    print("| mode | writes/s | statuses |")
-    print("|---|---|---|")
-    rates = {}
-    for grouped in (False, True, False, True):
-        rate, codes = kv_writes(baton, a.writers, a.seconds, grouped)
-        mode = "group commit" if grouped else "one flush per write (BATON_GROUP_COMMIT=off)"
-        rates.setdefault(grouped, []).append(rate)
-        print(f"| {mode} | {rate:.0f} | {codes} |", flush=True)
-    best = lambda xs: sorted(xs)[len(xs) // 2]
-    print(f"\ngroup commit / one flush per write = {best(rates[True]) / best(rates[False]):.2f}×")
-
+    disks = [False, True] if a.busy_disk else [False]
+    for busy in disks:
+        load = DiskLoad() if busy else None
+        what = "while another process writes and fsyncs 1 MiB blocks" if busy else "idle disk"
+        print(f"\n## kv writes: {a.writers} concurrent clients, {a.seconds} s each, {what}")
+        print("| mode | acknowledged writes/s | statuses |")
+        print("|---|---|---|")
+        rates = {}
+        for grouped in (False, True, False, True):
+            rate, codes = kv_writes(baton, a.writers, a.seconds, grouped)
+            mode = "group commit" if grouped else "one flush per write (BATON_GROUP_COMMIT=off)"
+            rates.setdefault(grouped, []).append(rate)
+            print(f"| {mode} | {rate:.0f} | {codes} |", flush=True)
+        best = lambda xs: sorted(xs)[len(xs) // 2]
+        print(f"\ngroup commit / one flush per write = {best(rates[True]) / best(rates[False]):.2f}×")
+        if load:
+            n, secs = load.stop()
+            print(f"(the other writer: {n} fsyncs of 1 MiB, {secs / max(n, 1) * 1000:.1f} ms each on average)")
 
 if __name__ == "__main__":
     main()

@@ -3,8 +3,9 @@
 //!
 //! The engine reaches its records only through [`JobStore`]; the sled
 //! backend is [`super::SledJobStore`]. Every change to a job and the events
-//! it produces are one atomic write, so a crash never leaves a state without
-//! its event or a gap in a job's event sequence.
+//! it produces are atomic to readers and across a crash (one transaction,
+//! or the record written last as the commit point), so a crash never
+//! leaves a state without its event or a gap in a job's event sequence.
 
 use crate::jobs::model::{EventRecord, GraphRecord, JobRecord, ScheduleRecord};
 use std::future::Future;
