@@ -238,6 +238,39 @@ fn writing_the_watched_file_swaps_the_handler() {
 }
 
 #[test]
+fn a_busy_log_file_beside_the_component_does_not_hold_up_its_swap() {
+    // `baton serve ... 2>> baton.log` in the manifest's directory: every
+    // write to the log was a change in a watched directory, and writes more
+    // often than the 300 ms debounce kept a new component from ever loading.
+    let dir = tempfile::tempdir().unwrap();
+    let (m, file) = greeter(dir.path());
+    let server = Server::start(dir.path(), &m);
+    assert_eq!(version(&server), "v1");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let log = dir.path().join("baton.log");
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::File::create(log).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                writeln!(f, "a log line").unwrap();
+                f.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    std::fs::write(&file, component("greeter_v2")).unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    while version(&server) != "v2" && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert_eq!(version(&server), "v2", "{}", server.log());
+}
+
+#[test]
 fn baton_deploy_uploads_a_component() {
     let dir = tempfile::tempdir().unwrap();
     let (m, _) = greeter(dir.path());

@@ -186,6 +186,16 @@ impl App {
         if watched.is_empty() && manifest_file.is_none() {
             return Ok(None);
         }
+        // Only events for these names go on: any other file in a watched
+        // directory (a log the server's stderr is appended to, say) would
+        // wake the debounce below at every write and, written more often
+        // than every 300 ms, keep it from ever ending.
+        let names: std::collections::HashSet<std::ffi::OsString> = watched
+            .iter()
+            .map(|(_, p)| p.as_path())
+            .chain(manifest_file.as_deref())
+            .filter_map(|p| p.file_name().map(ToOwned::to_owned))
+            .collect();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
         let mut watcher =
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
@@ -193,7 +203,9 @@ impl App {
                     && (ev.kind.is_modify() || ev.kind.is_create())
                 {
                     for p in ev.paths {
-                        let _ = tx.send(p);
+                        if p.file_name().is_some_and(|n| names.contains(n)) {
+                            let _ = tx.send(p);
+                        }
                     }
                 }
             })?;
