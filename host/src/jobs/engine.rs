@@ -358,14 +358,14 @@ impl JobEngine {
         after: u64,
         limit: usize,
     ) -> Result<Vec<super::EventRecord>, JobError> {
-        if self.get(id, handler)?.is_none() {
+        let Some(job) = self.get(id, handler)? else {
             return Err(JobError::NotFound(id.to_string()));
-        }
+        };
         let limit = match limit {
             0 => 100,
             n => n.min(MAX_LIST),
         };
-        Ok(self.store.events(id, after, limit)?)
+        Ok(self.store.events(&job, after, limit)?)
     }
 
     /// Cancels job `id` (of `handler`, when given): a queued job at once, a

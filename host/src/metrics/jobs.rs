@@ -117,11 +117,11 @@ impl<S: JobStore> JobStore for MeteredJobStore<S> {
 
     fn events(
         &self,
-        id: &str,
+        job: &JobRecord,
         after: u64,
         limit: usize,
     ) -> Result<Vec<crate::jobs::model::EventRecord>, JobStoreError> {
-        self.inner.events(id, after, limit)
+        self.inner.events(job, after, limit)
     }
 
     fn schedules(&self) -> Result<Vec<ScheduleRecord>, JobStoreError> {

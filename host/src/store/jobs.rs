@@ -74,9 +74,15 @@ pub trait JobStore: Send + Sync + 'static {
         keep: &mut dyn FnMut(&JobRecord) -> bool,
     ) -> Result<Vec<JobRecord>, JobStoreError>;
 
-    /// Events of `id` with `seq > after`, at most `limit`.
-    fn events(&self, id: &str, after: u64, limit: usize)
-    -> Result<Vec<EventRecord>, JobStoreError>;
+    /// Events of `job` (a record just read) with `after < seq ≤
+    /// job.last_seq`, at most `limit`: the record bounds them, so an event
+    /// written by a change a crash cut short is never read.
+    fn events(
+        &self,
+        job: &JobRecord,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, JobStoreError>;
 
     /// Every schedule, by handler and name.
     fn schedules(&self) -> Result<Vec<ScheduleRecord>, JobStoreError>;
