@@ -51,7 +51,7 @@ impl App {
             KeyRing::load(&manifest.storage, &data_dir)
                 .context("loading the key of encrypted kv buckets ([storage] encryption_key)")?,
         );
-        let store = Arc::new(open_sealed(&manifest, &data_dir, &keys)?);
+        let store = Arc::new(open_sealed(&manifest, &data_dir, &keys).await?);
         let auth = Arc::new(Auth::open(&manifest, &data_dir, store.db())?);
         let jobs = JobEngine::open(
             Arc::new(MeteredJobStore::new(store.job_store()?)),
@@ -147,7 +147,11 @@ impl App {
 /// Opens the database, seals every handler's encrypted buckets, and when
 /// that sealed plain values or re-keyed old ones, rewrites the database so
 /// that their earlier forms are gone from disk.
-fn open_sealed(manifest: &Manifest, data_dir: &Path, keys: &KeyRing) -> anyhow::Result<SledStore> {
+async fn open_sealed(
+    manifest: &Manifest,
+    data_dir: &Path,
+    keys: &KeyRing,
+) -> anyhow::Result<SledStore> {
     let dir = data_dir.join("db");
     let open = || {
         SledStore::open(&dir)
@@ -155,9 +159,9 @@ fn open_sealed(manifest: &Manifest, data_dir: &Path, keys: &KeyRing) -> anyhow::
     };
     let store = open()?;
     for h in &manifest.handlers {
-        seal_buckets(&store, keys, &h.name, &h.encrypted_buckets)?;
+        seal_buckets(&store, keys, &h.name, &h.encrypted_buckets).await?;
     }
-    if !crate::store::sealed::scrub_pending(&store)? {
+    if !crate::store::sealed::scrub_pending(&store).await? {
         return Ok(store);
     }
     drop(store);
@@ -165,7 +169,7 @@ fn open_sealed(manifest: &Manifest, data_dir: &Path, keys: &KeyRing) -> anyhow::
     crate::store::sled_rewrite::rewrite(&dir)
         .context("rewriting the database without the values sealed since")?;
     let store = open()?;
-    crate::store::sealed::scrub_done(&store)?;
+    crate::store::sealed::scrub_done(&store).await?;
     tracing::info!(
         ms = started.elapsed().as_millis() as u64,
         "database rewritten: no earlier form of a sealed value is left on disk"
@@ -175,13 +179,14 @@ fn open_sealed(manifest: &Manifest, data_dir: &Path, keys: &KeyRing) -> anyhow::
 
 /// Seals `handler`'s declared encrypted buckets (and opens those it no
 /// longer declares), logging what changed.
-pub(crate) fn seal_buckets(
+pub(crate) async fn seal_buckets(
     store: &dyn KvStore,
     keys: &KeyRing,
     handler: &str,
     declared: &[String],
 ) -> anyhow::Result<()> {
     let changed = crate::store::sealed::sync_buckets(store, keys, handler, declared)
+        .await
         .with_context(|| format!("handler `{handler}`: bringing its encrypted buckets in line"))?;
     for (bucket, done) in changed {
         tracing::info!(

@@ -293,9 +293,10 @@ impl App {
                 &self.keys,
                 &h.name,
                 &h.encrypted_buckets,
-            )?;
+            )
+            .await?;
         }
-        if crate::store::sealed::scrub_pending(self.store.as_ref())? {
+        if crate::store::sealed::scrub_pending(self.store.as_ref()).await? {
             tracing::warn!(
                 "values were sealed while serving; their earlier forms stay in the database's \
                  log until the next start rewrites it"

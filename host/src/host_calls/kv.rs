@@ -5,6 +5,7 @@ use crate::runtime::bindings::{kv, types};
 use crate::runtime::state::HostState;
 use crate::store::{CountOp, Expect, KvStore, StoreError, WriteOp};
 use std::sync::Arc;
+use tracing::Instrument;
 use wasmtime::component::{HasSelf, Linker};
 
 /// Per-instance kv state: the store and this handler's namespace.
@@ -39,6 +40,10 @@ type Res<T> = wasmtime::Result<Result<T, types::Error>>;
 fn wit_error(e: StoreError) -> types::Error {
     match e {
         StoreError::Invalid(m) => types::Error::Invalid(m),
+        StoreError::Unavailable(m) => {
+            tracing::warn!("kv backend unavailable: {m}");
+            types::Error::Unavailable(m)
+        }
         StoreError::Backend(m) => {
             tracing::error!("kv backend failure: {m}");
             types::Error::Internal(m)
@@ -59,31 +64,34 @@ fn store_writes(ops: Vec<kv::WriteOp>) -> Vec<WriteOp> {
 
 impl kv::Host for KvState {
     async fn get(&mut self, bucket: String, key: String) -> Res<Option<Vec<u8>>> {
-        let _span = tracing::debug_span!("kv.get", bucket = %bucket).entered();
         self.metrics.kv(KvOp::Get);
         Ok(self
             .store
             .get(&self.namespace, &bucket, &key)
+            .instrument(tracing::debug_span!("kv.get", bucket = %bucket))
+            .await
             .map_err(wit_error))
     }
 
     async fn set(&mut self, bucket: String, key: String, value: Vec<u8>) -> Res<()> {
-        let _span = tracing::debug_span!("kv.set", bucket = %bucket).entered();
         self.metrics.kv(KvOp::Set);
         self.wrote = true;
         Ok(self
             .store
             .set(&self.namespace, &bucket, &key, &value)
+            .instrument(tracing::debug_span!("kv.set", bucket = %bucket))
+            .await
             .map_err(wit_error))
     }
 
     async fn delete(&mut self, bucket: String, key: String) -> Res<bool> {
-        let _span = tracing::debug_span!("kv.delete", bucket = %bucket).entered();
         self.metrics.kv(KvOp::Delete);
         self.wrote = true;
         Ok(self
             .store
             .delete(&self.namespace, &bucket, &key)
+            .instrument(tracing::debug_span!("kv.delete", bucket = %bucket))
+            .await
             .map_err(wit_error))
     }
 
@@ -94,7 +102,6 @@ impl kv::Host for KvState {
         expected: Option<Vec<u8>>,
         new: Option<Vec<u8>>,
     ) -> Res<bool> {
-        let _span = tracing::debug_span!("kv.compare-and-swap", bucket = %bucket).entered();
         self.wrote = true;
         self.metrics.kv(KvOp::CompareAndSwap);
         Ok(self
@@ -106,6 +113,8 @@ impl kv::Host for KvState {
                 expected.as_deref(),
                 new.as_deref(),
             )
+            .instrument(tracing::debug_span!("kv.compare-and-swap", bucket = %bucket))
+            .await
             .map_err(wit_error))
     }
 
@@ -116,7 +125,6 @@ impl kv::Host for KvState {
         start_after: Option<String>,
         limit: u32,
     ) -> Res<Vec<(String, Vec<u8>)>> {
-        let _span = tracing::debug_span!("kv.scan", bucket = %bucket).entered();
         self.metrics.kv(KvOp::Scan);
         Ok(self
             .store
@@ -127,25 +135,32 @@ impl kv::Host for KvState {
                 start_after.as_deref(),
                 limit as usize,
             )
+            .instrument(tracing::debug_span!("kv.scan", bucket = %bucket))
+            .await
             .map_err(wit_error))
     }
 
     async fn increment(&mut self, bucket: String, key: String, delta: i64) -> Res<i64> {
-        let _span = tracing::debug_span!("kv.increment", bucket = %bucket).entered();
         self.metrics.kv(KvOp::Increment);
         self.wrote = true;
         Ok(self
             .store
             .increment(&self.namespace, &bucket, &key, delta)
+            .instrument(tracing::debug_span!("kv.increment", bucket = %bucket))
+            .await
             .map_err(wit_error))
     }
 
     async fn apply(&mut self, ops: Vec<kv::WriteOp>) -> Res<()> {
-        let _span = tracing::debug_span!("kv.apply", writes = ops.len()).entered();
         self.metrics.kv(KvOp::Apply);
         self.wrote = true;
         let ops = store_writes(ops);
-        Ok(self.store.apply(&self.namespace, &ops).map_err(wit_error))
+        Ok(self
+            .store
+            .apply(&self.namespace, &ops)
+            .instrument(tracing::debug_span!("kv.apply", writes = ops.len()))
+            .await
+            .map_err(wit_error))
     }
 
     async fn apply_if(
@@ -154,7 +169,6 @@ impl kv::Host for KvState {
         writes: Vec<kv::WriteOp>,
         counts: Vec<kv::CountOp>,
     ) -> Res<Option<Vec<i64>>> {
-        let _span = tracing::debug_span!("kv.apply-if", writes = writes.len()).entered();
         self.wrote = true;
         self.metrics.kv(KvOp::ApplyIf);
         let expect: Vec<Expect> = expect
@@ -177,6 +191,8 @@ impl kv::Host for KvState {
         Ok(self
             .store
             .apply_if(&self.namespace, &expect, &writes, &counts)
+            .instrument(tracing::debug_span!("kv.apply-if", writes = writes.len()))
+            .await
             .map_err(wit_error))
     }
 }

@@ -13,7 +13,6 @@ pub mod tls;
 
 use crate::app::App;
 use crate::manifest::{ADMIN_MOUNT, ADMIN_MOUNT_NAME};
-use crate::store::KvStore;
 use anyhow::Context;
 use listen::ConnInfo;
 use std::net::SocketAddr;

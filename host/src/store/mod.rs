@@ -2,11 +2,14 @@
 //! [`KvStore`] for handler data (keys live in namespaces, one per handler,
 //! and buckets inside them), [`JobStore`] for the job engine, and
 //! [`GroupCommit`], through which concurrent writers share a flush;
+//! two backends: [`SledStore`] (embedded, the default) and [`PgStore`]
+//! (PostgreSQL, shared by replicas);
 //! [`sealed`] encrypts declared buckets on top of any [`KvStore`].
 
 pub mod commit;
 pub mod jobs;
 pub mod keyring;
+pub mod postgres;
 pub mod sealed;
 mod sled_jobs;
 pub mod sled_rewrite;
@@ -15,6 +18,7 @@ mod sled_store;
 pub use commit::GroupCommit;
 pub use jobs::{CommitFuture, JobStore, JobStoreError, NewEvents};
 pub use keyring::KeyRing;
+pub use postgres::PgStore;
 pub use sled_jobs::SledJobStore;
 pub use sled_store::SledStore;
 
@@ -33,6 +37,10 @@ pub enum StoreError {
     /// The caller's arguments are unusable; the message says why.
     #[error("{0}")]
     Invalid(String),
+    /// The backend cannot be reached now (a database that is down or
+    /// restarting); trying later may succeed.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// The backend failed.
     #[error("storage backend: {0}")]
     Backend(String),
@@ -73,16 +81,21 @@ pub struct CountOp {
 }
 
 /// Namespaced key-value storage. Every method is atomic on its own.
+///
+/// Async so that a networked backend fits; the embedded one answers
+/// without waiting (its writes land in memory and become durable at
+/// [`KvStore::commit`]).
+#[async_trait::async_trait]
 pub trait KvStore: Send + Sync + 'static {
     /// The value at `key`.
-    fn get(&self, ns: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn get(&self, ns: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Stores `value` at `key`.
-    fn set(&self, ns: &str, bucket: &str, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    async fn set(&self, ns: &str, bucket: &str, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Deletes `key`; returns whether it existed.
-    fn delete(&self, ns: &str, bucket: &str, key: &str) -> Result<bool, StoreError>;
+    async fn delete(&self, ns: &str, bucket: &str, key: &str) -> Result<bool, StoreError>;
     /// Writes `new` (deletes on `None`) only if the value is `expected`
     /// (`None` = absent); returns whether it did.
-    fn compare_and_swap(
+    async fn compare_and_swap(
         &self,
         ns: &str,
         bucket: &str,
@@ -92,7 +105,7 @@ pub trait KvStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Up to `limit` (capped at [`MAX_SCAN`]) entries whose key starts with
     /// `prefix`, in byte order, strictly after `start_after` when given.
-    fn scan(
+    async fn scan(
         &self,
         ns: &str,
         bucket: &str,
@@ -101,21 +114,36 @@ pub trait KvStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Adds `delta` to the decimal counter at `key` (absent = 0); returns the new value.
-    fn increment(&self, ns: &str, bucket: &str, key: &str, delta: i64) -> Result<i64, StoreError>;
+    async fn increment(
+        &self,
+        ns: &str,
+        bucket: &str,
+        key: &str,
+        delta: i64,
+    ) -> Result<i64, StoreError>;
     /// Applies every write or none.
-    fn apply(&self, ns: &str, ops: &[WriteOp]) -> Result<(), StoreError>;
+    async fn apply(&self, ns: &str, ops: &[WriteOp]) -> Result<(), StoreError>;
     /// If every `expect` holds, applies `writes` and then `counts`, all
     /// atomically, and returns the counters' new values in order; if one
     /// does not hold, changes nothing and returns `None`.
-    fn apply_if(
+    async fn apply_if(
         &self,
         ns: &str,
         expect: &[Expect],
         writes: &[WriteOp],
         counts: &[CountOp],
     ) -> Result<Option<Vec<i64>>, StoreError>;
-    /// Makes every write so far durable (survives `kill -9` and power loss).
-    fn flush(&self) -> Result<(), StoreError>;
+    /// Returns once every write made before the call is durable (survives
+    /// `kill -9` and power loss); concurrent callers share one flush.
+    async fn commit(&self) -> Result<(), StoreError>;
+}
+
+/// Checks a namespace (a handler's name, or a host-owned one with `:`).
+pub fn check_ns(ns: &str) -> Result<(), StoreError> {
+    if ns.is_empty() || ns.contains('\0') {
+        return Err(StoreError::Invalid(format!("bad namespace `{ns}`")));
+    }
+    Ok(())
 }
 
 /// Checks a bucket name, key and optional value against the limits.

@@ -60,8 +60,8 @@ impl SealedKv {
     }
 
     /// The stored bytes and plain text at `key`.
-    fn read(&self, ns: &str, bucket: &str, key: &str) -> Result<Stored, StoreError> {
-        let raw = self.inner.get(ns, bucket, key)?;
+    async fn read(&self, ns: &str, bucket: &str, key: &str) -> Result<Stored, StoreError> {
+        let raw = self.inner.get(ns, bucket, key).await?;
         let plain = match &raw {
             Some(r) => Some(self.open(ns, bucket, key, r)?),
             None => None,
@@ -71,7 +71,7 @@ impl SealedKv {
 
     /// Reads `key`, lets `decide` choose the new plain text (or refuse),
     /// and swaps it in if the stored bytes are still those read.
-    fn read_modify_write<T>(
+    async fn read_modify_write<T>(
         &self,
         ns: &str,
         bucket: &str,
@@ -79,7 +79,7 @@ impl SealedKv {
         mut decide: impl FnMut(Option<&[u8]>) -> Result<Decision<T>, StoreError>,
     ) -> Result<T, StoreError> {
         for _ in 0..MAX_RETRIES {
-            let now = self.read(ns, bucket, key)?;
+            let now = self.read(ns, bucket, key).await?;
             let (new, out) = match decide(now.plain.as_deref())? {
                 Decision::Leave(out) => return Ok(out),
                 Decision::Write(new, out) => (new, out),
@@ -90,7 +90,8 @@ impl SealedKv {
             };
             if self
                 .inner
-                .compare_and_swap(ns, bucket, key, now.raw.as_deref(), new.as_deref())?
+                .compare_and_swap(ns, bucket, key, now.raw.as_deref(), new.as_deref())
+                .await?
             {
                 return Ok(out);
             }
@@ -127,27 +128,28 @@ fn counted(plain: Option<&[u8]>, delta: i64, bucket: &str, key: &str) -> Result<
     super::add(super::counter(plain, bucket, key)?, delta, bucket, key)
 }
 
+#[async_trait::async_trait]
 impl KvStore for SealedKv {
-    fn get(&self, ns: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(&self, ns: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         if !self.sealed(bucket) {
-            return self.inner.get(ns, bucket, key);
+            return self.inner.get(ns, bucket, key).await;
         }
-        Ok(self.read(ns, bucket, key)?.plain)
+        Ok(self.read(ns, bucket, key).await?.plain)
     }
 
-    fn set(&self, ns: &str, bucket: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    async fn set(&self, ns: &str, bucket: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
         if !self.sealed(bucket) {
-            return self.inner.set(ns, bucket, key, value);
+            return self.inner.set(ns, bucket, key, value).await;
         }
         let sealed = self.seal(ns, bucket, key, value)?;
-        self.inner.set(ns, bucket, key, &sealed)
+        self.inner.set(ns, bucket, key, &sealed).await
     }
 
-    fn delete(&self, ns: &str, bucket: &str, key: &str) -> Result<bool, StoreError> {
-        self.inner.delete(ns, bucket, key)
+    async fn delete(&self, ns: &str, bucket: &str, key: &str) -> Result<bool, StoreError> {
+        self.inner.delete(ns, bucket, key).await
     }
 
-    fn compare_and_swap(
+    async fn compare_and_swap(
         &self,
         ns: &str,
         bucket: &str,
@@ -156,7 +158,10 @@ impl KvStore for SealedKv {
         new: Option<&[u8]>,
     ) -> Result<bool, StoreError> {
         if !self.sealed(bucket) {
-            return self.inner.compare_and_swap(ns, bucket, key, expected, new);
+            return self
+                .inner
+                .compare_and_swap(ns, bucket, key, expected, new)
+                .await;
         }
         self.read_modify_write(ns, bucket, key, |now| {
             Ok(if now == expected {
@@ -165,9 +170,10 @@ impl KvStore for SealedKv {
                 Decision::Leave(false)
             })
         })
+        .await
     }
 
-    fn scan(
+    async fn scan(
         &self,
         ns: &str,
         bucket: &str,
@@ -175,7 +181,10 @@ impl KvStore for SealedKv {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let found = self.inner.scan(ns, bucket, prefix, start_after, limit)?;
+        let found = self
+            .inner
+            .scan(ns, bucket, prefix, start_after, limit)
+            .await?;
         if !self.sealed(bucket) {
             return Ok(found);
         }
@@ -188,25 +197,32 @@ impl KvStore for SealedKv {
             .collect()
     }
 
-    fn increment(&self, ns: &str, bucket: &str, key: &str, delta: i64) -> Result<i64, StoreError> {
+    async fn increment(
+        &self,
+        ns: &str,
+        bucket: &str,
+        key: &str,
+        delta: i64,
+    ) -> Result<i64, StoreError> {
         if !self.sealed(bucket) {
-            return self.inner.increment(ns, bucket, key, delta);
+            return self.inner.increment(ns, bucket, key, delta).await;
         }
         self.read_modify_write(ns, bucket, key, |now| {
             let n = counted(now, delta, bucket, key)?;
             Ok(Decision::Write(Some(n.to_string().into_bytes()), n))
         })
+        .await
     }
 
-    fn apply(&self, ns: &str, ops: &[WriteOp]) -> Result<(), StoreError> {
+    async fn apply(&self, ns: &str, ops: &[WriteOp]) -> Result<(), StoreError> {
         let ops = ops
             .iter()
             .map(|o| self.sealed_write(ns, o))
             .collect::<Result<Vec<_>, _>>()?;
-        self.inner.apply(ns, &ops)
+        self.inner.apply(ns, &ops).await
     }
 
-    fn apply_if(
+    async fn apply_if(
         &self,
         ns: &str,
         expect: &[Expect],
@@ -220,10 +236,10 @@ impl KvStore for SealedKv {
             .chain(counts.iter().map(|c| &c.bucket))
             .any(|b| self.sealed(b))
         {
-            return self.inner.apply_if(ns, expect, writes, counts);
+            return self.inner.apply_if(ns, expect, writes, counts).await;
         }
         for _ in 0..MAX_RETRIES {
-            match self.try_apply_if(ns, expect, writes, counts)? {
+            match self.try_apply_if(ns, expect, writes, counts).await? {
                 Attempt::Done(result) => return Ok(result),
                 Attempt::Raced => continue,
             }
@@ -233,8 +249,8 @@ impl KvStore for SealedKv {
         )))
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
-        self.inner.flush()
+    async fn commit(&self) -> Result<(), StoreError> {
+        self.inner.commit().await
     }
 }
 
@@ -257,9 +273,27 @@ impl SealedKv {
         })
     }
 
+    /// The plain text at `key` if this is its first read in `read`, where
+    /// its stored bytes are noted; `None` when it was read before.
+    async fn load(
+        &self,
+        ns: &str,
+        bucket: &str,
+        key: &str,
+        read: &mut BTreeMap<(String, String), Option<Vec<u8>>>,
+    ) -> Result<Option<Option<Vec<u8>>>, StoreError> {
+        let at = (bucket.to_string(), key.to_string());
+        if read.contains_key(&at) {
+            return Ok(None);
+        }
+        let now = self.read(ns, bucket, key).await?;
+        read.insert(at, now.raw);
+        Ok(Some(now.plain))
+    }
+
     /// One try: plain-text expectations and encrypted counters become
     /// expectations of the exact stored bytes, checked by the inner store.
-    fn try_apply_if(
+    async fn try_apply_if(
         &self,
         ns: &str,
         expect: &[Expect],
@@ -271,15 +305,6 @@ impl SealedKv {
         let mut read: BTreeMap<(String, String), Option<Vec<u8>>> = BTreeMap::new();
         let mut state: BTreeMap<(String, String), Option<Vec<u8>>> = BTreeMap::new();
         let mut written: Vec<(String, String)> = Vec::new();
-        let load = |bucket: &str, key: &str, read: &mut BTreeMap<_, _>| {
-            let at = (bucket.to_string(), key.to_string());
-            if !read.contains_key(&at) {
-                let now = self.read(ns, bucket, key)?;
-                read.insert(at.clone(), now.raw);
-                return Ok::<_, StoreError>(Some(now.plain));
-            }
-            Ok(None)
-        };
         let mut inner_expect = Vec::new();
         for e in expect {
             if !self.sealed(&e.bucket) {
@@ -287,7 +312,7 @@ impl SealedKv {
                 continue;
             }
             let at = (e.bucket.clone(), e.key.clone());
-            let plain = match load(&e.bucket, &e.key, &mut read)? {
+            let plain = match self.load(ns, &e.bucket, &e.key, &mut read).await? {
                 Some(p) => {
                     state.insert(at.clone(), p.clone());
                     p
@@ -319,7 +344,7 @@ impl SealedKv {
                 continue;
             }
             let at = (c.bucket.clone(), c.key.clone());
-            if let Some(p) = load(&c.bucket, &c.key, &mut read)?
+            if let Some(p) = self.load(ns, &c.bucket, &c.key, &mut read).await?
                 && !state.contains_key(&at)
             {
                 state.insert(at.clone(), p);
@@ -352,7 +377,8 @@ impl SealedKv {
         }
         match self
             .inner
-            .apply_if(ns, &inner_expect, &inner_writes, &inner_counts)?
+            .apply_if(ns, &inner_expect, &inner_writes, &inner_counts)
+            .await?
         {
             Some(inner_results) => Ok(Attempt::Done(Some(
                 results
@@ -364,7 +390,7 @@ impl SealedKv {
                 // A plain expectation failed, or an encrypted key moved
                 // since it was read: only the second is worth another try.
                 for ((bucket, key), raw) in &read {
-                    if self.inner.get(ns, bucket, key)? != *raw {
+                    if self.inner.get(ns, bucket, key).await? != *raw {
                         return Ok(Attempt::Raced);
                     }
                 }
@@ -389,7 +415,7 @@ pub struct Resealed {
 /// from before the bucket was declared encrypted) and those of previous
 /// keys. A value sealed under a key the ring lacks stops it with an error
 /// naming that key's id.
-pub fn reseal(
+pub async fn reseal(
     store: &dyn KvStore,
     keys: &KeyRing,
     ns: &str,
@@ -407,11 +433,12 @@ pub fn reseal(
             };
         Ok(Some((keys.seal(&place(ns, bucket, key), &plain), count)))
     })
+    .await
 }
 
 /// Opens every sealed value of `bucket` for good (it is no longer declared
 /// encrypted).
-pub fn unseal(
+pub async fn unseal(
     store: &dyn KvStore,
     keys: &KeyRing,
     ns: &str,
@@ -424,6 +451,7 @@ pub fn unseal(
             Err(e) => Err(unopened(bucket, key, e)),
         }
     })
+    .await
 }
 
 /// A rewrite of one value, and what it counts as once swapped in.
@@ -432,7 +460,7 @@ type Rewrite = Option<(Vec<u8>, fn(&mut Resealed))>;
 /// Passes every value of `bucket` to `change` and swaps in what it returns
 /// (`None`: leave it), page by page; a value changed meanwhile is read
 /// again. Counts each swap that took.
-fn rewrite_all(
+async fn rewrite_all(
     store: &dyn KvStore,
     ns: &str,
     bucket: &str,
@@ -441,7 +469,9 @@ fn rewrite_all(
     let mut done = Resealed::default();
     let mut after: Option<String> = None;
     loop {
-        let page = store.scan(ns, bucket, "", after.as_deref(), MAX_SCAN)?;
+        let page = store
+            .scan(ns, bucket, "", after.as_deref(), MAX_SCAN)
+            .await?;
         let Some((last, _)) = page.last() else {
             return Ok(done);
         };
@@ -453,14 +483,17 @@ fn rewrite_all(
                 let Some((new, count)) = change(&key, &now)? else {
                     break;
                 };
-                if store.compare_and_swap(ns, bucket, &key, Some(&now), Some(&new))? {
+                if store
+                    .compare_and_swap(ns, bucket, &key, Some(&now), Some(&new))
+                    .await?
+                {
                     count(&mut done);
                     break;
                 }
                 if attempt == MAX_RETRIES {
                     return Err(contended(bucket, &key));
                 }
-                stored = store.get(ns, bucket, &key)?;
+                stored = store.get(ns, bucket, &key).await?;
             }
         }
     }
@@ -476,21 +509,21 @@ const SCRUB: (&str, &str) = ("baton:scrub", "pending");
 
 /// Whether sealed or re-keyed values await a scrub of the backend's log
 /// (for sled: [`super::sled_rewrite::rewrite`] at start).
-pub fn scrub_pending(store: &dyn KvStore) -> Result<bool, StoreError> {
-    Ok(store.get(SEALED_RECORD, SCRUB.0, SCRUB.1)?.is_some())
+pub async fn scrub_pending(store: &dyn KvStore) -> Result<bool, StoreError> {
+    Ok(store.get(SEALED_RECORD, SCRUB.0, SCRUB.1).await?.is_some())
 }
 
 /// Records that the scrub is done.
-pub fn scrub_done(store: &dyn KvStore) -> Result<(), StoreError> {
-    store.delete(SEALED_RECORD, SCRUB.0, SCRUB.1)?;
-    store.flush()
+pub async fn scrub_done(store: &dyn KvStore) -> Result<(), StoreError> {
+    store.delete(SEALED_RECORD, SCRUB.0, SCRUB.1).await?;
+    store.commit().await
 }
 
 /// Brings `handler`'s buckets in line with its `declared` encrypted ones:
 /// each declared bucket is sealed under the current key (plain values and
 /// those of previous keys), and a bucket sealed before but no longer
 /// declared is opened. Returns what changed, per bucket.
-pub fn sync_buckets(
+pub async fn sync_buckets(
     store: &dyn KvStore,
     keys: &KeyRing,
     handler: &str,
@@ -498,20 +531,21 @@ pub fn sync_buckets(
 ) -> Result<Vec<(String, Resealed)>, StoreError> {
     let mut changed = Vec::new();
     let recorded: Vec<String> = store
-        .scan(SEALED_RECORD, handler, "", None, MAX_SCAN)?
+        .scan(SEALED_RECORD, handler, "", None, MAX_SCAN)
+        .await?
         .into_iter()
         .map(|(bucket, _)| bucket)
         .collect();
     let mut wrote = false;
     for bucket in declared {
-        let done = reseal(store, keys, handler, bucket)?;
+        let done = reseal(store, keys, handler, bucket).await?;
         if !recorded.contains(bucket) {
-            store.set(SEALED_RECORD, handler, bucket, b"1")?;
+            store.set(SEALED_RECORD, handler, bucket, b"1").await?;
             wrote = true;
         }
         if done.sealed + done.rekeyed > 0 {
             // Earlier forms of these values are still in the backend's log.
-            store.set(SEALED_RECORD, SCRUB.0, SCRUB.1, b"1")?;
+            store.set(SEALED_RECORD, SCRUB.0, SCRUB.1, b"1").await?;
         }
         if done != Resealed::default() {
             wrote = true;
@@ -522,13 +556,13 @@ pub fn sync_buckets(
         if declared.contains(&bucket) {
             continue;
         }
-        let done = unseal(store, keys, handler, &bucket)?;
-        store.delete(SEALED_RECORD, handler, &bucket)?;
+        let done = unseal(store, keys, handler, &bucket).await?;
+        store.delete(SEALED_RECORD, handler, &bucket).await?;
         wrote = true;
         changed.push((bucket, done));
     }
     if wrote {
-        store.flush()?;
+        store.commit().await?;
     }
     Ok(changed)
 }

@@ -6,7 +6,7 @@
 
 use super::{
     CountOp, Expect, GroupCommit, KvStore, MAX_SCAN, SledJobStore, StoreError, WriteOp, add,
-    check_entry, counter,
+    check_entry, check_ns, counter,
 };
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::path::Path;
@@ -70,13 +70,6 @@ enum NotApplied {
     Invalid(String),
 }
 
-fn check_ns(ns: &str) -> Result<(), StoreError> {
-    if ns.is_empty() || ns.contains('\0') {
-        return Err(StoreError::Invalid(format!("bad namespace `{ns}`")));
-    }
-    Ok(())
-}
-
 fn bucket_prefix(ns: &str, bucket: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(ns.len() + bucket.len() + 2);
     k.extend_from_slice(ns.as_bytes());
@@ -115,10 +108,11 @@ impl SledStore {
         &self.db
     }
 
-    /// Returns once every write made before the call is durable, sharing
-    /// the flush with every writer waiting at the same moment.
-    pub async fn commit(&self) -> Result<(), StoreError> {
-        self.commit.commit().await
+    /// Makes every write so far durable at once, without waiting for
+    /// other writers (at shutdown).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(backend)?;
+        Ok(())
     }
 
     /// Writes the readiness probe (a 4 KiB record in its own tree, so that
@@ -147,25 +141,26 @@ impl SledStore {
     }
 }
 
+#[async_trait::async_trait]
 impl KvStore for SledStore {
-    fn get(&self, ns: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(&self, ns: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let k = full_key(ns, bucket, key)?;
         Ok(self.kv.get(k).map_err(backend)?.map(|v| v.to_vec()))
     }
 
-    fn set(&self, ns: &str, bucket: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    async fn set(&self, ns: &str, bucket: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
         check_entry(bucket, key, Some(value))?;
         let k = full_key(ns, bucket, key)?;
         self.kv.insert(k, value).map_err(backend)?;
         Ok(())
     }
 
-    fn delete(&self, ns: &str, bucket: &str, key: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, ns: &str, bucket: &str, key: &str) -> Result<bool, StoreError> {
         let k = full_key(ns, bucket, key)?;
         Ok(self.kv.remove(k).map_err(backend)?.is_some())
     }
 
-    fn compare_and_swap(
+    async fn compare_and_swap(
         &self,
         ns: &str,
         bucket: &str,
@@ -182,7 +177,7 @@ impl KvStore for SledStore {
             .is_ok())
     }
 
-    fn scan(
+    async fn scan(
         &self,
         ns: &str,
         bucket: &str,
@@ -226,7 +221,13 @@ impl KvStore for SledStore {
         Ok(out)
     }
 
-    fn increment(&self, ns: &str, bucket: &str, key: &str, delta: i64) -> Result<i64, StoreError> {
+    async fn increment(
+        &self,
+        ns: &str,
+        bucket: &str,
+        key: &str,
+        delta: i64,
+    ) -> Result<i64, StoreError> {
         let k = full_key(ns, bucket, key)?;
         loop {
             let current = self.kv.get(&k).map_err(backend)?;
@@ -246,7 +247,7 @@ impl KvStore for SledStore {
         }
     }
 
-    fn apply(&self, ns: &str, ops: &[WriteOp]) -> Result<(), StoreError> {
+    async fn apply(&self, ns: &str, ops: &[WriteOp]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for op in ops {
             check_entry(&op.bucket, &op.key, op.value.as_deref())?;
@@ -259,7 +260,7 @@ impl KvStore for SledStore {
         self.kv.apply_batch(batch).map_err(backend)
     }
 
-    fn apply_if(
+    async fn apply_if(
         &self,
         ns: &str,
         expect: &[Expect],
@@ -314,205 +315,7 @@ impl KvStore for SledStore {
         }
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map_err(backend)?;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn store() -> (tempfile::TempDir, SledStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
-        (dir, s)
-    }
-
-    #[test]
-    fn namespaces_and_buckets_are_isolated() {
-        let (_d, s) = store();
-        s.set("a", "b", "k", b"1").unwrap();
-        assert_eq!(s.get("a", "b", "k").unwrap().as_deref(), Some(&b"1"[..]));
-        assert_eq!(s.get("a", "c", "k").unwrap(), None);
-        assert_eq!(s.get("z", "b", "k").unwrap(), None);
-        // A bucket whose name is a prefix of another's does not leak into it.
-        s.set("a", "bb", "k", b"2").unwrap();
-        assert_eq!(s.scan("a", "b", "", None, 10).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn scan_pages_with_start_after_and_prefix() {
-        let (_d, s) = store();
-        for k in ["n1", "n2", "n3", "m1"] {
-            s.set("ns", "b", k, k.as_bytes()).unwrap();
-        }
-        let keys = |v: Vec<(String, Vec<u8>)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
-        assert_eq!(keys(s.scan("ns", "b", "n", None, 2).unwrap()), ["n1", "n2"]);
-        assert_eq!(keys(s.scan("ns", "b", "n", Some("n2"), 2).unwrap()), ["n3"]);
-        assert_eq!(
-            keys(s.scan("ns", "b", "n", Some("a"), 5).unwrap()),
-            ["n1", "n2", "n3"]
-        );
-        assert_eq!(
-            keys(s.scan("ns", "b", "", Some("n3"), 5).unwrap()),
-            Vec::<String>::new()
-        );
-    }
-
-    #[test]
-    fn compare_and_swap_honours_expected() {
-        let (_d, s) = store();
-        assert!(s.compare_and_swap("n", "b", "k", None, Some(b"1")).unwrap());
-        assert!(!s.compare_and_swap("n", "b", "k", None, Some(b"2")).unwrap());
-        assert!(
-            s.compare_and_swap("n", "b", "k", Some(b"1"), Some(b"2"))
-                .unwrap()
-        );
-        assert!(s.compare_and_swap("n", "b", "k", Some(b"2"), None).unwrap());
-        assert_eq!(s.get("n", "b", "k").unwrap(), None);
-    }
-
-    #[test]
-    fn increment_counts_and_refuses_non_counters() {
-        let (_d, s) = store();
-        assert_eq!(s.increment("n", "seq", "job", 1).unwrap(), 1);
-        assert_eq!(s.increment("n", "seq", "job", 1).unwrap(), 2);
-        assert_eq!(s.increment("n", "seq", "job", -5).unwrap(), -3);
-        s.set("n", "seq", "text", b"hello").unwrap();
-        assert!(matches!(
-            s.increment("n", "seq", "text", 1),
-            Err(StoreError::Invalid(_))
-        ));
-        s.set("n", "seq", "max", i64::MAX.to_string().as_bytes())
-            .unwrap();
-        assert!(matches!(
-            s.increment("n", "seq", "max", 1),
-            Err(StoreError::Invalid(_))
-        ));
-    }
-
-    #[test]
-    fn apply_is_all_or_nothing() {
-        let (_d, s) = store();
-        let op = |b: &str, k: &str, v: Option<&[u8]>| WriteOp {
-            bucket: b.into(),
-            key: k.into(),
-            value: v.map(<[u8]>::to_vec),
-        };
-        s.set("n", "a", "gone", b"x").unwrap();
-        s.apply(
-            "n",
-            &[
-                op("a", "k", Some(b"1")),
-                op("b", "k", Some(b"2")),
-                op("a", "gone", None),
-            ],
-        )
-        .unwrap();
-        assert_eq!(s.get("n", "b", "k").unwrap().as_deref(), Some(&b"2"[..]));
-        assert_eq!(s.get("n", "a", "gone").unwrap(), None);
-        // An invalid op anywhere means nothing is written.
-        let err = s.apply("n", &[op("a", "new", Some(b"1")), op("", "k", Some(b"2"))]);
-        assert!(err.is_err());
-        assert_eq!(s.get("n", "a", "new").unwrap(), None);
-    }
-
-    #[test]
-    fn apply_if_writes_and_counts_only_when_every_expectation_holds() {
-        let (_d, s) = store();
-        s.set("h", "nodes", "web-1", b"ready").unwrap();
-        let expect = |v: &[u8]| Expect {
-            bucket: "nodes".into(),
-            key: "web-1".into(),
-            value: Some(v.to_vec()),
-        };
-        let writes = [
-            WriteOp {
-                bucket: "nodes".into(),
-                key: "web-1".into(),
-                value: Some(b"running".to_vec()),
-            },
-            WriteOp {
-                bucket: "by-state".into(),
-                key: "ready/web-1".into(),
-                value: None,
-            },
-        ];
-        let counts = |d: i64| {
-            [
-                CountOp {
-                    bucket: "tally".into(),
-                    key: "running".into(),
-                    delta: d,
-                },
-                CountOp {
-                    bucket: "tally".into(),
-                    key: "ready".into(),
-                    delta: -d,
-                },
-            ]
-        };
-        s.set("h", "by-state", "ready/web-1", b"").unwrap();
-        assert_eq!(
-            s.apply_if("h", &[expect(b"ready")], &writes, &counts(1))
-                .unwrap(),
-            Some(vec![1, -1])
-        );
-        assert_eq!(s.get("h", "nodes", "web-1").unwrap().unwrap(), b"running");
-        assert_eq!(s.get("h", "by-state", "ready/web-1").unwrap(), None);
-        // The record moved on: a second swap from `ready` changes nothing.
-        assert_eq!(
-            s.apply_if("h", &[expect(b"ready")], &writes, &counts(1))
-                .unwrap(),
-            None
-        );
-        assert_eq!(s.get("h", "tally", "running").unwrap().unwrap(), b"1");
-        // An expected absence, and a counter that is not one: nothing written.
-        s.set("h", "tally", "bad", b"x").unwrap();
-        let absent = Expect {
-            bucket: "nodes".into(),
-            key: "web-2".into(),
-            value: None,
-        };
-        let bad = CountOp {
-            bucket: "tally".into(),
-            key: "bad".into(),
-            delta: 1,
-        };
-        let overwrite = WriteOp {
-            bucket: "nodes".into(),
-            key: "web-1".into(),
-            value: Some(b"lost".to_vec()),
-        };
-        assert!(matches!(
-            s.apply_if("h", &[absent], &[overwrite], &[bad]),
-            Err(StoreError::Invalid(_))
-        ));
-        assert_eq!(s.get("h", "nodes", "web-1").unwrap().unwrap(), b"running");
-    }
-
-    #[test]
-    fn limits_are_enforced() {
-        let (_d, s) = store();
-        assert!(s.set("n", "", "k", b"v").is_err());
-        assert!(s.set("n", "b", &"k".repeat(2000), b"v").is_err());
-        assert!(
-            s.set("n", "b", "k", &vec![0u8; super::super::MAX_VALUE_LEN + 1])
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn data_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = SledStore::open(dir.path()).unwrap();
-            s.set("n", "b", "k", b"kept").unwrap();
-            s.flush().unwrap();
-        }
-        let s = SledStore::open(dir.path()).unwrap();
-        assert_eq!(s.get("n", "b", "k").unwrap().as_deref(), Some(&b"kept"[..]));
+    async fn commit(&self) -> Result<(), StoreError> {
+        self.commit.commit().await
     }
 }
