@@ -7,9 +7,11 @@ use baton::auth::admin_ops::{self, UserUpdate};
 use baton::auth::tokens::{TokenKeys, TokenKind};
 use baton::auth::{Auth, Credential, users};
 use baton::manifest::Manifest;
+use baton::store::SledStore;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 const PASSWORD: &str = "bench-password";
 
@@ -21,9 +23,15 @@ fn bench(c: &mut Criterion) {
         dir.path(),
     )
     .unwrap();
-    let db = sled::open(dir.path().join("db")).unwrap();
-    let auth = Auth::open(&manifest, dir.path(), &db).unwrap();
-    admin_ops::apply(
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = Arc::new(SledStore::open(&dir.path().join("db")).unwrap());
+    let auth = rt
+        .block_on(Auth::open(&manifest, dir.path(), store, false))
+        .unwrap();
+    rt.block_on(admin_ops::apply(
         auth.users(),
         auth.roles(),
         "baton",
@@ -33,28 +41,33 @@ fn bench(c: &mut Criterion) {
             roles: Some(vec!["operator".into()]),
             ..UserUpdate::default()
         },
-    )
+    ))
     .unwrap();
     let keys = TokenKeys::load(&manifest, dir.path(), false).unwrap();
-    let token = auth.issue("ann", TokenKind::Access, 3600).unwrap();
-    let addr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    let token = rt
+        .block_on(auth.issue("ann", TokenKind::Access, 3600))
         .unwrap();
+    let addr = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let basic = Credential::Basic {
         user: "ann".into(),
         password: PASSWORD.into(),
     };
     rt.block_on(auth.authenticate(&basic, addr)).unwrap();
-    let hash = auth.users().get("ann").unwrap().unwrap().password_hash;
+    let hash = rt
+        .block_on(auth.users().get("ann"))
+        .unwrap()
+        .unwrap()
+        .password_hash;
 
     let mut g = c.benchmark_group("authenticate");
     g.bench_function("baseline: HS256 signature + claims only", |b| {
         b.iter(|| keys.decode(black_box(&token), TokenKind::Access).unwrap())
     });
     g.bench_function("bearer token (+ revocation + current user)", |b| {
-        b.iter(|| auth.principal_for_token(black_box(&token)).unwrap())
+        b.iter(|| {
+            rt.block_on(auth.principal_for_token(black_box(&token)))
+                .unwrap()
+        })
     });
     g.bench_function("basic, remembered credential", |b| {
         b.iter(|| {

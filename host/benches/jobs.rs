@@ -97,7 +97,7 @@ fn bench(c: &mut Criterion) {
                                         if waited.is_err() {
                                             panic!(
                                                 "job {id} never finished: {:?}",
-                                                app.jobs.get(&id, None)
+                                                app.jobs.get(&id, None).await
                                             );
                                         }
                                     })
@@ -115,7 +115,10 @@ fn bench(c: &mut Criterion) {
         );
     }
     g.finish();
-    let (commits, flushes) = app.store.commit_counts();
+    let baton::store::Floor::Sled(sled) = &app.floor else {
+        panic!("the bench runs on sled");
+    };
+    let (commits, flushes) = sled.commit_counts();
     println!(
         "group commit over the whole run: {commits} commits shared {flushes} flushes ({:.1} per flush)",
         commits as f64 / flushes.max(1) as f64

@@ -60,9 +60,8 @@ fn bench(c: &mut Criterion) {
     )));
     let slot = app.registry.get("faulty").unwrap();
     let version = slot.current();
-    let token = app
-        .auth
-        .issue("admin", TokenKind::Access, 3600)
+    let token = rt
+        .block_on(app.auth.issue("admin", TokenKind::Access, 3600))
         .expect("a token for the bench");
     let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), None);
     let service = ListenerService::new(

@@ -1,6 +1,7 @@
 //! Handlers mounted through the admin API (`PUT /admin/v1/handlers/{name}
-//! ?mount=/path`) rather than the manifest: kept in sled so that they are
-//! mounted again after a restart, with the version they last ran.
+//! ?mount=/path`) rather than the manifest: kept on the storage floor
+//! (namespace [`MOUNTS_NS`]) so that they are mounted again after a
+//! restart, with the version they last ran.
 
 use crate::app::App;
 use crate::deploy::DeployError;
@@ -8,6 +9,7 @@ use crate::manifest::{ErrorStyle, HandlerSpec, LimitOverrides, Policy, check_lim
 use crate::runtime::registry::{HandlerSlot, HandlerVersion};
 use crate::runtime::version_of;
 use crate::runtime::versions::Source;
+use crate::store::{MAX_SCAN, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -48,25 +50,39 @@ impl AddedMount {
     }
 }
 
-fn tree(app: &App) -> sled::Result<sled::Tree> {
-    app.store.db().open_tree("added-mounts")
-}
+/// The store namespace of added mounts (`:` keeps handlers out).
+pub const MOUNTS_NS: &str = "baton:mounts";
+/// The bucket: handler name → [`AddedMount`] as JSON.
+const ADDED: &str = "added";
 
 /// Every handler added through the admin API.
-pub fn all(app: &App) -> sled::Result<Vec<AddedMount>> {
-    tree(app)?
-        .iter()
-        .values()
-        .map(|v| v.map(|v| serde_json::from_slice(&v).expect("added mounts decode")))
-        .collect()
+pub async fn all(app: &App) -> Result<Vec<AddedMount>, StoreError> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = app
+            .store
+            .scan(MOUNTS_NS, ADDED, "", after.as_deref(), MAX_SCAN)
+            .await?;
+        let full = page.len() == MAX_SCAN;
+        for (name, v) in page {
+            out.push(serde_json::from_slice(&v).map_err(|_| {
+                StoreError::Backend(format!("the added mount `{name}` does not decode"))
+            })?);
+            after = Some(name);
+        }
+        if !full {
+            return Ok(out);
+        }
+    }
 }
 
 /// Whether `name` was added through the admin API.
-pub fn is_added(app: &App, name: &str) -> bool {
-    tree(app)
-        .ok()
-        .and_then(|t| t.contains_key(name).ok())
-        .unwrap_or(false)
+pub async fn is_added(app: &App, name: &str) -> bool {
+    app.store
+        .get(MOUNTS_NS, ADDED, name)
+        .await
+        .is_ok_and(|v| v.is_some())
 }
 
 impl App {
@@ -109,14 +125,17 @@ impl App {
         let version = loaded.map_err(|e| DeployError::Rejected(e.to_string()))?;
         self.versions
             .record(&spec.name, &bytes, &sha, Source::Admin, "")
+            .await
             .map_err(|e| DeployError::Storage(e.to_string()))?;
-        let t = tree(self).map_err(|e| DeployError::Storage(e.to_string()))?;
-        t.insert(
-            m.name.as_bytes(),
-            serde_json::to_vec(&m).expect("serialises"),
-        )
-        .and_then(|_| t.flush())
-        .map_err(|e| DeployError::Storage(e.to_string()))?;
+        let stored = serde_json::to_vec(&m).expect("serialises");
+        self.store
+            .set(MOUNTS_NS, ADDED, &m.name, &stored)
+            .await
+            .map_err(|e| DeployError::Storage(e.to_string()))?;
+        self.store
+            .commit()
+            .await
+            .map_err(|e| DeployError::Storage(e.to_string()))?;
         self.registry
             .insert(HandlerSlot::new(&spec, limits, version));
         tracing::info!(handler = %spec.name, mount = %spec.mount, "handler mounted through the admin API");
@@ -130,7 +149,7 @@ impl App {
     /// Mounts again, at start, the handlers added through the admin API
     /// (those the manifest now defines itself are left to the manifest).
     pub async fn remount_added(self: &Arc<Self>) -> anyhow::Result<()> {
-        for m in all(self)? {
+        for m in all(self).await? {
             if self.registry.get(&m.name).is_some() {
                 tracing::warn!(handler = %m.name, "the manifest now defines this handler; its admin mount is ignored");
                 continue;
@@ -141,10 +160,10 @@ impl App {
                 continue;
             }
             let spec = m.spec().map_err(anyhow::Error::msg)?;
-            let Some(current) = self.versions.current(&m.name)? else {
+            let Some(current) = self.versions.current(&m.name).await? else {
                 continue;
             };
-            let Some(bytes) = self.versions.blob(&current.sha256)? else {
+            let Some(bytes) = self.versions.blob(&current.sha256).await? else {
                 continue;
             };
             let app = self.clone();

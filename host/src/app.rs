@@ -9,7 +9,8 @@ use crate::runtime::cache::CompileCache;
 use crate::runtime::registry::{HandlerSlot, Registry};
 use crate::runtime::versions::{Source, VersionStore};
 use crate::runtime::{Runtime, RuntimeConfig, version_of};
-use crate::store::{KeyRing, KvStore, SledStore};
+use crate::store::postgres::ServingLock;
+use crate::store::{Floor, KeyRing, KvStore, SledStore};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,10 +22,15 @@ const POOL_INSTANCES: u32 = 256;
 pub struct App {
     /// The manifest in force.
     pub manifest: Manifest,
-    /// Where sled and generated secrets live.
+    /// Where local state lives: everything on sled, only caches with a
+    /// storage url.
     pub data_dir: PathBuf,
-    /// The sled database.
-    pub store: Arc<SledStore>,
+    /// The storage floor's backend.
+    pub floor: Floor,
+    /// Handler data, and every host concern kept as kv.
+    pub store: Arc<dyn KvStore>,
+    /// Held while this server uses a PostgreSQL database.
+    _serving: Option<ServingLock>,
     /// The keys of encrypted kv buckets.
     pub keys: Arc<KeyRing>,
     /// Users, tokens, permissions.
@@ -51,12 +57,29 @@ impl App {
             KeyRing::load(&manifest.storage, &data_dir)
                 .context("loading the key of encrypted kv buckets ([storage] encryption_key)")?,
         );
-        let store = Arc::new(open_sealed(&manifest, &data_dir, &keys).await?);
-        let auth = Arc::new(Auth::open(&manifest, &data_dir, store.db())?);
-        let jobs = JobEngine::open(
-            Arc::new(MeteredJobStore::new(store.job_store()?)),
-            manifest.jobs,
-        )?;
+        let url = crate::store::floor::configured_url(manifest.storage.url.as_deref());
+        if url.is_some()
+            && manifest.storage.encryption_key.is_none()
+            && manifest
+                .handlers
+                .iter()
+                .any(|h| !h.encrypted_buckets.is_empty())
+        {
+            bail!(
+                "with a storage url, set `[storage] encryption_key`: a key generated in the data \
+                 directory would be this machine's alone, and the database must never hold it"
+            );
+        }
+        let floor = open_floor(&manifest, &data_dir, &keys, url.as_deref()).await?;
+        let serving = match &floor {
+            Floor::Postgres(p) => Some(p.lock_serving().await?),
+            Floor::Sled(_) => None,
+        };
+        tracing::info!(storage = %floor.describe(), "storage open");
+        let store = floor.kv();
+        let auth =
+            Arc::new(Auth::open(&manifest, &data_dir, store.clone(), floor.is_shared()).await?);
+        let jobs = JobEngine::open(Arc::new(MeteredJobStore::new(floor.jobs()?)), manifest.jobs)?;
         jobs.set_files_root(data_dir.join("exec-files"));
         let max_memory_mib = manifest
             .handlers
@@ -75,13 +98,15 @@ impl App {
             keys.clone(),
             auth.clone(),
         )?;
-        let versions = VersionStore::open(store.db())?;
+        let versions = VersionStore::new(store.clone());
         let compile_cache = CompileCache::new(&data_dir.join("compiled"), runtime.engine())
             .with_context(|| format!("creating the compile cache in {}", data_dir.display()))?;
         let app = Arc::new(App {
             manifest,
             data_dir,
+            floor,
             store,
+            _serving: serving,
             keys,
             auth,
             jobs,
@@ -97,9 +122,9 @@ impl App {
             let manifest_sha = version_of(&manifest_bytes);
             // The last deployed version wins unless the manifest's component
             // changed since it was deployed.
-            let deployed = match app.versions.current(&h.name)? {
+            let deployed = match app.versions.current(&h.name).await? {
                 Some(c) if c.manifest_sha256 == manifest_sha => {
-                    app.versions.blob(&c.sha256)?.map(|b| (b, c.sha256))
+                    app.versions.blob(&c.sha256).await?.map(|b| (b, c.sha256))
                 }
                 _ => None,
             };
@@ -113,13 +138,15 @@ impl App {
             .await?;
             let version = version.with_context(|| format!("handler `{}` ({})", h.name, h.wasm))?;
             if !recorded {
-                app.versions.record(
-                    &h.name,
-                    &bytes,
-                    &version.sha256,
-                    Source::Manifest,
-                    &manifest_sha,
-                )?;
+                app.versions
+                    .record(
+                        &h.name,
+                        &bytes,
+                        &version.sha256,
+                        Source::Manifest,
+                        &manifest_sha,
+                    )
+                    .await?;
             }
             tracing::info!(
                 handler = %h.name, mount = %h.mount, version = %&version.sha256[..12],
@@ -144,37 +171,51 @@ impl App {
     }
 }
 
-/// Opens the database, seals every handler's encrypted buckets, and when
-/// that sealed plain values or re-keyed old ones, rewrites the database so
-/// that their earlier forms are gone from disk.
-async fn open_sealed(
+/// Opens the storage floor and seals every handler's encrypted buckets.
+/// On sled, when that sealed plain values or re-keyed old ones, the
+/// database is rewritten so that their earlier forms are gone from disk.
+async fn open_floor(
     manifest: &Manifest,
     data_dir: &Path,
     keys: &KeyRing,
-) -> anyhow::Result<SledStore> {
+    url: Option<&str>,
+) -> anyhow::Result<Floor> {
     let dir = data_dir.join("db");
-    let open = || {
-        SledStore::open(&dir)
-            .with_context(|| format!("opening the database in {}", data_dir.display()))
-    };
-    let store = open()?;
+    let floor = Floor::open(url, &dir).await.with_context(|| match url {
+        Some(u) => format!(
+            "opening the database {}",
+            crate::store::postgres::redacted(u)
+        ),
+        None => format!("opening the database in {}", data_dir.display()),
+    })?;
+    let kv = floor.kv();
     for h in &manifest.handlers {
-        seal_buckets(&store, keys, &h.name, &h.encrypted_buckets).await?;
+        seal_buckets(kv.as_ref(), keys, &h.name, &h.encrypted_buckets).await?;
     }
-    if !crate::store::sealed::scrub_pending(&store).await? {
-        return Ok(store);
+    if !crate::store::sealed::scrub_pending(kv.as_ref()).await? {
+        return Ok(floor);
     }
-    drop(store);
+    let Floor::Sled(store) = floor else {
+        // PostgreSQL keeps earlier row versions until it vacuums them;
+        // there is no log of ours to rewrite.
+        crate::store::sealed::scrub_done(kv.as_ref()).await?;
+        tracing::info!(
+            "values sealed; PostgreSQL drops their earlier row versions when it vacuums"
+        );
+        return Ok(floor);
+    };
+    drop((kv, store));
     let started = std::time::Instant::now();
     crate::store::sled_rewrite::rewrite(&dir)
         .context("rewriting the database without the values sealed since")?;
-    let store = open()?;
+    let store = SledStore::open(&dir)
+        .with_context(|| format!("opening the database in {}", data_dir.display()))?;
     crate::store::sealed::scrub_done(&store).await?;
     tracing::info!(
         ms = started.elapsed().as_millis() as u64,
         "database rewritten: no earlier form of a sealed value is left on disk"
     );
-    Ok(store)
+    Ok(Floor::Sled(Arc::new(store)))
 }
 
 /// Seals `handler`'s declared encrypted buckets (and opens those it no

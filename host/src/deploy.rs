@@ -79,16 +79,15 @@ impl App {
         } else {
             self.versions
                 .current(name)
+                .await
                 .ok()
                 .flatten()
                 .map(|c| c.manifest_sha256)
                 .unwrap_or_default()
         };
-        let versions = self.versions.clone();
-        let (n, s) = (name.to_string(), sha.clone());
-        tokio::task::spawn_blocking(move || versions.record(&n, &bytes, &s, source, &manifest_sha))
+        self.versions
+            .record(name, &bytes, &sha, source, &manifest_sha)
             .await
-            .map_err(|e| DeployError::Storage(e.to_string()))?
             .map_err(|e| DeployError::Storage(e.to_string()))?;
         let old = slot.swap(version);
         let new = slot.current();
@@ -119,6 +118,7 @@ impl App {
         let history = self
             .versions
             .history(name)
+            .await
             .map_err(|e| DeployError::Storage(e.to_string()))?;
         let current = slot.current().sha256.clone();
         let target = match version {
@@ -161,6 +161,7 @@ impl App {
         let bytes = self
             .versions
             .blob(&target)
+            .await
             .map_err(|e| DeployError::Storage(e.to_string()))?
             .ok_or_else(|| {
                 DeployError::UnknownVersion(format!("the bytes of {target} are gone"))
@@ -308,7 +309,11 @@ impl App {
             let limits = new.limits_for(h);
             match self.registry.get(&h.name) {
                 Some(slot) => {
-                    let recorded = self.versions.current(&h.name)?.map(|c| c.manifest_sha256);
+                    let recorded = self
+                        .versions
+                        .current(&h.name)
+                        .await?
+                        .map(|c| c.manifest_sha256);
                     if recorded.as_deref() != Some(sha.as_str()) {
                         self.deploy(&h.name, bytes, Source::Manifest).await?;
                     }
@@ -324,7 +329,8 @@ impl App {
                     .await?;
                     let v = v.map_err(|e| anyhow::anyhow!("handler `{}`: {e}", h.name))?;
                     self.versions
-                        .record(&h.name, &bytes, &v.sha256, Source::Manifest, &sha)?;
+                        .record(&h.name, &bytes, &v.sha256, Source::Manifest, &sha)
+                        .await?;
                     self.registry.insert(HandlerSlot::new(h, limits, v));
                     tracing::info!(handler = %h.name, mount = %h.mount, "handler mounted by a manifest reload");
                 }
@@ -332,13 +338,13 @@ impl App {
         }
         for slot in self.registry.all() {
             if !new.handlers.iter().any(|h| *h.name == *slot.name)
-                && !crate::added_mounts::is_added(self, &slot.name)
+                && !crate::added_mounts::is_added(self, &slot.name).await
             {
                 self.registry.remove(&slot.name);
                 tracing::info!(handler = %slot.name, "handler unmounted by a manifest reload");
             }
         }
-        self.jobs.sync_manifest(&new)?;
+        self.jobs.sync_manifest(&new).await?;
         let restart_needed = new.listeners.len() != self.manifest.listeners.len()
             || new.auth != self.manifest.auth
             || new.jobs != self.manifest.jobs;

@@ -96,6 +96,15 @@ impl TokenKeys {
     /// Loads the keys `[auth]` names; for HS256 reads `<data>/jwt-secret`,
     /// generating it (mode 0600) when `create` is set and it is missing.
     pub fn load(manifest: &Manifest, data_dir: &Path, create: bool) -> anyhow::Result<TokenKeys> {
+        Self::load_with(manifest, || load_secret(data_dir, create))
+    }
+
+    /// As [`TokenKeys::load`], with the HS256 secret from `secret` (a
+    /// store that replicas share) rather than the data directory.
+    pub fn load_with(
+        manifest: &Manifest,
+        secret: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+    ) -> anyhow::Result<TokenKeys> {
         let cfg = &manifest.auth;
         let read = |p: &PathBuf| -> anyhow::Result<Vec<u8>> {
             let path = manifest.resolve(p);
@@ -116,7 +125,7 @@ impl TokenKeys {
         };
         let (algorithm, encoding, decoding) = match cfg.algorithm {
             JwtAlgorithm::HS256 => {
-                let secret = load_secret(data_dir, create)?;
+                let secret = secret()?;
                 (
                     Algorithm::HS256,
                     EncodingKey::from_secret(&secret),

@@ -62,8 +62,9 @@ pub enum UpdateError {
     LastAdmin(String),
 }
 
-/// Applies `update` to user `name`, creating it when absent.
-pub fn apply(
+/// Applies `update` to user `name`, creating it when absent (password
+/// hashes are computed off the async threads).
+pub async fn apply(
     users: &UserStore,
     roles: &RoleTable,
     issuer: &str,
@@ -88,7 +89,7 @@ pub fn apply(
         return Err(UpdateError::BadNamespace);
     }
     let now = crate::auth::now_rfc3339();
-    let existing = users.get(name)?;
+    let existing = users.get(name).await?;
     let created = existing.is_none();
     let mut user = match existing {
         Some(u) => u,
@@ -96,17 +97,17 @@ pub fn apply(
             let Some(pw) = &update.password else {
                 return Err(UpdateError::PasswordRequired(name.to_string()));
             };
-            User::new(name, users::hash_password(pw)?, vec![], &now)
+            User::new(name, hash_off_thread(pw).await?, vec![], &now)
         }
     };
     if let (Some(pw), false) = (&update.password, created) {
-        user.password_hash = users::hash_password(pw)?;
+        user.password_hash = hash_off_thread(pw).await?;
         // Every token issued before the change stops working.
         user.token_epoch += 1;
         user.tokens_since = crate::auth::tokens::now_secs();
     }
     if let Some(r) = update.roles {
-        if is_admin(&user) && !r.iter().any(|r| r == ADMIN_ROLE) && admins(users)? == 1 {
+        if is_admin(&user) && !r.iter().any(|r| r == ADMIN_ROLE) && admins(users).await? == 1 {
             return Err(UpdateError::LastAdmin(name.to_string()));
         }
         user.roles = r;
@@ -125,7 +126,7 @@ pub fn apply(
         None => {}
     }
     user.updated_at = now;
-    users.put(&user)?;
+    users.put(&user).await?;
     Ok(UpdateOutcome {
         user: UserView::from(&user),
         created,
@@ -147,6 +148,15 @@ pub enum DeleteError {
     User(#[from] UserError),
 }
 
+/// [`users::hash_password`] on a blocking thread: argon2 takes tens of
+/// milliseconds of CPU.
+async fn hash_off_thread(password: &str) -> Result<String, UserError> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || users::hash_password(&password))
+        .await
+        .map_err(|e| UserError::Storage(format!("the hashing task failed: {e}")))?
+}
+
 /// The role whose last holder can be neither deleted nor demoted.
 const ADMIN_ROLE: &str = "admin";
 
@@ -154,20 +164,20 @@ fn is_admin(user: &User) -> bool {
     user.roles.iter().any(|r| r == ADMIN_ROLE)
 }
 
-fn admins(users: &UserStore) -> Result<usize, UserError> {
-    Ok(users.list()?.iter().filter(|u| is_admin(u)).count())
+async fn admins(users: &UserStore) -> Result<usize, UserError> {
+    Ok(users.list().await?.iter().filter(|u| is_admin(u)).count())
 }
 
 /// Deletes user `name`, refusing to delete the last holder of the `admin` role.
-pub fn delete(users: &UserStore, name: &str) -> Result<(), DeleteError> {
-    let all = users.list()?;
+pub async fn delete(users: &UserStore, name: &str) -> Result<(), DeleteError> {
+    let all = users.list().await?;
     let Some(target) = all.iter().find(|u| u.name == name) else {
         return Err(DeleteError::Unknown(name.to_string()));
     };
     if is_admin(target) && all.iter().filter(|u| is_admin(u)).count() == 1 {
         return Err(DeleteError::LastAdmin(name.to_string()));
     }
-    users.delete(name)?;
+    users.delete(name).await?;
     Ok(())
 }
 
@@ -178,8 +188,9 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, UserStore, RoleTable) {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let users = UserStore::open(&db).unwrap();
+        let users = UserStore::new(std::sync::Arc::new(
+            crate::store::SledStore::open(dir.path()).unwrap(),
+        ));
         (
             dir,
             users,
@@ -195,10 +206,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn create_needs_a_password_and_known_roles() {
+    #[tokio::test]
+    async fn create_needs_a_password_and_known_roles() {
         let (_d, users, roles) = setup();
-        let e = apply(&users, &roles, "baton", "ann", update(None, &["viewer"])).unwrap_err();
+        let e = apply(&users, &roles, "baton", "ann", update(None, &["viewer"]))
+            .await
+            .unwrap_err();
         assert!(matches!(e, UpdateError::PasswordRequired(_)));
         let e = apply(
             &users,
@@ -207,6 +220,7 @@ mod tests {
             "ann",
             update(Some("longenough"), &["wizard"]),
         )
+        .await
         .unwrap_err();
         assert!(e.to_string().contains("no role `wizard`"), "{e}");
         let out = apply(
@@ -216,29 +230,35 @@ mod tests {
             "ann",
             update(Some("longenough"), &["viewer"]),
         )
+        .await
         .unwrap();
         assert!(out.created);
         assert_eq!(out.user.namespaces, vec!["*".to_string()]);
-        let out = apply(&users, &roles, "baton", "ann", update(None, &["operator"])).unwrap();
+        let out = apply(&users, &roles, "baton", "ann", update(None, &["operator"]))
+            .await
+            .unwrap();
         assert!(!out.created);
         assert_eq!(out.user.roles, vec!["operator".to_string()]);
     }
 
-    #[test]
-    fn totp_enrolment_is_returned_once_and_stored() {
+    #[tokio::test]
+    async fn totp_enrolment_is_returned_once_and_stored() {
         let (_d, users, roles) = setup();
         let mut u = update(Some("longenough"), &[]);
         u.totp = Some(TotpChange::Enroll);
-        let out = apply(&users, &roles, "baton", "ann", u).unwrap();
+        let out = apply(&users, &roles, "baton", "ann", u).await.unwrap();
         let secret = out.totp.unwrap().secret;
         assert!(out.user.mfa);
-        assert_eq!(users.get("ann").unwrap().unwrap().totp_secret, Some(secret));
+        assert_eq!(
+            users.get("ann").await.unwrap().unwrap().totp_secret,
+            Some(secret)
+        );
         let json = serde_json::to_string(&out.user).unwrap();
         assert!(!json.contains("hash"), "{json}");
     }
 
-    #[test]
-    fn the_last_admin_cannot_be_deleted() {
+    #[tokio::test]
+    async fn the_last_admin_cannot_be_deleted() {
         let (_d, users, roles) = setup();
         apply(
             &users,
@@ -247,6 +267,7 @@ mod tests {
             "root",
             update(Some("longenough"), &["admin"]),
         )
+        .await
         .unwrap();
         apply(
             &users,
@@ -255,29 +276,42 @@ mod tests {
             "ann",
             update(Some("longenough"), &["viewer"]),
         )
+        .await
         .unwrap();
         assert!(matches!(
-            delete(&users, "root"),
+            delete(&users, "root").await,
             Err(DeleteError::LastAdmin(_))
         ));
         assert!(matches!(
-            delete(&users, "ghost"),
+            delete(&users, "ghost").await,
             Err(DeleteError::Unknown(_))
         ));
-        delete(&users, "ann").unwrap();
+        delete(&users, "ann").await.unwrap();
     }
 
-    #[test]
-    fn the_last_admin_cannot_give_up_the_role() {
+    #[tokio::test]
+    async fn the_last_admin_cannot_give_up_the_role() {
         let (_d, users, roles) = setup();
         let admin = update(Some("longenough"), &["admin"]);
-        apply(&users, &roles, "baton", "root", admin.clone()).unwrap();
-        let e = apply(&users, &roles, "baton", "root", update(None, &["viewer"])).unwrap_err();
+        apply(&users, &roles, "baton", "root", admin.clone())
+            .await
+            .unwrap();
+        let e = apply(&users, &roles, "baton", "root", update(None, &["viewer"]))
+            .await
+            .unwrap_err();
         assert!(matches!(e, UpdateError::LastAdmin(_)), "{e}");
-        assert_eq!(users.get("root").unwrap().unwrap().roles, vec!["admin"]);
+        assert_eq!(
+            users.get("root").await.unwrap().unwrap().roles,
+            vec!["admin"]
+        );
         // With a second admin, the first may step down.
-        apply(&users, &roles, "baton", "ann", admin).unwrap();
-        apply(&users, &roles, "baton", "root", update(None, &["viewer"])).unwrap();
-        assert_eq!(users.get("root").unwrap().unwrap().roles, vec!["viewer"]);
+        apply(&users, &roles, "baton", "ann", admin).await.unwrap();
+        apply(&users, &roles, "baton", "root", update(None, &["viewer"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            users.get("root").await.unwrap().unwrap().roles,
+            vec!["viewer"]
+        );
     }
 }

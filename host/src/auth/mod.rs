@@ -1,5 +1,5 @@
 //! Authentication and authorisation, done by the host before any Wasm runs:
-//! users (argon2id) in sled, JWTs, HTTP Basic, client certificates, roles and
+//! users (argon2id) on the storage floor, JWTs, HTTP Basic, client certificates, roles and
 //! permissions, token revocation and login rate limits.
 //!
 //! [`Auth`] is the one service the request path, the admin API, the `auth`
@@ -16,6 +16,7 @@ pub mod totp;
 pub mod users;
 
 use crate::manifest::{AuthConfig, Manifest};
+use crate::store::{KvStore, MAX_SCAN, StoreError};
 use limiter::LoginLimiter;
 use password_check::PasswordChecker;
 use roles::RoleTable;
@@ -24,7 +25,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokens::{Claims, TokenError, TokenKeys, TokenKind};
-use users::{User, UserStore};
+use users::{AUTH_NS, User, UserStore};
+
+/// The bucket of revoked tokens: jti → expiry (u64 seconds, big-endian).
+const REVOKED: &str = "revoked";
+/// The bucket of second factors: user name → the last TOTP time step
+/// accepted (u64, big-endian).
+const TOTP_STEPS: &str = "totp-steps";
 
 /// The file the generated bootstrap password is written to.
 pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
@@ -82,8 +89,8 @@ impl From<users::UserError> for AuthError {
     }
 }
 
-impl From<sled::Error> for AuthError {
-    fn from(e: sled::Error) -> Self {
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
         AuthError::Internal(format!("the token store failed: {e}"))
     }
 }
@@ -94,9 +101,8 @@ pub struct Auth {
     roles: RoleTable,
     users: UserStore,
     keys: TokenKeys,
-    revoked: sled::Tree,
-    /// User name → the last TOTP time step accepted (u64, big-endian).
-    totp_steps: sled::Tree,
+    /// Where revocations and second-factor steps are kept.
+    store: Arc<dyn KvStore>,
     limiter: LoginLimiter,
     passwords: Arc<PasswordChecker>,
     basic: basic_cache::BasicCache,
@@ -106,17 +112,31 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Loads keys (generating the HS256 secret on first start), opens the
-    /// user and revocation trees, and creates the bootstrap admin when there
-    /// is no user at all.
-    pub fn open(manifest: &Manifest, data_dir: &Path, db: &sled::Db) -> anyhow::Result<Auth> {
+    /// Loads keys (generating the HS256 secret on first start), finds the
+    /// users and revocations in `store`, and creates the bootstrap admin
+    /// when there is no user at all.
+    ///
+    /// With a `shared` store (one that replicas share), the HS256 secret
+    /// is kept in the store too, created by whichever server starts first,
+    /// so that a token from one works on all.
+    pub async fn open(
+        manifest: &Manifest,
+        data_dir: &Path,
+        store: Arc<dyn KvStore>,
+        shared: bool,
+    ) -> anyhow::Result<Auth> {
         let config = manifest.auth.clone();
+        let keys = if shared && config.algorithm == crate::manifest::JwtAlgorithm::HS256 {
+            let secret = shared_secret(store.as_ref()).await?;
+            TokenKeys::load_with(manifest, || Ok(secret))?
+        } else {
+            TokenKeys::load(manifest, data_dir, true)?
+        };
         let auth = Auth {
             roles: RoleTable::new(config.role_table()),
-            users: UserStore::open(db)?,
-            keys: TokenKeys::load(manifest, data_dir, true)?,
-            revoked: db.open_tree("revoked-tokens")?,
-            totp_steps: db.open_tree("totp-steps")?,
+            users: UserStore::new(store.clone()),
+            keys,
+            store,
             limiter: LoginLimiter::new(
                 config.login_max_failures,
                 config.login_max_failures_per_address,
@@ -129,8 +149,8 @@ impl Auth {
             dummy_hash: users::hash_password("dummy password for timing")?,
             config,
         };
-        auth.prune_revoked()?;
-        auth.bootstrap_admin(data_dir)?;
+        auth.prune_revoked().await?;
+        auth.bootstrap_admin(data_dir).await?;
         Ok(auth)
     }
 
@@ -149,8 +169,8 @@ impl Auth {
         &self.roles
     }
 
-    fn bootstrap_admin(&self, data_dir: &Path) -> anyhow::Result<()> {
-        if !self.users.is_empty() {
+    async fn bootstrap_admin(&self, data_dir: &Path) -> anyhow::Result<()> {
+        if !self.users.is_empty().await? {
             return Ok(());
         }
         let name = &self.config.admin_user;
@@ -162,7 +182,8 @@ impl Auth {
         let hash = users::hash_password(&password)
             .map_err(|e| anyhow::anyhow!("BATON_ADMIN_PASSWORD: {e}"))?;
         self.users
-            .put(&User::new(name, hash, vec!["admin".into()], &now))?;
+            .put(&User::new(name, hash, vec!["admin".into()], &now))
+            .await?;
         if from_env {
             tracing::info!(user = %name, "created the admin user with the password from BATON_ADMIN_PASSWORD");
         } else {
@@ -183,13 +204,13 @@ impl Auth {
         addr: IpAddr,
     ) -> Result<Principal, AuthError> {
         match credential {
-            Credential::Token(t) => self.principal_for_token(t),
+            Credential::Token(t) => self.principal_for_token(t).await,
             Credential::Basic { user, password } => {
                 // A locked-out user is refused even with a remembered password.
                 self.limiter
                     .check(user, addr)
                     .map_err(AuthError::RateLimited)?;
-                let record = self.users.get(user)?;
+                let record = self.users.get(user).await?;
                 if let Some(u) = &record
                     && self.basic.hit(u, password)
                 {
@@ -197,7 +218,7 @@ impl Auth {
                 }
                 // The same credential arriving at once is checked once.
                 let _turn = self.basic.turn(user, password).await;
-                let record = self.users.get(user)?;
+                let record = self.users.get(user).await?;
                 if let Some(u) = &record
                     && self.basic.hit(u, password)
                 {
@@ -214,18 +235,18 @@ impl Auth {
 
     /// The principal a valid access token stands for: signature, expiry,
     /// revocation and the user's existence are checked; roles are current.
-    pub fn principal_for_token(&self, token: &str) -> Result<Principal, AuthError> {
+    pub async fn principal_for_token(&self, token: &str) -> Result<Principal, AuthError> {
         let claims = self.keys.decode(token, TokenKind::Access)?;
-        self.check_not_revoked(&claims)?;
-        self.bound_user(&claims).map(|u| Principal::of(&u))
+        self.check_not_revoked(&claims).await?;
+        self.bound_user(&claims).await.map(|u| Principal::of(&u))
     }
 
     /// The current user of `claims`, if the token was issued to this user
     /// (same id) since its last password change (same epoch). A token
     /// signed offline carries no binding; it must have been issued since
     /// the user was created or last changed password.
-    fn bound_user(&self, claims: &Claims) -> Result<Arc<User>, AuthError> {
-        let user = self.current_user(&claims.sub)?;
+    async fn bound_user(&self, claims: &Claims) -> Result<Arc<User>, AuthError> {
+        let user = self.current_user(&claims.sub).await?;
         let bound = if claims.uid.is_empty() {
             claims.iat >= user.tokens_since
         } else {
@@ -242,8 +263,8 @@ impl Auth {
 
     /// The principal of a client certificate with common name `cn`: the
     /// user of that name if there is one, else a principal with no roles.
-    pub fn principal_for_certificate(&self, cn: &str) -> Result<Principal, AuthError> {
-        Ok(match self.users.get_shared(cn)? {
+    pub async fn principal_for_certificate(&self, cn: &str) -> Result<Principal, AuthError> {
+        Ok(match self.users.get_shared(cn).await? {
             Some(u) => Principal::of(&u),
             None => Principal {
                 subject: cn.to_string(),
@@ -253,14 +274,19 @@ impl Auth {
         })
     }
 
-    fn current_user(&self, name: &str) -> Result<Arc<User>, AuthError> {
-        self.users.get_shared(name)?.ok_or_else(|| {
+    async fn current_user(&self, name: &str) -> Result<Arc<User>, AuthError> {
+        self.users.get_shared(name).await?.ok_or_else(|| {
             AuthError::Unauthenticated(format!("the user `{name}` of this token no longer exists"))
         })
     }
 
-    fn check_not_revoked(&self, claims: &Claims) -> Result<(), AuthError> {
-        if self.revoked.contains_key(claims.jti.as_bytes())? {
+    async fn check_not_revoked(&self, claims: &Claims) -> Result<(), AuthError> {
+        if self
+            .store
+            .get(AUTH_NS, REVOKED, &claims.jti)
+            .await?
+            .is_some()
+        {
             return Err(AuthError::Unauthenticated(
                 "the token has been revoked".into(),
             ));
@@ -277,7 +303,7 @@ impl Auth {
         otp: Option<&str>,
         addr: IpAddr,
     ) -> Result<Principal, AuthError> {
-        let record = self.users.get(user)?;
+        let record = self.users.get(user).await?;
         self.check_password(user, record, password, otp, addr)
             .await
             .map(|u| Principal::of(&u))
@@ -314,7 +340,7 @@ impl Auth {
         };
         if let Some(secret) = &record.totp_secret {
             match otp {
-                Some(code) if self.accept_code(&record, secret, code)? => {}
+                Some(code) if self.accept_code(&record, secret, code).await? => {}
                 Some(_) => {
                     return Err(AuthError::Unauthenticated("wrong one-time code".into()));
                 }
@@ -332,28 +358,42 @@ impl Auth {
     }
 
     /// Whether `code` is `record`'s code for a time step later than the
-    /// last one accepted for the user; if so, that step is recorded (one
-    /// atomic sled update, flushed), so the same code cannot be used twice.
-    fn accept_code(&self, record: &User, secret: &str, code: &str) -> Result<bool, AuthError> {
+    /// last one accepted for the user; if so, that step is recorded
+    /// (compare-and-swap, made durable), so the same code cannot be used
+    /// twice, on this server or another sharing its store.
+    async fn accept_code(
+        &self,
+        record: &User,
+        secret: &str,
+        code: &str,
+    ) -> Result<bool, AuthError> {
         let Some(step) = totp::matching_step(secret, code) else {
             return Ok(false);
         };
-        let previous = self
-            .totp_steps
-            .fetch_and_update(record.name.as_bytes(), |old| {
-                let last = old
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map_or(0, u64::from_be_bytes);
-                Some(step.max(last).to_be_bytes().to_vec())
-            })?;
-        let last = previous
-            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
-            .map_or(0, u64::from_be_bytes);
-        if step <= last {
-            return Ok(false);
+        loop {
+            let previous = self.store.get(AUTH_NS, TOTP_STEPS, &record.name).await?;
+            let last = previous
+                .as_deref()
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_be_bytes);
+            if step <= last {
+                return Ok(false);
+            }
+            let swapped = self
+                .store
+                .compare_and_swap(
+                    AUTH_NS,
+                    TOTP_STEPS,
+                    &record.name,
+                    previous.as_deref(),
+                    Some(&step.to_be_bytes()),
+                )
+                .await?;
+            if swapped {
+                self.store.commit().await?;
+                return Ok(true);
+            }
         }
-        self.totp_steps.flush()?;
-        Ok(true)
     }
 
     /// Whether `principal` holds `permission`.
@@ -363,7 +403,7 @@ impl Auth {
 
     /// Issues a token of `kind` for the existing user `subject`;
     /// `ttl_secs = 0` means the default lifetime for that kind.
-    pub fn issue(
+    pub async fn issue(
         &self,
         subject: &str,
         kind: TokenKind,
@@ -371,6 +411,7 @@ impl Auth {
     ) -> Result<String, AuthError> {
         let user = self
             .current_user(subject)
+            .await
             .map_err(|_| AuthError::Invalid(format!("there is no user `{subject}`")))?;
         let ttl = match (kind, ttl_secs) {
             (TokenKind::Access, 0) => self.config.token_lifetime_secs.into(),
@@ -384,39 +425,74 @@ impl Auth {
     }
 
     /// Exchanges a valid, unrevoked refresh token for a new access token.
-    pub fn refresh(&self, refresh_token: &str, ttl_secs: u64) -> Result<String, AuthError> {
+    pub async fn refresh(&self, refresh_token: &str, ttl_secs: u64) -> Result<String, AuthError> {
         let claims = self.keys.decode(refresh_token, TokenKind::Refresh)?;
-        self.check_not_revoked(&claims)?;
-        self.bound_user(&claims)?;
-        self.issue(&claims.sub, TokenKind::Access, ttl_secs)
+        self.check_not_revoked(&claims).await?;
+        self.bound_user(&claims).await?;
+        self.issue(&claims.sub, TokenKind::Access, ttl_secs).await
     }
 
     /// Revokes `token` (access or refresh) until it would have expired anyway.
-    pub fn revoke(&self, token: &str) -> Result<(), AuthError> {
+    pub async fn revoke(&self, token: &str) -> Result<(), AuthError> {
         let claims = match self.keys.decode(token, TokenKind::Access) {
             Err(TokenError::WrongKind(_)) => self.keys.decode(token, TokenKind::Refresh)?,
             other => other?,
         };
-        self.revoked
-            .insert(claims.jti.as_bytes(), &claims.exp.to_be_bytes())?;
-        self.revoked.flush()?;
+        self.store
+            .set(AUTH_NS, REVOKED, &claims.jti, &claims.exp.to_be_bytes())
+            .await?;
+        self.store.commit().await?;
         tracing::info!(user = %claims.sub, jti = %claims.jti, "token revoked");
         Ok(())
     }
 
     /// Drops revocation entries of tokens that have expired anyway.
-    fn prune_revoked(&self) -> Result<(), sled::Error> {
+    async fn prune_revoked(&self) -> Result<(), StoreError> {
         let horizon = tokens::now_secs().saturating_sub(self.config.clock_skew_secs.into());
-        for entry in self.revoked.iter() {
-            let (jti, exp) = entry?;
-            let exp = <[u8; 8]>::try_from(exp.as_ref())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            if exp < horizon {
-                self.revoked.remove(jti)?;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .scan(AUTH_NS, REVOKED, "", after.as_deref(), MAX_SCAN)
+                .await?;
+            let full = page.len() == MAX_SCAN;
+            for (jti, exp) in page {
+                let exp = <[u8; 8]>::try_from(exp.as_slice())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
+                if exp < horizon {
+                    self.store.delete(AUTH_NS, REVOKED, &jti).await?;
+                }
+                after = Some(jti);
+            }
+            if !full {
+                return self.store.commit().await;
             }
         }
-        Ok(())
+    }
+}
+
+/// Where the shared HS256 secret is kept: namespace, bucket, key.
+const SHARED_SECRET: (&str, &str, &str) = ("baton:secrets", "jwt", "hs256");
+
+/// The HS256 signing secret kept in `store`: the one stored, or 64 random
+/// bytes stored now (compare-and-swap: servers starting together agree on
+/// the first one written).
+pub async fn shared_secret(store: &dyn KvStore) -> Result<Vec<u8>, StoreError> {
+    let (ns, bucket, key) = SHARED_SECRET;
+    loop {
+        if let Some(secret) = store.get(ns, bucket, key).await? {
+            return Ok(secret);
+        }
+        let fresh: [u8; 64] = rand::random();
+        if store
+            .compare_and_swap(ns, bucket, key, None, Some(&fresh))
+            .await?
+        {
+            store.commit().await?;
+            tracing::info!("generated the JWT signing secret in the shared store");
+            return Ok(fresh.to_vec());
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! The user store: one sled tree `users`, username → JSON record with an
-//! argon2id password hash, roles, namespaces and an optional TOTP secret.
+//! The user store: username → JSON record with an argon2id password hash,
+//! roles, namespaces and an optional TOTP secret, kept on the storage floor
+//! (bucket `users` of the host's namespace [`AUTH_NS`]).
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -7,6 +8,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+
+use crate::store::{KvStore, MAX_SCAN, StoreError};
+
+/// The store namespace of auth's records; a handler's namespace never
+/// holds `:`, so no handler can reach it.
+pub const AUTH_NS: &str = "baton:auth";
+/// The bucket of user records.
+const USERS: &str = "users";
 
 /// Shortest password accepted for a new or changed password.
 pub const MIN_PASSWORD_LEN: usize = 8;
@@ -112,7 +121,7 @@ pub enum UserError {
     /// The password is too short.
     #[error("the password must be at least {MIN_PASSWORD_LEN} characters long")]
     WeakPassword,
-    /// sled failed.
+    /// The store failed.
     #[error("the user store failed: {0}")]
     Storage(String),
     /// A stored record does not decode.
@@ -120,8 +129,8 @@ pub enum UserError {
     Corrupt(String),
 }
 
-impl From<sled::Error> for UserError {
-    fn from(e: sled::Error) -> Self {
+impl From<StoreError> for UserError {
+    fn from(e: StoreError) -> Self {
         UserError::Storage(e.to_string())
     }
 }
@@ -164,14 +173,13 @@ pub fn verify_password_hash(hash: &str, password: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// The users tree, with the records read on the request path (every
+/// The user records, with those read on the request path (every
 /// token-authenticated request reads its user's current roles) kept parsed
-/// in memory. Every write goes through [`UserStore::put`] or
-/// [`UserStore::delete`], which drop the cached record; a running server
-/// holds sled's lock, so no other process writes the tree meanwhile.
+/// in memory. Every write of this process goes through [`UserStore::put`]
+/// or [`UserStore::delete`], which drop the cached record.
 #[derive(Clone)]
 pub struct UserStore {
-    tree: sled::Tree,
+    store: Arc<dyn KvStore>,
     cache: Arc<UserCache>,
 }
 
@@ -187,28 +195,32 @@ struct UserCache {
 const MAX_CACHED_USERS: usize = 10_000;
 
 impl UserStore {
-    /// Opens the `users` tree of `db`.
-    pub fn open(db: &sled::Db) -> Result<Self, UserError> {
-        Ok(UserStore {
-            tree: db.open_tree("users")?,
+    /// The users kept in `store`.
+    pub fn new(store: Arc<dyn KvStore>) -> Self {
+        UserStore {
+            store,
             cache: Arc::default(),
-        })
+        }
     }
 
     /// The user `name`, if any.
-    pub fn get(&self, name: &str) -> Result<Option<User>, UserError> {
-        Ok(self.get_shared(name)?.map(|u| (*u).clone()))
+    pub async fn get(&self, name: &str) -> Result<Option<User>, UserError> {
+        Ok(self.get_shared(name).await?.map(|u| (*u).clone()))
     }
 
     /// The user `name`, if any, shared with the cache (no copy).
-    pub fn get_shared(&self, name: &str) -> Result<Option<Arc<User>>, UserError> {
-        let cached = self.cache.users.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(u) = cached.get(name) {
+    pub async fn get_shared(&self, name: &str) -> Result<Option<Arc<User>>, UserError> {
+        if let Some(u) = self
+            .cache
+            .users
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
             return Ok(Some(u.clone()));
         }
-        drop(cached);
         let writes = self.cache.writes.load(Ordering::Acquire);
-        let Some(bytes) = self.tree.get(name.as_bytes())? else {
+        let Some(bytes) = self.store.get(AUTH_NS, USERS, name).await? else {
             return Ok(None);
         };
         let user: Arc<User> = serde_json::from_slice(&bytes)
@@ -233,40 +245,54 @@ impl UserStore {
     }
 
     /// Creates or replaces `user`, durably.
-    pub fn put(&self, user: &User) -> Result<(), UserError> {
+    pub async fn put(&self, user: &User) -> Result<(), UserError> {
         validate_name(&user.name)?;
         let bytes = serde_json::to_vec(user).map_err(|e| UserError::Storage(e.to_string()))?;
-        let written = self.tree.insert(user.name.as_bytes(), bytes);
+        let written = self.store.set(AUTH_NS, USERS, &user.name, &bytes).await;
         self.written(&user.name);
         written?;
-        self.tree.flush()?;
+        self.store.commit().await?;
         Ok(())
     }
 
     /// Deletes `name`; whether it existed.
-    pub fn delete(&self, name: &str) -> Result<bool, UserError> {
-        let removed = self.tree.remove(name.as_bytes());
+    pub async fn delete(&self, name: &str) -> Result<bool, UserError> {
+        let removed = self.store.delete(AUTH_NS, USERS, name).await;
         self.written(name);
-        let existed = removed?.is_some();
-        self.tree.flush()?;
+        let existed = removed?;
+        self.store.commit().await?;
         Ok(existed)
     }
 
     /// Every user, by name.
-    pub fn list(&self) -> Result<Vec<User>, UserError> {
-        self.tree
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                serde_json::from_slice(&v)
-                    .map_err(|_| UserError::Corrupt(String::from_utf8_lossy(&k).into_owned()))
-            })
-            .collect()
+    pub async fn list(&self) -> Result<Vec<User>, UserError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .scan(AUTH_NS, USERS, "", after.as_deref(), MAX_SCAN)
+                .await?;
+            let full = page.len() == MAX_SCAN;
+            for (name, bytes) in page {
+                out.push(
+                    serde_json::from_slice(&bytes).map_err(|_| UserError::Corrupt(name.clone()))?,
+                );
+                after = Some(name);
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
     }
 
     /// Whether there is no user at all.
-    pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
+    pub async fn is_empty(&self) -> Result<bool, UserError> {
+        Ok(self
+            .store
+            .scan(AUTH_NS, USERS, "", None, 1)
+            .await?
+            .is_empty())
     }
 }
 
@@ -289,28 +315,27 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn store_round_trips_and_rejects_bad_names() {
+    #[tokio::test]
+    async fn store_round_trips_and_rejects_bad_names() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let users = UserStore::open(&db).unwrap();
-        assert!(users.is_empty());
+        let users = UserStore::new(Arc::new(crate::store::SledStore::open(dir.path()).unwrap()));
+        assert!(users.is_empty().await.unwrap());
         let mut u = User::new("ann", "x".into(), vec!["viewer".into()], "t");
-        users.put(&u).unwrap();
-        assert_eq!(users.get("ann").unwrap().unwrap(), u);
+        users.put(&u).await.unwrap();
+        assert_eq!(users.get("ann").await.unwrap().unwrap(), u);
         // A change is seen at once, through the cache and through a clone
         // of the store (the server hands clones around).
         let clone = users.clone();
-        assert_eq!(clone.get("ann").unwrap().unwrap().roles, ["viewer"]);
+        assert_eq!(clone.get("ann").await.unwrap().unwrap().roles, ["viewer"]);
         u.roles = vec!["admin".into()];
-        users.put(&u).unwrap();
-        assert_eq!(clone.get("ann").unwrap().unwrap().roles, ["admin"]);
-        assert_eq!(users.get("ann").unwrap().unwrap(), u);
-        assert_eq!(users.list().unwrap().len(), 1);
+        users.put(&u).await.unwrap();
+        assert_eq!(clone.get("ann").await.unwrap().unwrap().roles, ["admin"]);
+        assert_eq!(users.get("ann").await.unwrap().unwrap(), u);
+        assert_eq!(users.list().await.unwrap().len(), 1);
         u.name = "a b".into();
-        assert!(matches!(users.put(&u), Err(UserError::BadName(_))));
-        assert!(users.delete("ann").unwrap());
-        assert!(clone.get("ann").unwrap().is_none());
-        assert!(!users.delete("ann").unwrap());
+        assert!(matches!(users.put(&u).await, Err(UserError::BadName(_))));
+        assert!(users.delete("ann").await.unwrap());
+        assert!(clone.get("ann").await.unwrap().is_none());
+        assert!(!users.delete("ann").await.unwrap());
     }
 }

@@ -128,6 +128,29 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Runs `f` to its end on the command's runtime: a CLI command reaches the
+/// store through its async interface. One runtime serves every call, as a
+/// database pool opened in one call is used in the next.
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if RUNTIME.get().is_none() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let _ = RUNTIME.set(rt);
+    }
+    Ok(RUNTIME.get().expect("set above").block_on(f))
+}
+
+/// The store of a data directory for a CLI command (see [`open_db`]).
+pub(crate) fn open_store(
+    data_dir: &std::path::Path,
+) -> anyhow::Result<std::sync::Arc<crate::store::SledStore>> {
+    Ok(std::sync::Arc::new(crate::store::SledStore::from_db(
+        open_db(data_dir)?,
+    )?))
+}
+
 /// Opens the sled database of a data directory for a CLI command, explaining
 /// the lock error a running server causes.
 pub(crate) fn open_db(data_dir: &std::path::Path) -> anyhow::Result<sled::Db> {

@@ -54,6 +54,31 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    if let Some(url) = crate::store::floor::configured_url(manifest.storage.url.as_deref()) {
+        // The secret and the users are in the database the servers share.
+        let (keys, known) = super::block_on(async {
+            let store = crate::store::PgStore::connect(&url).await?;
+            let keys = if cfg.algorithm == crate::manifest::JwtAlgorithm::HS256 {
+                let secret = crate::auth::shared_secret(&store).await?;
+                TokenKeys::load_with(&manifest, || Ok(secret))?
+            } else {
+                TokenKeys::load(&manifest, &data_dir, false)?
+            };
+            let known = UserStore::new(std::sync::Arc::new(store))
+                .get(&user)
+                .await?;
+            anyhow::Ok((keys, known.is_some()))
+        })??;
+        if !known {
+            bail!(
+                "there is no user `{user}` in {}",
+                crate::store::postgres::redacted(&url)
+            );
+        }
+        let (token, _) = keys.issue(&user, TokenKind::Access, lifetime)?;
+        println!("{token}");
+        return Ok(());
+    }
     let keys = TokenKeys::load(&manifest, &data_dir, false)?;
     check_user_exists(&data_dir, &user)?;
     let (token, _) = keys.issue(&user, TokenKind::Access, lifetime)?;
@@ -64,11 +89,11 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
 /// Refuses unknown users when the database can be read; when a running
 /// server holds it, the server checks the user on every request instead.
 fn check_user_exists(data_dir: &std::path::Path, user: &str) -> anyhow::Result<()> {
-    let db = match super::open_db(data_dir) {
-        Ok(db) => db,
+    let store = match super::open_store(data_dir) {
+        Ok(store) => store,
         Err(_) => return Ok(()),
     };
-    if UserStore::open(&db)?.get(user)?.is_none() {
+    if super::block_on(UserStore::new(store).get(user))??.is_none() {
         bail!("there is no user `{user}` in {}", data_dir.display());
     }
     Ok(())

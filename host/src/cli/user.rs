@@ -66,9 +66,9 @@ enum Target {
 impl Target {
     fn update(&self, name: &str, update: UserUpdate) -> anyhow::Result<UpdateOutcome> {
         match self {
-            Target::Local(users, roles, issuer) => {
-                Ok(admin_ops::apply(users, roles, issuer, name, update)?)
-            }
+            Target::Local(users, roles, issuer) => Ok(super::block_on(admin_ops::apply(
+                users, roles, issuer, name, update,
+            ))??),
             Target::Remote(c) => {
                 let body = serde_json::json!({
                     "password": update.password,
@@ -124,9 +124,15 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
             Some(data_dir.join(TLS_DIR).join(CA_CERT)),
         )?)
     } else {
-        let db = super::open_db(&data_dir)?;
+        let store: std::sync::Arc<dyn crate::store::KvStore> =
+            match crate::store::floor::configured_url(manifest.storage.url.as_deref()) {
+                Some(url) => {
+                    std::sync::Arc::new(super::block_on(crate::store::PgStore::connect(&url))??)
+                }
+                None => super::open_store(&data_dir)?,
+            };
         Target::Local(
-            UserStore::open(&db)?,
+            UserStore::new(store),
             RoleTable::new(manifest.auth.role_table()),
             manifest.auth.issuer.clone(),
         )
@@ -169,7 +175,7 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
         } => {
             let (password, generated) = read_password(password_stdin)?;
             let existing = match &target {
-                Target::Local(users, ..) => users.get(&name)?.is_some(),
+                Target::Local(users, ..) => super::block_on(users.get(&name))??.is_some(),
                 Target::Remote(c) => c
                     .call(reqwest::Method::GET, &format!("/users/{name}"), None)
                     .is_ok(),
@@ -189,7 +195,7 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
         }
         Action::Del { name } => {
             match &target {
-                Target::Local(users, ..) => admin_ops::delete(users, &name)?,
+                Target::Local(users, ..) => super::block_on(admin_ops::delete(users, &name))??,
                 Target::Remote(c) => {
                     c.call(reqwest::Method::DELETE, &format!("/users/{name}"), None)?;
                 }
@@ -198,7 +204,10 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
         }
         Action::List => {
             let views: Vec<UserView> = match &target {
-                Target::Local(users, ..) => users.list()?.iter().map(UserView::from).collect(),
+                Target::Local(users, ..) => super::block_on(users.list())??
+                    .iter()
+                    .map(UserView::from)
+                    .collect(),
                 Target::Remote(c) => {
                     let reply = c.call(reqwest::Method::GET, "/users", None)?;
                     serde_json::from_value(reply["users"].clone())

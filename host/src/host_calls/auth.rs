@@ -123,6 +123,7 @@ impl auth::Host for AuthState {
         Ok(self
             .auth
             .issue(&p.subject, TokenKind::Access, ttl_secs.into())
+            .await
             .map_err(to_wit_error))
     }
 
@@ -133,6 +134,7 @@ impl auth::Host for AuthState {
         Ok(self
             .auth
             .issue(&p.subject, TokenKind::Refresh, 0)
+            .await
             .map_err(to_wit_error))
     }
 
@@ -143,6 +145,7 @@ impl auth::Host for AuthState {
         Ok(self
             .auth
             .refresh(&refresh_token, ttl_secs.into())
+            .await
             .map_err(to_wit_error))
     }
 
@@ -150,7 +153,7 @@ impl auth::Host for AuthState {
         if let Err(e) = self.allowed() {
             return Ok(Err(e));
         }
-        Ok(self.auth.revoke(&token).map_err(to_wit_error))
+        Ok(self.auth.revoke(&token).await.map_err(to_wit_error))
     }
 
     async fn token_lifetime(&mut self) -> wasmtime::Result<u32> {

@@ -156,16 +156,16 @@ impl jobs::Host for JobsState {
     }
 
     async fn get(&mut self, id: String) -> Res<Option<jobs::JobInfo>> {
-        let _span = tracing::debug_span!("jobs.get", job = %id).entered();
         Ok(self
             .engine
             .get(&id, Some(&self.handler))
+            .instrument(tracing::debug_span!("jobs.get", job = %id))
+            .await
             .map(|j| j.map(info))
             .map_err(wit_error))
     }
 
     async fn list(&mut self, filter: jobs::JobFilter) -> Res<Vec<jobs::JobInfo>> {
-        let _span = tracing::debug_span!("jobs.list").entered();
         let f = ListFilter {
             handler: Some(self.handler.to_string()),
             state: filter.state.map(from_wit_state),
@@ -177,6 +177,8 @@ impl jobs::Host for JobsState {
         Ok(self
             .engine
             .list(&f)
+            .instrument(tracing::debug_span!("jobs.list"))
+            .await
             .map(|js| js.into_iter().map(info).collect())
             .map_err(wit_error))
     }
@@ -195,10 +197,11 @@ impl jobs::Host for JobsState {
     }
 
     async fn events(&mut self, id: String, after: u64, limit: u32) -> Res<Vec<jobs::JobEvent>> {
-        let _span = tracing::debug_span!("jobs.events", job = %id).entered();
         Ok(self
             .engine
             .events(&id, Some(&self.handler), after, limit as usize)
+            .instrument(tracing::debug_span!("jobs.events", job = %id))
+            .await
             .map(|evs| {
                 evs.into_iter()
                     .map(|e| jobs::JobEvent {
@@ -240,7 +243,7 @@ impl jobs::Host for JobsState {
 
     async fn progress(&mut self, message: String, done: u32, total: u32) -> wasmtime::Result<()> {
         if let Some(run) = &self.run
-            && let Err(e) = self.engine.progress(&run.id, &message, done, total)
+            && let Err(e) = self.engine.progress(&run.id, &message, done, total).await
         {
             tracing::error!(job = %run.id, "recording progress failed: {e}");
         }

@@ -2,12 +2,13 @@
 //! and the scheduler task's loop (its decisions are in [`super::scheduler`]).
 
 use super::graph;
+use super::index::Blocked;
 use super::index::Index;
 use super::model::{GraphRecord, GraphState, JobRecord, JobState, Progress, now_ms};
 use crate::app::App;
 use crate::manifest::JobsConfig;
 use crate::store::{JobStore, JobStoreError};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use tokio::sync::Notify;
 
@@ -162,12 +163,12 @@ impl JobEngine {
     pub async fn start(self: &Arc<Self>, app: Weak<App>) -> Result<(), JobError> {
         let _ = self.app.set(app);
         self.recover().await?;
-        self.start_schedules()?;
+        self.start_schedules().await?;
         let engine = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
                 let Some(e) = engine.upgrade() else { return };
-                let wait = e.dispatch();
+                let wait = e.dispatch().await;
                 // Holding `e` while waiting (at most a second) is fine: the
                 // loop ends at the next turn once the app is gone.
                 let notified = e.wake.notified();
@@ -220,7 +221,7 @@ impl JobEngine {
     /// Queues a job of `handler`; returns its id once it is on disk.
     pub async fn spawn(self: &Arc<Self>, handler: &str, spec: NewJob) -> Result<String, JobError> {
         for dep in &spec.depends_on {
-            match self.store.get(dep)? {
+            match self.store.get(dep).await? {
                 Some(j) if j.handler == handler => {}
                 _ => {
                     return Err(JobError::Invalid(format!(
@@ -232,7 +233,7 @@ impl JobEngine {
         let now = now_ms();
         let traceparent = crate::telemetry::traces::current_traceparent();
         let job = self.new_record(handler, spec, now, traceparent)?;
-        self.store.insert(std::slice::from_ref(&job), None)?;
+        self.store.insert(std::slice::from_ref(&job), None).await?;
         self.store.commit().await?;
         self.enqueue(&job, now).await?;
         Ok(job.id)
@@ -244,12 +245,7 @@ impl JobEngine {
         job: &JobRecord,
         now: u64,
     ) -> Result<(), JobError> {
-        let blocked = self
-            .sched()
-            .index
-            .add(std::slice::from_ref(job), now, &mut |d| {
-                self.stored_state(d)
-            });
+        let blocked = self.index_add(std::slice::from_ref(job), now).await;
         self.skip_all(blocked).await?;
         self.wake.notify_one();
         Ok(())
@@ -303,7 +299,7 @@ impl JobEngine {
             state: GraphState::Running,
             completed: Vec::new(),
         };
-        self.store.insert(&jobs, Some(&graph))?;
+        self.store.insert(&jobs, Some(&graph)).await?;
         self.store.commit().await?;
         {
             let mut s = self.sched();
@@ -318,54 +314,100 @@ impl JobEngine {
     }
 
     /// Job `id`, if it exists and (when `handler` is given) belongs to it.
-    pub fn get(&self, id: &str, handler: Option<&str>) -> Result<Option<JobRecord>, JobError> {
+    pub async fn get(
+        &self,
+        id: &str,
+        handler: Option<&str>,
+    ) -> Result<Option<JobRecord>, JobError> {
         Ok(self
             .store
-            .get(id)?
+            .get(id)
+            .await?
             .filter(|j| handler.is_none_or(|h| h == j.handler)))
     }
 
     /// The stored state of job `id` (a dependency outside the index);
     /// `None` when it does not exist or cannot be read.
-    pub(super) fn stored_state(&self, id: &str) -> Option<JobState> {
-        self.store.get(id).ok().flatten().map(|j| j.state)
+    pub(super) async fn stored_state(&self, id: &str) -> Option<JobState> {
+        self.store.get(id).await.ok().flatten().map(|j| j.state)
+    }
+
+    /// Adds `jobs` (stored and committed) to the index; returns those that
+    /// can never run. The index asks about each dependency it does not
+    /// hold, which has ended: its state is read from the store first, and
+    /// read again if the dependency was still unfinished then (it ended
+    /// between that read and the index's lock).
+    pub(super) async fn index_add(&self, jobs: &[JobRecord], now: u64) -> Blocked {
+        let inside: HashSet<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+        let outside: Vec<&str> = jobs
+            .iter()
+            .flat_map(|j| &j.depends_on)
+            .map(String::as_str)
+            .filter(|d| !inside.contains(d))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut states: HashMap<String, JobState> = HashMap::new();
+        let mut ask: Vec<&str> = outside.clone();
+        for pass in 0.. {
+            for d in ask {
+                match self.stored_state(d).await {
+                    Some(state) => states.insert(d.to_string(), state),
+                    None => states.remove(d),
+                };
+            }
+            let mut s = self.sched();
+            ask = outside
+                .iter()
+                .copied()
+                .filter(|d| !s.index.holds(d))
+                .filter(|d| states.get(*d).is_none_or(|st| !st.is_final()))
+                .collect();
+            if ask.is_empty() || pass == 1 {
+                return s.index.add(jobs, now, &mut |d| states.get(d).copied());
+            }
+        }
+        unreachable!("the second pass returns")
     }
 
     /// Graph `id`.
-    pub fn graph(&self, id: &str) -> Result<Option<GraphRecord>, JobError> {
-        Ok(self.store.graph(id)?)
+    pub async fn graph(&self, id: &str) -> Result<Option<GraphRecord>, JobError> {
+        Ok(self.store.graph(id).await?)
     }
 
     /// Jobs matching `f`, oldest first.
-    pub fn list(&self, f: &ListFilter) -> Result<Vec<JobRecord>, JobError> {
+    pub async fn list(&self, f: &ListFilter) -> Result<Vec<JobRecord>, JobError> {
         let limit = match f.limit {
             0 => 100,
             n => n.min(MAX_LIST),
         };
-        Ok(self.store.scan(f.start_after.as_deref(), limit, &mut |j| {
-            f.handler.as_ref().is_none_or(|h| *h == j.handler)
-                && f.state.is_none_or(|s| s == j.state)
-                && f.kind.as_ref().is_none_or(|k| *k == j.kind)
-                && f.labels.iter().all(|l| j.labels.contains(l))
-        })?)
+        Ok(self
+            .store
+            .scan(f.start_after.as_deref(), limit, &|j| {
+                f.handler.as_ref().is_none_or(|h| *h == j.handler)
+                    && f.state.is_none_or(|s| s == j.state)
+                    && f.kind.as_ref().is_none_or(|k| *k == j.kind)
+                    && f.labels.iter().all(|l| j.labels.contains(l))
+            })
+            .await?)
     }
 
     /// Events of job `id` after `after` (limit 0 = 100, capped at 1000).
-    pub fn events(
+    pub async fn events(
         &self,
         id: &str,
         handler: Option<&str>,
         after: u64,
         limit: usize,
     ) -> Result<Vec<super::EventRecord>, JobError> {
-        let Some(job) = self.get(id, handler)? else {
+        let Some(job) = self.get(id, handler).await? else {
             return Err(JobError::NotFound(id.to_string()));
         };
         let limit = match limit {
             0 => 100,
             n => n.min(MAX_LIST),
         };
-        Ok(self.store.events(&job, after, limit)?)
+        Ok(self.store.events(&job, after, limit).await?)
     }
 
     /// Cancels job `id` (of `handler`, when given): a queued job at once, a
@@ -375,7 +417,7 @@ impl JobEngine {
         id: &str,
         handler: Option<&str>,
     ) -> Result<JobRecord, JobError> {
-        let Some(job) = self.get(id, handler)? else {
+        let Some(job) = self.get(id, handler).await? else {
             return Err(JobError::NotFound(id.to_string()));
         };
         if job.state.is_final() {
@@ -401,7 +443,8 @@ impl JobEngine {
                     )]
                 }
                 _ => vec![],
-            })?
+            })
+            .await?
             .ok_or_else(|| JobError::NotFound(id.to_string()))?;
         self.store.commit().await?;
         let blocked = {
@@ -437,7 +480,7 @@ impl JobEngine {
             let changed = notify.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            match self.store.get(id)? {
+            match self.store.get(id).await? {
                 Some(j) if j.state.is_final() => return Ok(j),
                 Some(_) => {}
                 None => return Err(JobError::NotFound(id.to_string())),
@@ -459,35 +502,46 @@ impl JobEngine {
     }
 
     /// Records progress of running job `id`.
-    pub fn progress(&self, id: &str, message: &str, done: u32, total: u32) -> Result<(), JobError> {
-        self.store.update(id, &|j| {
-            j.progress = Some(Progress {
-                message: message.to_string(),
-                done,
-                total,
-            });
-            vec![("progress".into(), format!("{done}/{total} {message}"))]
-        })?;
+    pub async fn progress(
+        &self,
+        id: &str,
+        message: &str,
+        done: u32,
+        total: u32,
+    ) -> Result<(), JobError> {
+        self.store
+            .update(id, &|j| {
+                j.progress = Some(Progress {
+                    message: message.to_string(),
+                    done,
+                    total,
+                });
+                vec![("progress".into(), format!("{done}/{total} {message}"))]
+            })
+            .await?;
         Ok(())
     }
 
     /// Appends an event to job `id`.
-    pub fn event(&self, id: &str, kind: &str, message: &str) -> Result<(), JobError> {
+    pub async fn event(&self, id: &str, kind: &str, message: &str) -> Result<(), JobError> {
         self.store
-            .update(id, &|_| vec![(kind.to_string(), message.to_string())])?;
+            .update(id, &|_| vec![(kind.to_string(), message.to_string())])
+            .await?;
         Ok(())
     }
 
     /// Records (or clears) the live process of running job `id`.
-    pub fn set_live_process(
+    pub async fn set_live_process(
         &self,
         id: &str,
         p: Option<super::model::LiveProcess>,
     ) -> Result<(), JobError> {
-        self.store.update(id, &|j| {
-            j.live_process = p;
-            vec![]
-        })?;
+        self.store
+            .update(id, &|j| {
+                j.live_process = p;
+                vec![]
+            })
+            .await?;
         Ok(())
     }
 

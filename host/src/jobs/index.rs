@@ -358,6 +358,11 @@ impl Index {
         self.jobs.get(id).and_then(|e| e.cancel.clone())
     }
 
+    /// Whether job `id` is indexed (it has not ended).
+    pub fn holds(&self, id: &str) -> bool {
+        self.jobs.contains_key(id)
+    }
+
     /// Whether job `id` is indexed and not running (queued, waiting or delayed).
     pub fn is_queued(&self, id: &str) -> bool {
         matches!(self.jobs.get(id), Some(e) if e.status != Status::Running)

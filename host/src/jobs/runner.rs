@@ -143,7 +143,8 @@ impl JobEngine {
                         )]
                     }
                 }
-            })?
+            })
+            .await?
             .ok_or_else(|| JobError::NotFound(id.to_string()))?;
         self.store.commit().await?;
         let blocked = self
@@ -178,10 +179,10 @@ impl JobEngine {
     /// of graph `id`, last completed first; the graph ends rolled back, or
     /// failed when a rollback failed.
     async fn roll_back(self: &Arc<Self>, id: &str) -> Result<(), JobError> {
-        let completed = self.store.completed(id)?;
+        let completed = self.store.completed(id).await?;
         let mut all_ok = true;
         for job_id in completed.iter().rev() {
-            let Some(job) = self.store.get(job_id)? else {
+            let Some(job) = self.store.get(job_id).await? else {
                 continue;
             };
             if job.state != JobState::Succeeded {
@@ -197,20 +198,23 @@ impl JobEngine {
                 job_id,
                 "rollback-started",
                 "undoing this job because its graph failed",
-            )?;
+            )
+            .await?;
             let result = self.invoke(&job, &slot, Arc::default(), true).await;
             let ok = result.is_ok();
             all_ok &= ok;
-            self.store.update(job_id, &|j| match &result {
-                Ok(_) => {
-                    j.state = JobState::RolledBack;
-                    vec![("rolled-back".into(), "rolled back".into())]
-                }
-                Err(e) => {
-                    j.error = Some(format!("rollback failed: {e}"));
-                    vec![("rollback-failed".into(), format!("rollback failed: {e}"))]
-                }
-            })?;
+            self.store
+                .update(job_id, &|j| match &result {
+                    Ok(_) => {
+                        j.state = JobState::RolledBack;
+                        vec![("rolled-back".into(), "rolled back".into())]
+                    }
+                    Err(e) => {
+                        j.error = Some(format!("rollback failed: {e}"));
+                        vec![("rollback-failed".into(), format!("rollback failed: {e}"))]
+                    }
+                })
+                .await?;
             self.store.commit().await?;
             self.job_changed(job_id);
         }
@@ -219,7 +223,7 @@ impl JobEngine {
         } else {
             GraphState::Failed
         };
-        self.store.update_graph(id, &|g| g.state = end)?;
+        self.store.update_graph(id, &|g| g.state = end).await?;
         self.store.commit().await?;
         Ok(())
     }
@@ -247,34 +251,37 @@ impl JobEngine {
             .chain(req.args.iter().map(String::as_str))
             .collect::<Vec<_>>()
             .join(" ");
-        let _ = self.event(&run.id, "exec", &argv);
-        let (e1, e2) = (self.clone(), self.clone());
-        let (id1, id2) = (run.id.clone(), run.id.clone());
+        let _ = self.event(&run.id, "exec", &argv).await;
+        // What the job wrote so far (its kv writes too) is durable before
+        // the command acts on the world: a crash from here on cannot
+        // leave the world ahead of the record of it.
+        if let Err(e) = self.store.commit().await {
+            tracing::error!(job = %run.id, "flushing before a command failed: {e}");
+        }
+        // The process and its output lines reach the store in the order
+        // they happened, through one writer task.
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let lines = tx.clone();
+        let writer = tokio::spawn(self.clone().record_exec(run.id.clone(), rx));
         let out = exec::run(
             &path,
             req,
             run.cancel.clone(),
             move |p| {
-                let _ = e1.set_live_process(&id1, Some(p));
-                // On disk now, not at sled's next periodic flush: a crash
-                // meanwhile would leave the process running unseen by recovery.
-                let e = e1.clone();
-                tokio::spawn(async move {
-                    if let Err(err) = e.store.commit().await {
-                        tracing::error!("flushing a job's live process failed: {err}");
-                    }
-                });
+                let _ = tx.send(ExecNote::Started(p));
             },
             move |stream, line| {
                 let kind = match stream {
                     Stream::Stdout => "stdout",
                     Stream::Stderr => "stderr",
                 };
-                let _ = e2.event(&id2, kind, line);
+                let _ = lines.send(ExecNote::Line(kind, line.to_string()));
             },
         )
         .await;
-        let _ = self.set_live_process(&run.id, None);
+        // Every note is sent once `run` returns (its callbacks are dropped).
+        let _ = writer.await;
+        let _ = self.set_live_process(&run.id, None).await;
         let summary = match &out {
             Ok(o) if o.timed_out => "killed: it ran past its timeout".to_string(),
             Ok(o) => match o.exit_code {
@@ -283,7 +290,7 @@ impl JobEngine {
             },
             Err(e) => e.to_string(),
         };
-        let _ = self.event(&run.id, "exit", &summary);
+        let _ = self.event(&run.id, "exit", &summary).await;
         out
     }
 
@@ -294,7 +301,8 @@ impl JobEngine {
     pub(super) async fn recover(self: &Arc<Self>) -> Result<(), JobError> {
         let unfinished = self
             .store
-            .scan(None, usize::MAX, &mut |j| !j.state.is_final())?;
+            .scan(None, usize::MAX, &|j| !j.state.is_final())
+            .await?;
         crate::metrics::jobs::seed(&unfinished);
         let mut queued = Vec::with_capacity(unfinished.len());
         let mut interrupted = 0;
@@ -306,7 +314,7 @@ impl JobEngine {
                     tracing::warn!(job = %job.id, pid = p.pid, "killed the process group an interrupted attempt left behind");
                 }
                 interrupted += 1;
-                match self.store.update(&job.id, &interrupted_attempt)? {
+                match self.store.update(&job.id, &interrupted_attempt).await? {
                     Some(j) => j,
                     None => continue,
                 }
@@ -320,41 +328,45 @@ impl JobEngine {
         self.store.commit().await?;
         let mut rolling_back = Vec::new();
         let mut running_graphs = Vec::new();
-        {
-            let graphs = self.store.graphs()?;
-            let mut s = self.sched();
-            for g in graphs {
-                match g.state {
-                    GraphState::Running => {
-                        let (mut succeeded, mut cause) = (0, None);
-                        for j in &g.jobs {
-                            let Some(job) = self.store.get(j)? else {
-                                continue;
-                            };
-                            match job.state {
-                                JobState::Succeeded | JobState::RolledBack => succeeded += 1,
-                                JobState::Failed => {
-                                    cause = Some((Arc::from(j.as_str()), JobState::Failed))
-                                }
-                                JobState::Cancelled if cause.is_none() => {
-                                    cause = Some((Arc::from(j.as_str()), JobState::Cancelled))
-                                }
-                                _ => {}
+        // Each running graph's tally is read before the index is locked.
+        let mut tallies = Vec::new();
+        for g in self.store.graphs().await? {
+            match g.state {
+                GraphState::Running => {
+                    let (mut succeeded, mut cause) = (0, None);
+                    for j in &g.jobs {
+                        let Some(job) = self.store.get(j).await? else {
+                            continue;
+                        };
+                        match job.state {
+                            JobState::Succeeded | JobState::RolledBack => succeeded += 1,
+                            JobState::Failed => {
+                                cause = Some((Arc::from(j.as_str()), JobState::Failed))
                             }
+                            JobState::Cancelled if cause.is_none() => {
+                                cause = Some((Arc::from(j.as_str()), JobState::Cancelled))
+                            }
+                            _ => {}
                         }
-                        s.index.add_graph(
-                            &g.id,
-                            &g.handler,
-                            g.parallel_limit,
-                            g.jobs.len(),
-                            succeeded,
-                            cause,
-                        );
-                        running_graphs.push(g.id);
                     }
-                    GraphState::RollingBack => rolling_back.push(g.id),
-                    _ => {}
+                    tallies.push((g, succeeded, cause));
                 }
+                GraphState::RollingBack => rolling_back.push(g.id),
+                _ => {}
+            }
+        }
+        {
+            let mut s = self.sched();
+            for (g, succeeded, cause) in tallies {
+                s.index.add_graph(
+                    &g.id,
+                    &g.handler,
+                    g.parallel_limit,
+                    g.jobs.len(),
+                    succeeded,
+                    cause,
+                );
+                running_graphs.push(g.id);
             }
         }
         // A queued job of a graph that already ended can never run.
@@ -370,11 +382,7 @@ impl JobEngine {
             .iter()
             .map(|j| (Arc::from(j.id.as_str()), "its graph stopped".to_string()))
             .collect();
-        blocked.extend(
-            self.sched()
-                .index
-                .add(&queued, now_ms(), &mut |d| self.stored_state(d)),
-        );
+        blocked.extend(self.index_add(&queued, now_ms()).await);
         self.skip_all(blocked).await?;
         for g in running_graphs {
             self.check_graph(&g).await?;
@@ -389,6 +397,39 @@ impl JobEngine {
             );
         }
         Ok(())
+    }
+}
+
+/// What a running command reports, in order.
+enum ExecNote {
+    /// The process started.
+    Started(super::model::LiveProcess),
+    /// A line of its output: (stream, text).
+    Line(&'static str, String),
+}
+
+impl JobEngine {
+    /// Writes `notes` of job `id`'s command as they come: its live process
+    /// (made durable at once, so that recovery after a crash finds it) and
+    /// its output lines as events.
+    async fn record_exec(
+        self: Arc<Self>,
+        id: String,
+        mut notes: tokio::sync::mpsc::UnboundedReceiver<ExecNote>,
+    ) {
+        while let Some(note) = notes.recv().await {
+            match note {
+                ExecNote::Started(p) => {
+                    let _ = self.set_live_process(&id, Some(p)).await;
+                    if let Err(err) = self.store.commit().await {
+                        tracing::error!("flushing a job's live process failed: {err}");
+                    }
+                }
+                ExecNote::Line(kind, line) => {
+                    let _ = self.event(&id, kind, &line).await;
+                }
+            }
+        }
     }
 }
 

@@ -8,9 +8,9 @@ use super::engine::{JobEngine, JobError};
 use super::exec::CancelFlag;
 use super::index::Blocked;
 use super::model::{GraphState, JobState, now_ms};
-use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// A job whose start could not be written is tried again this much later.
@@ -19,7 +19,11 @@ const RETRY_START_MS: u64 = 1000;
 impl JobEngine {
     /// Starts every ready job that may start now; returns how long the
     /// scheduler may sleep before a retry becomes due.
-    pub(super) fn dispatch(self: &Arc<Self>) -> Duration {
+    ///
+    /// Jobs are claimed in the index under its lock (so the limits hold),
+    /// then marked running in the store without the lock, then handed to
+    /// their attempts.
+    pub(super) async fn dispatch(self: &Arc<Self>) -> Duration {
         let mut wait = Duration::from_secs(1);
         let Some(app) = self.app() else {
             return wait;
@@ -27,74 +31,41 @@ impl JobEngine {
         let now = now_ms();
         let max = self.config.max_running;
         let mut to_skip = Blocked::new();
-        let mut s = self.sched();
-        if let Some(due) = s.index.promote_due(now) {
-            wait = wait.min(Duration::from_millis(due.saturating_sub(now)));
-        }
-        let handlers = s.index.handlers_with_work();
-        // One job per handler per round, so that no handler starves another.
-        let mut started_any = true;
-        while started_any && s.index.running() < max {
-            started_any = false;
-            for h in &handlers {
-                if s.index.running() >= max {
-                    break;
-                }
-                let Some(slot) = app.registry.get(h) else {
-                    while let Some(id) = s.index.claim(h) {
-                        to_skip.push((id, format!("the handler `{h}` is not mounted")));
+        let mut claims = Vec::new();
+        {
+            let mut s = self.sched();
+            if let Some(due) = s.index.promote_due(now) {
+                wait = wait.min(Duration::from_millis(due.saturating_sub(now)));
+            }
+            let handlers = s.index.handlers_with_work();
+            // One job per handler per round, so that no handler starves another.
+            let mut claimed_any = true;
+            while claimed_any && s.index.running() < max {
+                claimed_any = false;
+                for h in &handlers {
+                    if s.index.running() >= max {
+                        break;
                     }
-                    continue;
-                };
-                if s.index.running_of(h) >= slot.limits.max_running_jobs {
-                    continue;
-                }
-                let Some(id) = s.index.claim(h) else {
-                    continue;
-                };
-                started_any = true;
-                let claimed = Cell::new(false);
-                let started = self.store.update(&id, &|j| {
-                    claimed.set(j.state == JobState::Queued);
-                    if j.state != JobState::Queued {
-                        return vec![];
+                    let Some(slot) = app.registry.get(h) else {
+                        while let Some(id) = s.index.claim(h) {
+                            to_skip.push((id, format!("the handler `{h}` is not mounted")));
+                        }
+                        continue;
+                    };
+                    if s.index.running_of(h) >= slot.limits.max_running_jobs {
+                        continue;
                     }
-                    j.state = JobState::Running;
-                    j.attempts += 1;
-                    j.started_at_ms = Some(now_ms());
-                    j.cancel_requested = false;
-                    vec![(
-                        "started".into(),
-                        format!(
-                            "attempt {} of {}",
-                            j.attempts,
-                            j.max_attempts + j.interrupted
-                        ),
-                    )]
-                });
-                match started {
-                    Ok(Some(job)) if claimed.get() => {
-                        let flag = Arc::new(CancelFlag::default());
-                        s.index.set_cancel(&id, flag.clone());
-                        tokio::spawn(self.clone().run_attempt(job, slot, flag));
-                    }
-                    Ok(Some(job)) if job.state.is_final() => {
-                        // Ended meanwhile (a cancel): its own path reports it.
-                        to_skip.extend(s.index.finished(&id, job.state, 0, now));
-                    }
-                    Ok(found) => {
-                        let state = found.map_or(JobState::Cancelled, |j| j.state);
-                        tracing::error!(job = %id, "a queued job was {} in the store", state.as_str());
-                        s.index.unclaim(&id, now + RETRY_START_MS, now);
-                    }
-                    Err(e) => {
-                        tracing::error!(job = %id, "starting a job failed: {e}");
-                        s.index.unclaim(&id, now + RETRY_START_MS, now);
-                    }
+                    let Some(id) = s.index.claim(h) else {
+                        continue;
+                    };
+                    claimed_any = true;
+                    claims.push((id, slot));
                 }
             }
         }
-        drop(s);
+        for (id, slot) in claims {
+            self.start_claimed(id, slot, now, &mut to_skip).await;
+        }
         if !to_skip.is_empty() {
             let engine = self.clone();
             tokio::spawn(async move {
@@ -104,6 +75,61 @@ impl JobEngine {
             });
         }
         wait
+    }
+
+    /// Marks claimed job `id` running in the store and starts its attempt;
+    /// a job that ended meanwhile (a cancel) goes to `to_skip`'s path, one
+    /// that cannot be written is put back for a later try.
+    async fn start_claimed(
+        self: &Arc<Self>,
+        id: Arc<str>,
+        slot: Arc<crate::runtime::registry::HandlerSlot>,
+        now: u64,
+        to_skip: &mut Blocked,
+    ) {
+        let claimed = AtomicBool::new(false);
+        let started = self
+            .store
+            .update(&id, &|j| {
+                claimed.store(j.state == JobState::Queued, Ordering::Relaxed);
+                if j.state != JobState::Queued {
+                    return vec![];
+                }
+                j.state = JobState::Running;
+                j.attempts += 1;
+                j.started_at_ms = Some(now_ms());
+                j.cancel_requested = false;
+                vec![(
+                    "started".into(),
+                    format!(
+                        "attempt {} of {}",
+                        j.attempts,
+                        j.max_attempts + j.interrupted
+                    ),
+                )]
+            })
+            .await;
+        let mut s = self.sched();
+        match started {
+            Ok(Some(job)) if claimed.load(Ordering::Relaxed) => {
+                let flag = Arc::new(CancelFlag::default());
+                s.index.set_cancel(&id, flag.clone());
+                tokio::spawn(self.clone().run_attempt(job, slot, flag));
+            }
+            Ok(Some(job)) if job.state.is_final() => {
+                // Ended meanwhile (a cancel): its own path reports it.
+                to_skip.extend(s.index.finished(&id, job.state, 0, now));
+            }
+            Ok(found) => {
+                let state = found.map_or(JobState::Cancelled, |j| j.state);
+                tracing::error!(job = %id, "a queued job was {} in the store", state.as_str());
+                s.index.unclaim(&id, now + RETRY_START_MS, now);
+            }
+            Err(e) => {
+                tracing::error!(job = %id, "starting a job failed: {e}");
+                s.index.unclaim(&id, now + RETRY_START_MS, now);
+            }
+        }
     }
 
     /// Cancels queued jobs that can never run, saying why, and whatever
@@ -129,15 +155,18 @@ impl JobEngine {
         while !work.is_empty() {
             let mut cancelled = Vec::with_capacity(work.len());
             for (id, why) in &work {
-                let job = self.store.update(id, &|j| {
-                    if j.state != JobState::Queued {
-                        return vec![];
-                    }
-                    j.state = JobState::Cancelled;
-                    j.finished_at_ms = Some(now_ms());
-                    j.error = Some(why.clone());
-                    vec![("cancelled".into(), why.clone())]
-                })?;
+                let job = self
+                    .store
+                    .update(id, &|j| {
+                        if j.state != JobState::Queued {
+                            return vec![];
+                        }
+                        j.state = JobState::Cancelled;
+                        j.finished_at_ms = Some(now_ms());
+                        j.error = Some(why.clone());
+                        vec![("cancelled".into(), why.clone())]
+                    })
+                    .await?;
                 if let Some(j) = job
                     && j.state == JobState::Cancelled
                 {
@@ -182,11 +211,13 @@ impl JobEngine {
         let (cause, first_stop) = match seen {
             None => return Ok(()),
             Some(None) => {
-                self.store.update_graph(id, &|g| {
-                    if g.state == GraphState::Running {
-                        g.state = GraphState::Succeeded;
-                    }
-                })?;
+                self.store
+                    .update_graph(id, &|g| {
+                        if g.state == GraphState::Running {
+                            g.state = GraphState::Succeeded;
+                        }
+                    })
+                    .await?;
                 self.store.commit().await?;
                 return Ok(());
             }
@@ -195,7 +226,12 @@ impl JobEngine {
         let (cause_id, cause_state) = cause;
         let by_failure = cause_state == JobState::Failed;
         if first_stop {
-            let jobs = self.store.graph(id)?.map(|g| g.jobs).unwrap_or_default();
+            let jobs = self
+                .store
+                .graph(id)
+                .await?
+                .map(|g| g.jobs)
+                .unwrap_or_default();
             let reason = format!("job {cause_id} of its graph ended {}", cause_state.as_str());
             let queued: Blocked = {
                 let s = self.sched();
@@ -223,13 +259,13 @@ impl JobEngine {
         }
         let next = match (
             by_failure,
-            self.store.graph(id)?.is_some_and(|g| g.rollback),
+            self.store.graph(id).await?.is_some_and(|g| g.rollback),
         ) {
             (true, true) => GraphState::RollingBack,
             (true, false) => GraphState::Failed,
             (false, _) => GraphState::Cancelled,
         };
-        self.store.update_graph(id, &|g| g.state = next)?;
+        self.store.update_graph(id, &|g| g.state = next).await?;
         self.store.commit().await?;
         if next == GraphState::RollingBack {
             self.start_rollback(id);

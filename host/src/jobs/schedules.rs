@@ -131,12 +131,12 @@ fn manifest_record(handler: &str, spec: &ScheduleSpec) -> Result<ScheduleRecord,
 impl JobEngine {
     /// Loads every schedule, brings the manifest's in line with the
     /// served manifest, and starts the timer task.
-    pub(super) fn start_schedules(self: &Arc<Self>) -> Result<(), JobError> {
-        for s in self.store.schedules()? {
+    pub(super) async fn start_schedules(self: &Arc<Self>) -> Result<(), JobError> {
+        for s in self.store.schedules().await? {
             self.book.put(s);
         }
         if let Some(app) = self.app() {
-            self.sync_manifest(&app.manifest)?;
+            self.sync_manifest(&app.manifest).await?;
         }
         let engine = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -159,7 +159,7 @@ impl JobEngine {
     /// Brings `handler`'s manifest schedules in line with `specs`: new ones
     /// are created, changed ones start afresh, unchanged ones keep their
     /// next tick, and those no longer declared are removed.
-    pub fn sync_manifest_schedules(
+    pub async fn sync_manifest_schedules(
         &self,
         handler: &str,
         specs: &[ScheduleSpec],
@@ -178,13 +178,13 @@ impl JobEngine {
                 continue;
             }
             fresh.recent = old.map(|s| s.recent.clone()).unwrap_or_default();
-            self.store.put_schedule(&fresh)?;
+            self.store.put_schedule(&fresh).await?;
             tracing::info!(handler, schedule = %fresh.name, "schedule set from the manifest");
             self.book.put(fresh);
         }
         for s in stored {
             if s.from_manifest && !specs.iter().any(|spec| spec.name() == s.name) {
-                self.store.delete_schedule(handler, &s.name)?;
+                self.store.delete_schedule(handler, &s.name).await?;
                 self.book.remove(handler, &s.name);
                 tracing::info!(handler, schedule = %s.name, "schedule removed with the manifest's");
             }
@@ -194,9 +194,9 @@ impl JobEngine {
 
     /// Brings every manifest schedule in line with `manifest`: those of
     /// handlers it no longer has are removed.
-    pub fn sync_manifest(&self, manifest: &Manifest) -> Result<(), JobError> {
+    pub async fn sync_manifest(&self, manifest: &Manifest) -> Result<(), JobError> {
         for h in &manifest.handlers {
-            self.sync_manifest_schedules(&h.name, &h.schedules)?;
+            self.sync_manifest_schedules(&h.name, &h.schedules).await?;
         }
         let gone: Vec<ScheduleRecord> = self
             .book
@@ -206,7 +206,7 @@ impl JobEngine {
             .cloned()
             .collect();
         for s in gone {
-            self.store.delete_schedule(&s.handler, &s.name)?;
+            self.store.delete_schedule(&s.handler, &s.name).await?;
             self.book.remove(&s.handler, &s.name);
         }
         Ok(())
@@ -250,7 +250,7 @@ impl JobEngine {
         };
         let mut s = record(handler, &new.name, new.timing, new.job, false);
         s.recent = kept;
-        self.store.put_schedule(&s)?;
+        self.store.put_schedule(&s).await?;
         self.store.commit().await?;
         self.book.put(s.clone());
         Ok(s)
@@ -264,7 +264,7 @@ impl JobEngine {
             Some(s) if s.from_manifest => return Err(owned_by_manifest(name)),
             Some(_) => {}
         }
-        let existed = self.store.delete_schedule(handler, name)?;
+        let existed = self.store.delete_schedule(handler, name).await?;
         self.store.commit().await?;
         self.book.remove(handler, name);
         Ok(existed)
@@ -317,11 +317,13 @@ impl JobEngine {
         let mut next = s.clone();
         next.next_at_ms = s.timing.next_after(s.created_at_ms, now);
         next.last_at_ms = Some(now);
-        let busy = s
-            .last_job
-            .as_deref()
-            .and_then(|id| self.stored_state(id))
-            .is_some_and(|state| !state.is_final());
+        let busy = match s.last_job.as_deref() {
+            Some(id) => self
+                .stored_state(id)
+                .await
+                .is_some_and(|state| !state.is_final()),
+            None => false,
+        };
         let job = if busy {
             next.skipped += 1;
             None
@@ -348,11 +350,12 @@ impl JobEngine {
             .len()
             .saturating_sub(next.keep_jobs.max(1) as usize);
         let expired: Vec<String> = next.recent.drain(..excess).collect();
-        if !self.store.fire(&next, due, job.as_ref(), &expired)? {
+        if !self.store.fire(&next, due, job.as_ref(), &expired).await? {
             // Replaced or fired meanwhile: take the stored copy.
             match self
                 .store
-                .schedules()?
+                .schedules()
+                .await?
                 .into_iter()
                 .find(|x| x.handler == s.handler && x.name == s.name)
             {

@@ -6,18 +6,18 @@
 
 use super::global;
 use crate::jobs::model::{GraphRecord, JobRecord, JobState, ScheduleRecord};
-use crate::store::{CommitFuture, JobStore, JobStoreError, NewEvents};
-use std::cell::Cell;
+use crate::store::{GraphChange, JobChange, JobFilter, JobStore, JobStoreError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A [`JobStore`] that records every job transition it writes.
-pub struct MeteredJobStore<S> {
-    inner: S,
+pub struct MeteredJobStore {
+    inner: Arc<dyn JobStore>,
 }
 
-impl<S: JobStore> MeteredJobStore<S> {
+impl MeteredJobStore {
     /// Wraps `inner`.
-    pub fn new(inner: S) -> Self {
+    pub fn new(inner: Arc<dyn JobStore>) -> Self {
         MeteredJobStore { inner }
     }
 }
@@ -54,9 +54,14 @@ fn transition(before: JobState, job: &JobRecord) {
     m.job_finished(&job.handler, after, took);
 }
 
-impl<S: JobStore> JobStore for MeteredJobStore<S> {
-    fn insert(&self, jobs: &[JobRecord], graph: Option<&GraphRecord>) -> Result<(), JobStoreError> {
-        self.inner.insert(jobs, graph)?;
+#[async_trait::async_trait]
+impl JobStore for MeteredJobStore {
+    async fn insert(
+        &self,
+        jobs: &[JobRecord],
+        graph: Option<&GraphRecord>,
+    ) -> Result<(), JobStoreError> {
+        self.inner.insert(jobs, graph).await?;
         for job in jobs {
             if !job.state.is_final() {
                 global().job_gauge(&job.handler, job.state, 1);
@@ -65,78 +70,78 @@ impl<S: JobStore> JobStore for MeteredJobStore<S> {
         Ok(())
     }
 
-    fn update(
-        &self,
-        id: &str,
-        f: &dyn Fn(&mut JobRecord) -> NewEvents,
-    ) -> Result<Option<JobRecord>, JobStoreError> {
+    async fn update(&self, id: &str, f: JobChange<'_>) -> Result<Option<JobRecord>, JobStoreError> {
         // `f` may run more than once; the last run is the one written.
-        let before = Cell::new(None);
-        let out = self.inner.update(id, &|job| {
-            before.set(Some(job.state));
-            f(job)
-        })?;
-        if let (Some(before), Some(job)) = (before.get(), &out) {
+        let before = Mutex::new(None);
+        let out = self
+            .inner
+            .update(id, &|job| {
+                *before.lock().unwrap_or_else(|e| e.into_inner()) = Some(job.state);
+                f(job)
+            })
+            .await?;
+        let before = *before.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(before), Some(job)) = (before, &out) {
             transition(before, job);
         }
         Ok(out)
     }
 
-    fn update_graph(
+    async fn update_graph(
         &self,
         id: &str,
-        f: &dyn Fn(&mut GraphRecord),
+        f: GraphChange<'_>,
     ) -> Result<Option<GraphRecord>, JobStoreError> {
-        self.inner.update_graph(id, f)
+        self.inner.update_graph(id, f).await
     }
 
-    fn get(&self, id: &str) -> Result<Option<JobRecord>, JobStoreError> {
-        self.inner.get(id)
+    async fn get(&self, id: &str) -> Result<Option<JobRecord>, JobStoreError> {
+        self.inner.get(id).await
     }
 
-    fn graph(&self, id: &str) -> Result<Option<GraphRecord>, JobStoreError> {
-        self.inner.graph(id)
+    async fn graph(&self, id: &str) -> Result<Option<GraphRecord>, JobStoreError> {
+        self.inner.graph(id).await
     }
 
-    fn graphs(&self) -> Result<Vec<GraphRecord>, JobStoreError> {
-        self.inner.graphs()
+    async fn graphs(&self) -> Result<Vec<GraphRecord>, JobStoreError> {
+        self.inner.graphs().await
     }
 
-    fn completed(&self, graph: &str) -> Result<Vec<String>, JobStoreError> {
-        self.inner.completed(graph)
+    async fn completed(&self, graph: &str) -> Result<Vec<String>, JobStoreError> {
+        self.inner.completed(graph).await
     }
 
-    fn scan(
+    async fn scan(
         &self,
         start_after: Option<&str>,
         limit: usize,
-        keep: &mut dyn FnMut(&JobRecord) -> bool,
+        keep: JobFilter<'_>,
     ) -> Result<Vec<JobRecord>, JobStoreError> {
-        self.inner.scan(start_after, limit, keep)
+        self.inner.scan(start_after, limit, keep).await
     }
 
-    fn events(
+    async fn events(
         &self,
         job: &JobRecord,
         after: u64,
         limit: usize,
     ) -> Result<Vec<crate::jobs::model::EventRecord>, JobStoreError> {
-        self.inner.events(job, after, limit)
+        self.inner.events(job, after, limit).await
     }
 
-    fn schedules(&self) -> Result<Vec<ScheduleRecord>, JobStoreError> {
-        self.inner.schedules()
+    async fn schedules(&self) -> Result<Vec<ScheduleRecord>, JobStoreError> {
+        self.inner.schedules().await
     }
 
-    fn put_schedule(&self, s: &ScheduleRecord) -> Result<(), JobStoreError> {
-        self.inner.put_schedule(s)
+    async fn put_schedule(&self, s: &ScheduleRecord) -> Result<(), JobStoreError> {
+        self.inner.put_schedule(s).await
     }
 
-    fn delete_schedule(&self, handler: &str, name: &str) -> Result<bool, JobStoreError> {
-        self.inner.delete_schedule(handler, name)
+    async fn delete_schedule(&self, handler: &str, name: &str) -> Result<bool, JobStoreError> {
+        self.inner.delete_schedule(handler, name).await
     }
 
-    fn fire(
+    async fn fire(
         &self,
         next: &ScheduleRecord,
         due_ms: u64,
@@ -144,14 +149,14 @@ impl<S: JobStore> JobStore for MeteredJobStore<S> {
         expired: &[String],
     ) -> Result<bool, JobStoreError> {
         // Only ended jobs are removed: no gauge counts them.
-        let fired = self.inner.fire(next, due_ms, job, expired)?;
+        let fired = self.inner.fire(next, due_ms, job, expired).await?;
         if fired && let Some(job) = job {
             global().job_gauge(&job.handler, job.state, 1);
         }
         Ok(fired)
     }
 
-    fn commit(&self) -> CommitFuture<'_> {
-        self.inner.commit()
+    async fn commit(&self) -> Result<(), JobStoreError> {
+        self.inner.commit().await
     }
 }

@@ -1,9 +1,28 @@
-//! Every version of every handler, kept in sled so that rollback and
-//! restarts need no file: the component bytes by sha256, each handler's
-//! deploy history, and the version it serves now.
+//! Every version of every handler, kept on the storage floor so that
+//! rollback and restarts need no file: the component bytes by sha256, each
+//! handler's deploy history, and the version it serves now (namespace
+//! [`VERSIONS_NS`]).
 
+use crate::store::{KvStore, MAX_SCAN, StoreError, WriteOp};
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// The store namespace of handler versions (`:` keeps handlers out).
+pub const VERSIONS_NS: &str = "baton:versions";
+/// Component bytes: `{sha256}/{part:05}` → up to [`BLOB_PART`] bytes.
+const BLOBS: &str = "blobs";
+/// The parts of each stored component: sha256 → how many (decimal).
+const BLOB_PARTS: &str = "blob-parts";
+/// Deploys: `{handler}/{seq:020}` → [`Deploy`] as JSON, in deploy order.
+const HISTORY: &str = "history";
+/// What each handler serves: name → [`Current`] as JSON.
+const CURRENT: &str = "current";
+/// The deploy counter: bucket and key.
+const SEQ: (&str, &str) = ("seq", "deploys");
+/// The largest part of a component's bytes (a value must stay under the
+/// store's limit).
+pub const BLOB_PART: usize = 4 * 1024 * 1024;
 
 /// How a version arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,13 +61,10 @@ pub struct Current {
     pub manifest_sha256: String,
 }
 
-/// The handler-version trees.
+/// The handler versions in a store.
 #[derive(Clone)]
 pub struct VersionStore {
-    db: sled::Db,
-    blobs: sled::Tree,
-    history: sled::Tree,
-    current: sled::Tree,
+    store: Arc<dyn KvStore>,
 }
 
 /// Deploys kept per handler: rollback can reach any of them; older deploys
@@ -56,58 +72,99 @@ pub struct VersionStore {
 /// swapped thousands of times keeps a bounded store (and cache).
 pub const KEPT_DEPLOYS: usize = 20;
 
-fn history_key(name: &str, seq: u64) -> Vec<u8> {
-    let mut k = name.as_bytes().to_vec();
-    k.push(0);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
+/// The history key of deploy `seq` of `name`.
+pub fn history_key(name: &str, seq: i64) -> String {
+    format!("{name}/{seq:020}")
+}
+
+/// The key of part `i` of the bytes of `sha256`.
+pub fn blob_key(sha256: &str, i: usize) -> String {
+    format!("{sha256}/{i:05}")
+}
+
+fn corrupt(what: &str, key: &str) -> StoreError {
+    StoreError::Backend(format!("the stored {what} `{key}` does not decode"))
 }
 
 impl VersionStore {
-    /// Opens the trees in `db`.
-    pub fn open(db: &sled::Db) -> sled::Result<Self> {
-        Ok(VersionStore {
-            db: db.clone(),
-            blobs: db.open_tree("handler-blobs")?,
-            history: db.open_tree("handler-history")?,
-            current: db.open_tree("handler-current")?,
-        })
+    /// The versions kept in `store`.
+    pub fn new(store: Arc<dyn KvStore>) -> Self {
+        VersionStore { store }
+    }
+
+    /// Every entry of `bucket` whose key starts with `prefix`.
+    async fn scan_all(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .scan(VERSIONS_NS, bucket, prefix, after.as_deref(), MAX_SCAN)
+                .await?;
+            let full = page.len() == MAX_SCAN;
+            after = page.last().map(|(k, _)| k.clone());
+            out.extend(page);
+            if !full {
+                return Ok(out);
+            }
+        }
     }
 
     /// The bytes of version `sha256`.
-    pub fn blob(&self, sha256: &str) -> sled::Result<Option<Vec<u8>>> {
-        Ok(self.blobs.get(sha256.as_bytes())?.map(|v| v.to_vec()))
+    pub async fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(parts) = self.store.get(VERSIONS_NS, BLOB_PARTS, sha256).await? else {
+            return Ok(None);
+        };
+        let parts: usize = std::str::from_utf8(&parts)
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| corrupt("part count", sha256))?;
+        let mut bytes = Vec::new();
+        for i in 0..parts {
+            let key = blob_key(sha256, i);
+            let part = self
+                .store
+                .get(VERSIONS_NS, BLOBS, &key)
+                .await?
+                .ok_or_else(|| corrupt("component part", &key))?;
+            bytes.extend_from_slice(&part);
+        }
+        Ok(Some(bytes))
     }
 
     /// What `name` serves now.
-    pub fn current(&self, name: &str) -> sled::Result<Option<Current>> {
+    pub async fn current(&self, name: &str) -> Result<Option<Current>, StoreError> {
         Ok(self
-            .current
-            .get(name.as_bytes())?
+            .store
+            .get(VERSIONS_NS, CURRENT, name)
+            .await?
             .and_then(|v| serde_json::from_slice(&v).ok()))
     }
 
     /// The deploys of `name`, oldest first.
-    pub fn history(&self, name: &str) -> sled::Result<Vec<Deploy>> {
-        let mut prefix = name.as_bytes().to_vec();
-        prefix.push(0);
-        self.history
-            .scan_prefix(prefix)
-            .values()
-            .map(|v| v.map(|v| serde_json::from_slice(&v).expect("deploy records decode")))
+    pub async fn history(&self, name: &str) -> Result<Vec<Deploy>, StoreError> {
+        self.scan_all(HISTORY, &format!("{name}/"))
+            .await?
+            .into_iter()
+            .map(|(k, v)| serde_json::from_slice(&v).map_err(|_| corrupt("deploy", &k)))
             .collect()
     }
 
-    /// Records that `name` now serves `bytes` (stored if new), durably.
-    pub fn record(
+    /// Records that `name` now serves `bytes` (stored if new), durably:
+    /// the bytes, the deploy and the current version in one atomic write.
+    pub async fn record(
         &self,
         name: &str,
         bytes: &[u8],
         sha256: &str,
         source: Source,
         manifest_sha256: &str,
-    ) -> sled::Result<()> {
-        let seq = self.db.generate_id()?;
+    ) -> Result<(), StoreError> {
+        let seq = self.store.increment(VERSIONS_NS, SEQ.0, SEQ.1, 1).await?;
         let deploy = Deploy {
             sha256: sha256.to_string(),
             size: bytes.len(),
@@ -118,61 +175,91 @@ impl VersionStore {
             sha256: sha256.to_string(),
             manifest_sha256: manifest_sha256.to_string(),
         };
-        let deploy = serde_json::to_vec(&deploy).expect("serialises");
-        let current = serde_json::to_vec(&current).expect("serialises");
-        (&self.blobs, &self.history, &self.current)
-            .transaction(|(b, h, c)| {
-                if b.get(sha256.as_bytes())?.is_none() {
-                    b.insert(sha256.as_bytes(), bytes)?;
-                }
-                h.insert(history_key(name, seq), deploy.clone())?;
-                c.insert(name.as_bytes(), current.clone())?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => e,
-                sled::transaction::TransactionError::Abort(()) => {
-                    sled::Error::Unsupported("aborted".into())
-                }
-            })?;
-        self.prune(name)?;
-        self.db.flush()?;
-        Ok(())
+        let write = |bucket: &str, key: String, value: Vec<u8>| WriteOp {
+            bucket: bucket.to_string(),
+            key,
+            value: Some(value),
+        };
+        let mut ops = Vec::new();
+        if self
+            .store
+            .get(VERSIONS_NS, BLOB_PARTS, sha256)
+            .await?
+            .is_none()
+        {
+            let parts: Vec<&[u8]> = if bytes.is_empty() {
+                vec![&[]]
+            } else {
+                bytes.chunks(BLOB_PART).collect()
+            };
+            for (i, part) in parts.iter().enumerate() {
+                ops.push(write(BLOBS, blob_key(sha256, i), part.to_vec()));
+            }
+            ops.push(write(
+                BLOB_PARTS,
+                sha256.to_string(),
+                parts.len().to_string().into_bytes(),
+            ));
+        }
+        ops.push(write(
+            HISTORY,
+            history_key(name, seq),
+            serde_json::to_vec(&deploy).expect("serialises"),
+        ));
+        ops.push(write(
+            CURRENT,
+            name.to_string(),
+            serde_json::to_vec(&current).expect("serialises"),
+        ));
+        self.store.apply(VERSIONS_NS, &ops).await?;
+        self.prune(name).await?;
+        self.store.commit().await
     }
 
     /// Drops `name`'s deploys beyond the newest [`KEPT_DEPLOYS`], then every
-    /// blob that no kept deploy and no current version of any handler names.
-    fn prune(&self, name: &str) -> sled::Result<()> {
-        let mut prefix = name.as_bytes().to_vec();
-        prefix.push(0);
-        let keys: Vec<sled::IVec> = self
-            .history
-            .scan_prefix(&prefix)
-            .keys()
-            .collect::<Result<_, _>>()?;
-        let excess = keys.len().saturating_sub(KEPT_DEPLOYS);
+    /// component that no kept deploy and no current version of any handler
+    /// names.
+    async fn prune(&self, name: &str) -> Result<(), StoreError> {
+        let deploys = self.scan_all(HISTORY, &format!("{name}/")).await?;
+        let excess = deploys.len().saturating_sub(KEPT_DEPLOYS);
         if excess == 0 {
             return Ok(());
         }
-        for key in &keys[..excess] {
-            self.history.remove(key)?;
+        for (key, _) in &deploys[..excess] {
+            self.store.delete(VERSIONS_NS, HISTORY, key).await?;
         }
-        let mut named = std::collections::HashSet::new();
-        for v in self.history.iter().values() {
-            if let Ok(d) = serde_json::from_slice::<Deploy>(&v?) {
+        let mut named = HashSet::new();
+        for (_, v) in self.scan_all(HISTORY, "").await? {
+            if let Ok(d) = serde_json::from_slice::<Deploy>(&v) {
                 named.insert(d.sha256);
             }
         }
-        for v in self.current.iter().values() {
-            if let Ok(c) = serde_json::from_slice::<Current>(&v?) {
+        for (_, v) in self.scan_all(CURRENT, "").await? {
+            if let Ok(c) = serde_json::from_slice::<Current>(&v) {
                 named.insert(c.sha256);
             }
         }
-        for key in self.blobs.iter().keys() {
-            let key = key?;
-            if !named.contains(std::str::from_utf8(&key).unwrap_or_default()) {
-                self.blobs.remove(key)?;
+        for (sha, parts) in self.scan_all(BLOB_PARTS, "").await? {
+            if named.contains(&sha) {
+                continue;
             }
+            let parts: usize = std::str::from_utf8(&parts)
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            let mut ops: Vec<WriteOp> = (0..parts)
+                .map(|i| WriteOp {
+                    bucket: BLOBS.into(),
+                    key: blob_key(&sha, i),
+                    value: None,
+                })
+                .collect();
+            ops.push(WriteOp {
+                bucket: BLOB_PARTS.into(),
+                key: sha,
+                value: None,
+            });
+            self.store.apply(VERSIONS_NS, &ops).await?;
         }
         Ok(())
     }
@@ -182,41 +269,59 @@ impl VersionStore {
 mod tests {
     use super::*;
 
-    fn record(store: &VersionStore, name: &str, bytes: &[u8]) -> String {
+    async fn record(store: &VersionStore, name: &str, bytes: &[u8]) -> String {
         let sha = crate::runtime::version_of(bytes);
-        store.record(name, bytes, &sha, Source::Admin, "").unwrap();
+        store
+            .record(name, bytes, &sha, Source::Admin, "")
+            .await
+            .unwrap();
         sha
     }
 
-    #[test]
-    fn old_deploys_and_the_bytes_only_they_named_are_pruned() {
+    fn open(dir: &std::path::Path) -> VersionStore {
+        VersionStore::new(Arc::new(crate::store::SledStore::open(dir).unwrap()))
+    }
+
+    #[tokio::test]
+    async fn components_larger_than_a_part_come_back_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let store = VersionStore::open(&sled::open(dir.path()).unwrap()).unwrap();
-        let shared = record(&store, "other", b"shared");
-        let first = record(&store, "a", b"shared");
+        let store = open(dir.path());
+        let big: Vec<u8> = (0..BLOB_PART * 2 + 17).map(|i| (i % 251) as u8).collect();
+        let sha = record(&store, "a", &big).await;
+        assert_eq!(store.blob(&sha).await.unwrap().unwrap(), big);
+        assert_eq!(store.current("a").await.unwrap().unwrap().sha256, sha);
+        assert!(store.blob("nope").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn old_deploys_and_the_bytes_only_they_named_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let shared = record(&store, "other", b"shared").await;
+        let first = record(&store, "a", b"shared").await;
         assert_eq!(first, shared);
         let mut shas = vec![first];
         for i in 0..KEPT_DEPLOYS + 5 {
-            shas.push(record(&store, "a", format!("v{i}").as_bytes()));
+            shas.push(record(&store, "a", format!("v{i}").as_bytes()).await);
         }
-        let history = store.history("a").unwrap();
+        let history = store.history("a").await.unwrap();
         assert_eq!(history.len(), KEPT_DEPLOYS);
         assert_eq!(history.last().unwrap().sha256, *shas.last().unwrap());
         assert_eq!(
-            store.current("a").unwrap().unwrap().sha256,
+            store.current("a").await.unwrap().unwrap().sha256,
             *shas.last().unwrap()
         );
         // The oldest of `a` are gone, bytes included, but what another
         // handler still names stays.
-        assert!(store.blob(&shas[1]).unwrap().is_none());
-        assert!(store.blob(&shared).unwrap().is_some());
+        assert!(store.blob(&shas[1]).await.unwrap().is_none());
+        assert!(store.blob(&shared).await.unwrap().is_some());
         for kept in &history {
             assert!(
-                store.blob(&kept.sha256).unwrap().is_some(),
+                store.blob(&kept.sha256).await.unwrap().is_some(),
                 "{}",
                 kept.sha256
             );
         }
-        assert_eq!(store.history("other").unwrap().len(), 1);
+        assert_eq!(store.history("other").await.unwrap().len(), 1);
     }
 }

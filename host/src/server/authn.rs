@@ -57,7 +57,7 @@ pub async fn authorize(
                 }
             })?,
         None => match &conn.peer_subject {
-            Some(cn) => auth.principal_for_certificate(cn).map_err(|e| {
+            Some(cn) => auth.principal_for_certificate(cn).await.map_err(|e| {
                 tracing::error!("looking up the certificate's user failed: {e}");
                 HostError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -12,7 +12,6 @@ use crate::manifest::public_url;
 use crate::runtime::InvokeError;
 use crate::runtime::bindings::types;
 use crate::runtime::registry::HandlerSlot;
-use crate::store::KvStore;
 use crate::telemetry::traces;
 use axum::body::Body;
 use axum::extract::State;

@@ -171,6 +171,6 @@ pub async fn run(
     for t in tasks {
         t.await?;
     }
-    app.store.flush()?;
+    app.floor.flush()?;
     Ok(())
 }

@@ -8,8 +8,6 @@
 //! leaves a state without its event or a gap in a job's event sequence.
 
 use crate::jobs::model::{EventRecord, GraphRecord, JobRecord, ScheduleRecord};
-use std::future::Future;
-use std::pin::Pin;
 
 /// A storage failure of the job engine.
 #[derive(Debug, thiserror::Error)]
@@ -25,59 +23,67 @@ impl From<super::StoreError> for JobStoreError {
 /// Events to append: (kind, message).
 pub type NewEvents = Vec<(String, String)>;
 
-/// What [`JobStore::commit`] returns.
-pub type CommitFuture<'a> = Pin<Box<dyn Future<Output = Result<(), JobStoreError>> + Send + 'a>>;
+/// A change to a job: applied to the record, it returns the events to append.
+pub type JobChange<'a> = &'a (dyn Fn(&mut JobRecord) -> NewEvents + Send + Sync);
+
+/// A change to a graph.
+pub type GraphChange<'a> = &'a (dyn Fn(&mut GraphRecord) + Send + Sync);
+
+/// Which jobs a scan keeps.
+pub type JobFilter<'a> = &'a (dyn Fn(&JobRecord) -> bool + Send + Sync);
 
 /// Durable storage of jobs, events and graphs.
 ///
 /// Writes are visible at once and durable after the next
 /// [`JobStore::commit`], which concurrent writers share (group commit).
+/// Async so that a networked backend fits.
+#[async_trait::async_trait]
 pub trait JobStore: Send + Sync + 'static {
     /// Inserts new jobs (each with its `queued` event, seq 1) and their
     /// graph, atomically.
-    fn insert(&self, jobs: &[JobRecord], graph: Option<&GraphRecord>) -> Result<(), JobStoreError>;
+    async fn insert(
+        &self,
+        jobs: &[JobRecord],
+        graph: Option<&GraphRecord>,
+    ) -> Result<(), JobStoreError>;
 
     /// Applies `f` to job `id` and appends the events it returns, in one
     /// atomic write; a job that becomes `succeeded` is also recorded in its
     /// graph's completion order. `None` when there is no such job. `f` may
     /// run more than once (on conflicts): it must only change what it is given.
-    fn update(
-        &self,
-        id: &str,
-        f: &dyn Fn(&mut JobRecord) -> NewEvents,
-    ) -> Result<Option<JobRecord>, JobStoreError>;
+    async fn update(&self, id: &str, f: JobChange<'_>) -> Result<Option<JobRecord>, JobStoreError>;
 
     /// Applies `f` to graph `id`.
-    fn update_graph(
+    async fn update_graph(
         &self,
         id: &str,
-        f: &dyn Fn(&mut GraphRecord),
+        f: GraphChange<'_>,
     ) -> Result<Option<GraphRecord>, JobStoreError>;
 
     /// Job `id`.
-    fn get(&self, id: &str) -> Result<Option<JobRecord>, JobStoreError>;
+    async fn get(&self, id: &str) -> Result<Option<JobRecord>, JobStoreError>;
 
     /// Graph `id`.
-    fn graph(&self, id: &str) -> Result<Option<GraphRecord>, JobStoreError>;
+    async fn graph(&self, id: &str) -> Result<Option<GraphRecord>, JobStoreError>;
 
     /// Every graph.
-    fn graphs(&self) -> Result<Vec<GraphRecord>, JobStoreError>;
+    async fn graphs(&self) -> Result<Vec<GraphRecord>, JobStoreError>;
 
     /// The jobs of graph `id` that succeeded, in the order they did.
-    fn completed(&self, graph: &str) -> Result<Vec<String>, JobStoreError>;
+    async fn completed(&self, graph: &str) -> Result<Vec<String>, JobStoreError>;
 
     /// Jobs after `start_after` (oldest first) for which `keep` holds, at most `limit`.
-    fn scan(
+    async fn scan(
         &self,
         start_after: Option<&str>,
         limit: usize,
-        keep: &mut dyn FnMut(&JobRecord) -> bool,
+        keep: JobFilter<'_>,
     ) -> Result<Vec<JobRecord>, JobStoreError>;
 
     /// Events of `job` (a record just read) with `after < seq ≤
     /// job.last_seq`, at most `limit`: the record bounds them, so an event
     /// written by a change a crash cut short is never read.
-    fn events(
+    async fn events(
         &self,
         job: &JobRecord,
         after: u64,
@@ -85,20 +91,20 @@ pub trait JobStore: Send + Sync + 'static {
     ) -> Result<Vec<EventRecord>, JobStoreError>;
 
     /// Every schedule, by handler and name.
-    fn schedules(&self) -> Result<Vec<ScheduleRecord>, JobStoreError>;
+    async fn schedules(&self) -> Result<Vec<ScheduleRecord>, JobStoreError>;
 
     /// Creates or replaces the schedule `(s.handler, s.name)`.
-    fn put_schedule(&self, s: &ScheduleRecord) -> Result<(), JobStoreError>;
+    async fn put_schedule(&self, s: &ScheduleRecord) -> Result<(), JobStoreError>;
 
     /// Removes a schedule; whether it existed.
-    fn delete_schedule(&self, handler: &str, name: &str) -> Result<bool, JobStoreError>;
+    async fn delete_schedule(&self, handler: &str, name: &str) -> Result<bool, JobStoreError>;
 
     /// One tick, atomically: if the stored schedule still has `due_ms` as
     /// its next tick (and `next`'s creation time: it was not replaced), stores `next` and inserts `job` (as [`JobStore::insert`]
     /// does), and removes the jobs of `expired` that have ended (outside
     /// graphs) with their events. `false` when the schedule changed or
     /// another tick got there first: a tick spawns its job exactly once.
-    fn fire(
+    async fn fire(
         &self,
         next: &ScheduleRecord,
         due_ms: u64,
@@ -107,5 +113,49 @@ pub trait JobStore: Send + Sync + 'static {
     ) -> Result<bool, JobStoreError>;
 
     /// Returns once every write made before the call is durable.
-    fn commit(&self) -> CommitFuture<'_>;
+    async fn commit(&self) -> Result<(), JobStoreError>;
+}
+
+/// A new job's record as stored (`last_seq` 1) and its `queued` event.
+pub(super) fn queued(job: &JobRecord) -> (JobRecord, EventRecord) {
+    let mut job = job.clone();
+    job.last_seq = 1;
+    let message = match &job.graph {
+        Some(g) => format!("queued in graph {g}"),
+        None => "queued".to_string(),
+    };
+    let ev = EventRecord {
+        seq: 1,
+        at_ms: job.created_at_ms,
+        kind: "queued".into(),
+        message,
+    };
+    (job, ev)
+}
+
+/// A graph's completion entries with each job kept at its last entry: a
+/// job is listed twice only when a crash cut a success short and the job
+/// ran again, and its last success is the one that stands.
+pub(super) fn last_successes(entries: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    let mut last_first: Vec<String> = entries
+        .into_iter()
+        .rev()
+        .filter(|id| seen.insert(id.clone()))
+        .collect();
+    last_first.reverse();
+    last_first
+}
+
+/// A stored record read back.
+pub(super) fn decode<T: serde::de::DeserializeOwned>(
+    what: &str,
+    bytes: &[u8],
+) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("a stored {what} does not decode: {e}"))
+}
+
+/// A record as stored (the engine's JSON).
+pub(super) fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("job records always serialise")
 }

@@ -7,18 +7,21 @@
 //! [`sealed`] encrypts declared buckets on top of any [`KvStore`].
 
 pub mod commit;
+pub mod floor;
 pub mod jobs;
 pub mod keyring;
 pub mod postgres;
 pub mod sealed;
 mod sled_jobs;
+mod sled_legacy;
 pub mod sled_rewrite;
 mod sled_store;
 
 pub use commit::GroupCommit;
-pub use jobs::{CommitFuture, JobStore, JobStoreError, NewEvents};
+pub use floor::Floor;
+pub use jobs::{GraphChange, JobChange, JobFilter, JobStore, JobStoreError, NewEvents};
 pub use keyring::KeyRing;
-pub use postgres::PgStore;
+pub use postgres::{PgJobStore, PgStore};
 pub use sled_jobs::SledJobStore;
 pub use sled_store::SledStore;
 

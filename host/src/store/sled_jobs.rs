@@ -16,7 +16,10 @@
 //! with the job it spawns stay sled transactions.
 
 use super::commit::GroupCommit;
-use super::jobs::{CommitFuture, JobStore, JobStoreError, NewEvents};
+use super::jobs::{
+    GraphChange, JobChange, JobFilter, JobStore, JobStoreError, decode, encode, last_successes,
+    queued,
+};
 use crate::jobs::model::{EventRecord, GraphRecord, JobRecord, JobState, ScheduleRecord, now_ms};
 use sled::Transactional;
 use sled::transaction::TransactionalTree;
@@ -92,23 +95,6 @@ fn schedule_key(handler: &str, name: &str) -> Vec<u8> {
     k
 }
 
-/// A new job's record as stored (`last_seq` 1) and its `queued` event.
-fn queued(job: &JobRecord) -> (JobRecord, EventRecord) {
-    let mut job = job.clone();
-    job.last_seq = 1;
-    let message = match &job.graph {
-        Some(g) => format!("queued in graph {g}"),
-        None => "queued".to_string(),
-    };
-    let ev = EventRecord {
-        seq: 1,
-        at_ms: job.created_at_ms,
-        kind: "queued".into(),
-        message,
-    };
-    (job, ev)
-}
-
 /// Writes a new job and its `queued` event (seq 1) inside a transaction.
 fn insert_job(tj: &TransactionalTree, te: &TransactionalTree, job: &JobRecord) -> TxResult<()> {
     let (job, ev) = queued(job);
@@ -142,14 +128,6 @@ fn event_key(id: &str, seq: u64) -> Vec<u8> {
     k
 }
 
-fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(bytes).map_err(|e| format!("a stored {what} does not decode: {e}"))
-}
-
-fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).expect("job records always serialise")
-}
-
 type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
 
 impl SledJobStore {
@@ -169,8 +147,13 @@ impl SledJobStore {
     }
 }
 
+#[async_trait::async_trait]
 impl JobStore for SledJobStore {
-    fn insert(&self, jobs: &[JobRecord], graph: Option<&GraphRecord>) -> Result<(), JobStoreError> {
+    async fn insert(
+        &self,
+        jobs: &[JobRecord],
+        graph: Option<&GraphRecord>,
+    ) -> Result<(), JobStoreError> {
         if let ([job], None) = (jobs, graph) {
             // A new id: its event first, then the record that makes it visible.
             let _held = self.lock(&job.id);
@@ -191,11 +174,7 @@ impl JobStore for SledJobStore {
         Ok(())
     }
 
-    fn update(
-        &self,
-        id: &str,
-        f: &dyn Fn(&mut JobRecord) -> NewEvents,
-    ) -> Result<Option<JobRecord>, JobStoreError> {
+    async fn update(&self, id: &str, f: JobChange<'_>) -> Result<Option<JobRecord>, JobStoreError> {
         let _held = self.lock(id);
         let Some(bytes) = self.jobs.get(id.as_bytes())? else {
             return Ok(None);
@@ -230,10 +209,10 @@ impl JobStore for SledJobStore {
         Ok(Some(job))
     }
 
-    fn update_graph(
+    async fn update_graph(
         &self,
         id: &str,
-        f: &dyn Fn(&mut GraphRecord),
+        f: GraphChange<'_>,
     ) -> Result<Option<GraphRecord>, JobStoreError> {
         let out = self.graphs.transaction(|tg| {
             let Some(bytes) = tg.get(id.as_bytes())? else {
@@ -248,21 +227,21 @@ impl JobStore for SledJobStore {
         Ok(out)
     }
 
-    fn get(&self, id: &str) -> Result<Option<JobRecord>, JobStoreError> {
+    async fn get(&self, id: &str) -> Result<Option<JobRecord>, JobStoreError> {
         match self.jobs.get(id.as_bytes())? {
             Some(b) => Ok(Some(decode("job", &b).map_err(JobStoreError)?)),
             None => Ok(None),
         }
     }
 
-    fn graph(&self, id: &str) -> Result<Option<GraphRecord>, JobStoreError> {
+    async fn graph(&self, id: &str) -> Result<Option<GraphRecord>, JobStoreError> {
         match self.graphs.get(id.as_bytes())? {
             Some(b) => Ok(Some(decode("graph", &b).map_err(JobStoreError)?)),
             None => Ok(None),
         }
     }
 
-    fn graphs(&self) -> Result<Vec<GraphRecord>, JobStoreError> {
+    async fn graphs(&self) -> Result<Vec<GraphRecord>, JobStoreError> {
         self.graphs
             .iter()
             .map(|kv| {
@@ -272,33 +251,28 @@ impl JobStore for SledJobStore {
             .collect()
     }
 
-    fn completed(&self, graph: &str) -> Result<Vec<String>, JobStoreError> {
+    async fn completed(&self, graph: &str) -> Result<Vec<String>, JobStoreError> {
         // Graphs written before the completion tree existed kept the order
         // in the record itself.
-        let mut out = self.graph(graph)?.map(|g| g.completed).unwrap_or_default();
+        let mut out = self
+            .graph(graph)
+            .await?
+            .map(|g| g.completed)
+            .unwrap_or_default();
         let mut prefix = graph.as_bytes().to_vec();
         prefix.push(0);
         for kv in self.done.scan_prefix(prefix) {
             let (_, v) = kv?;
             out.push(String::from_utf8_lossy(&v).into_owned());
         }
-        // Listed twice only when a crash cut a success short and the job
-        // ran again: its last success is the one that stands.
-        let mut seen = std::collections::HashSet::with_capacity(out.len());
-        let mut last_first: Vec<String> = out
-            .into_iter()
-            .rev()
-            .filter(|id| seen.insert(id.clone()))
-            .collect();
-        last_first.reverse();
-        Ok(last_first)
+        Ok(last_successes(out))
     }
 
-    fn scan(
+    async fn scan(
         &self,
         start_after: Option<&str>,
         limit: usize,
-        keep: &mut dyn FnMut(&JobRecord) -> bool,
+        keep: JobFilter<'_>,
     ) -> Result<Vec<JobRecord>, JobStoreError> {
         let iter = match start_after {
             Some(after) => {
@@ -310,19 +284,19 @@ impl JobStore for SledJobStore {
         };
         let mut out = Vec::new();
         for kv in iter {
+            if out.len() >= limit {
+                break;
+            }
             let (_, v) = kv?;
             let job: JobRecord = decode("job", &v).map_err(JobStoreError)?;
             if keep(&job) {
                 out.push(job);
-                if out.len() >= limit {
-                    break;
-                }
             }
         }
         Ok(out)
     }
 
-    fn events(
+    async fn events(
         &self,
         job: &JobRecord,
         after: u64,
@@ -345,7 +319,7 @@ impl JobStore for SledJobStore {
             .collect()
     }
 
-    fn schedules(&self) -> Result<Vec<ScheduleRecord>, JobStoreError> {
+    async fn schedules(&self) -> Result<Vec<ScheduleRecord>, JobStoreError> {
         self.schedules
             .iter()
             .map(|kv| {
@@ -355,20 +329,20 @@ impl JobStore for SledJobStore {
             .collect()
     }
 
-    fn put_schedule(&self, s: &ScheduleRecord) -> Result<(), JobStoreError> {
+    async fn put_schedule(&self, s: &ScheduleRecord) -> Result<(), JobStoreError> {
         self.schedules
             .insert(schedule_key(&s.handler, &s.name), encode(s))?;
         Ok(())
     }
 
-    fn delete_schedule(&self, handler: &str, name: &str) -> Result<bool, JobStoreError> {
+    async fn delete_schedule(&self, handler: &str, name: &str) -> Result<bool, JobStoreError> {
         Ok(self
             .schedules
             .remove(schedule_key(handler, name))?
             .is_some())
     }
 
-    fn fire(
+    async fn fire(
         &self,
         next: &ScheduleRecord,
         due_ms: u64,
@@ -399,8 +373,8 @@ impl JobStore for SledJobStore {
         Ok(fired)
     }
 
-    fn commit(&self) -> CommitFuture<'_> {
-        Box::pin(async move { Ok(self.commit.commit().await?) })
+    async fn commit(&self) -> Result<(), JobStoreError> {
+        Ok(self.commit.commit().await?)
     }
 }
 
@@ -442,43 +416,8 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn a_tick_spawns_its_job_once_and_never_over_a_replaced_schedule() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let commit = GroupCommit::new(Arc::new(|| Ok(())));
-        let store = SledJobStore::open(&db, commit).unwrap();
-        store.put_schedule(&schedule(1000, 0)).unwrap();
-        // Two tickers race for the tick due at 1000: one wins.
-        assert!(
-            store
-                .fire(&schedule(2000, 0), 1000, Some(&job("a")), &[])
-                .unwrap()
-        );
-        assert!(
-            !store
-                .fire(&schedule(2000, 0), 1000, Some(&job("b")), &[])
-                .unwrap()
-        );
-        assert!(store.get("a").unwrap().is_some());
-        assert!(store.get("b").unwrap().is_none());
-        assert_eq!(events_of(&store, "a", 0, 10)[0].kind, "queued");
-        // Replaced meanwhile (a new creation time): the old tick writes nothing.
-        store.put_schedule(&schedule(2000, 5)).unwrap();
-        assert!(
-            !store
-                .fire(&schedule(3000, 0), 2000, Some(&job("c")), &[])
-                .unwrap()
-        );
-        assert!(store.get("c").unwrap().is_none());
-        assert_eq!(store.schedules().unwrap(), vec![schedule(2000, 5)]);
-        assert!(store.delete_schedule("h", "s").unwrap());
-        assert!(!store.fire(&schedule(3000, 5), 2000, None, &[]).unwrap());
-        assert!(store.schedules().unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_tick_removes_only_ended_jobs_outside_graphs_with_their_events() {
+    #[tokio::test]
+    async fn a_tick_removes_only_ended_jobs_outside_graphs_with_their_events() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let store = SledJobStore::open(&db, GroupCommit::new(Arc::new(|| Ok(())))).unwrap();
@@ -486,6 +425,7 @@ mod tests {
         in_graph.graph = Some("graph".into());
         store
             .insert(&[job("done"), job("queued"), in_graph], None)
+            .await
             .unwrap();
         for id in ["done", "g"] {
             store
@@ -493,26 +433,33 @@ mod tests {
                     j.state = JobState::Succeeded;
                     vec![("succeeded".into(), "ok".into())]
                 })
+                .await
                 .unwrap();
         }
-        store.put_schedule(&schedule(1000, 0)).unwrap();
+        store.put_schedule(&schedule(1000, 0)).await.unwrap();
         let expired: Vec<String> = ["done", "queued", "g", "nope"].map(String::from).to_vec();
         assert!(
             store
                 .fire(&schedule(2000, 0), 1000, Some(&job("new")), &expired)
+                .await
                 .unwrap()
         );
-        assert!(store.get("done").unwrap().is_none());
+        assert!(store.get("done").await.unwrap().is_none());
         assert!(store.events.scan_prefix(b"done\0").next().is_none());
-        assert!(store.get("queued").unwrap().is_some());
-        assert_eq!(events_of(&store, "g", 0, 10).len(), 2);
-        assert!(store.get("new").unwrap().is_some());
+        assert!(store.get("queued").await.unwrap().is_some());
+        assert_eq!(events_of(&store, "g", 0, 10).await.len(), 2);
+        assert!(store.get("new").await.unwrap().is_some());
     }
 
     /// Events of job `id` as the engine reads them (bounded by its record).
-    fn events_of(store: &SledJobStore, id: &str, after: u64, limit: usize) -> Vec<EventRecord> {
-        let job = store.get(id).unwrap().expect("the job exists");
-        store.events(&job, after, limit).unwrap()
+    async fn events_of(
+        store: &SledJobStore,
+        id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Vec<EventRecord> {
+        let job = store.get(id).await.unwrap().expect("the job exists");
+        store.events(&job, after, limit).await.unwrap()
     }
 
     fn open_store() -> (tempfile::TempDir, SledJobStore) {
@@ -522,10 +469,10 @@ mod tests {
         (dir, store)
     }
 
-    #[test]
-    fn events_a_cut_short_change_left_are_never_read_and_are_written_over() {
+    #[tokio::test]
+    async fn events_a_cut_short_change_left_are_never_read_and_are_written_over() {
         let (_dir, store) = open_store();
-        store.insert(&[job("j")], None).unwrap();
+        store.insert(&[job("j")], None).await.unwrap();
         // A change a crash cut short: its event reached the log, the
         // record (the commit point, written last) did not.
         let stray = EventRecord {
@@ -538,65 +485,46 @@ mod tests {
             .events
             .insert(event_key("j", 2), encode(&stray))
             .unwrap();
-        let kinds = |s: &SledJobStore| -> Vec<String> {
+        async fn kinds(s: &SledJobStore) -> Vec<String> {
             events_of(s, "j", 0, 100)
+                .await
                 .into_iter()
                 .map(|e| e.kind)
                 .collect()
-        };
-        assert_eq!(kinds(&store), ["queued"]);
-        assert!(events_of(&store, "j", 1, 100).is_empty());
+        }
+        assert_eq!(kinds(&store).await, ["queued"]);
+        assert!(events_of(&store, "j", 1, 100).await.is_empty());
         store
             .update("j", &|j| {
                 j.state = JobState::Running;
                 vec![("started".into(), "attempt 1".into())]
             })
+            .await
             .unwrap();
-        assert_eq!(kinds(&store), ["queued", "started"]);
+        assert_eq!(kinds(&store).await, ["queued", "started"]);
     }
 
-    #[test]
-    fn concurrent_changes_to_one_job_keep_its_events_without_gaps() {
-        let (_dir, store) = open_store();
-        store.insert(&[job("j")], None).unwrap();
-        std::thread::scope(|scope| {
-            for t in 0..4 {
-                let store = &store;
-                scope.spawn(move || {
-                    for i in 0..250 {
-                        store
-                            .update("j", &|_| vec![("progress".into(), format!("{t}/{i}"))])
-                            .unwrap();
-                    }
-                });
-            }
-        });
-        let job = store.get("j").unwrap().unwrap();
-        assert_eq!(job.last_seq, 1001);
-        let seqs: Vec<u64> = events_of(&store, "j", 0, 2000)
-            .iter()
-            .map(|e| e.seq)
-            .collect();
-        assert_eq!(seqs, (1..=1001).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn a_success_recorded_twice_counts_once_in_completion_order() {
+    #[tokio::test]
+    async fn a_success_recorded_twice_counts_once_in_completion_order() {
         let (_dir, store) = open_store();
         let in_graph = |id: &str| {
             let mut j = job(id);
             j.graph = Some("g".into());
             j
         };
-        store.insert(&[in_graph("a"), in_graph("b")], None).unwrap();
-        let succeed = |id: &str| {
+        store
+            .insert(&[in_graph("a"), in_graph("b")], None)
+            .await
+            .unwrap();
+        async fn succeed(store: &SledJobStore, id: &str) {
             store
                 .update(id, &|j| {
                     j.state = JobState::Succeeded;
                     vec![("succeeded".into(), "ok".into())]
                 })
+                .await
                 .unwrap();
-        };
+        }
         // `a`'s first success was cut short after its completion entry;
         // it ran again and succeeded after `b`.
         let n = store.db.generate_id().unwrap();
@@ -604,8 +532,8 @@ mod tests {
             .done
             .insert(event_key("g", n), b"a".as_slice())
             .unwrap();
-        succeed("b");
-        succeed("a");
-        assert_eq!(store.completed("g").unwrap(), ["b", "a"]);
+        succeed(&store, "b").await;
+        succeed(&store, "a").await;
+        assert_eq!(store.completed("g").await.unwrap(), ["b", "a"]);
     }
 }

@@ -46,8 +46,10 @@ pub(super) fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
     loop {
         match sled::Config::new().path(dir).open() {
             Ok(db) => return Ok(db),
+            // sled reports a held lock as `Other`, naming the OS error.
             Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock
+                if (e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock"))
                     && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(50));
@@ -79,7 +81,7 @@ fn bucket_prefix(ns: &str, bucket: &str) -> Vec<u8> {
     k
 }
 
-fn full_key(ns: &str, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+pub(super) fn full_key(ns: &str, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
     check_ns(ns)?;
     check_entry(bucket, key, None)?;
     let mut k = bucket_prefix(ns, bucket);
@@ -91,8 +93,14 @@ impl SledStore {
     /// Opens (creating if needed) the database in `dir` (see [`open_db`]).
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
         super::sled_rewrite::recover(dir)?;
-        let db = open_db(dir)?;
+        Self::from_db(open_db(dir)?)
+    }
+
+    /// The store of a database already open (a CLI command that opened it
+    /// without waiting for a running server's lock).
+    pub fn from_db(db: sled::Db) -> Result<SledStore, StoreError> {
         let kv = db.open_tree("kv").map_err(backend)?;
+        super::sled_legacy::adopt(&db, &kv)?;
         let flushed = db.clone();
         let commit = GroupCommit::new(Arc::new(move || {
             let started = std::time::Instant::now();
@@ -317,5 +325,24 @@ impl KvStore for SledStore {
 
     async fn commit(&self) -> Result<(), StoreError> {
         self.commit.commit().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_db;
+
+    #[test]
+    fn a_database_whose_lock_is_let_go_soon_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = open_db(dir.path()).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(held);
+        });
+        // Held for 300 ms by another handle: waited for, not refused.
+        let db = open_db(dir.path()).unwrap();
+        release.join().unwrap();
+        drop(db);
     }
 }

@@ -11,6 +11,11 @@ use std::path::{Path, PathBuf};
 pub struct Storage {
     /// The data directory; `--data` overrides it; default `./baton-data`.
     pub data: Option<PathBuf>,
+    /// A PostgreSQL database to keep every piece of state in
+    /// (`postgres://user:pass@host:port/db`, TLS as its `sslmode` says);
+    /// `BATON_STORAGE_URL` overrides it. Absent: sled in the data
+    /// directory, which then holds everything.
+    pub url: Option<String>,
     /// The key that seals encrypted buckets: 32 bytes as 64 hex digits, from
     /// a file or an environment variable. Absent: `<data>/kv-encryption.key`,
     /// generated on first start.

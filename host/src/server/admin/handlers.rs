@@ -56,7 +56,7 @@ pub(super) async fn list(
     let app = &ctx.app;
     let mut items = Vec::new();
     for slot in app.registry.all() {
-        let history = app.versions.history(&slot.name).map_err(internal)?;
+        let history = app.versions.history(&slot.name).await.map_err(internal)?;
         let mut kept: Vec<Value> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for d in history.iter().rev() {

@@ -108,7 +108,7 @@ pub(super) async fn list(
         start_after: q.start_after,
         limit: q.limit.unwrap_or(0),
     };
-    let jobs = ctx.app.jobs.list(&filter).map_err(job_error)?;
+    let jobs = ctx.app.jobs.list(&filter).await.map_err(job_error)?;
     let items: Vec<Value> = jobs.iter().map(job_view).collect();
     Ok(axum::Json(json!({ "items": items })).into_response())
 }
@@ -123,11 +123,12 @@ pub(super) async fn get(
     let jobs = &ctx.app.jobs;
     let job = jobs
         .get(&id, None)
+        .await
         .map_err(job_error)?
         .ok_or_else(|| job_error(JobError::NotFound(id.clone())))?;
     let mut view = job_view(&job);
     if let Some(g) = &job.graph
-        && let Some(graph) = jobs.graph(g).map_err(job_error)?
+        && let Some(graph) = jobs.graph(g).await.map_err(job_error)?
     {
         view["graph_state"] = json!(graph.state);
     }
@@ -155,6 +156,7 @@ pub(super) async fn events(
         .app
         .jobs
         .events(&id, None, after, q.limit.unwrap_or(0))
+        .await
         .map_err(job_error)?;
     let next = evs.last().map_or(after, |e| e.seq);
     let items: Vec<Value> = evs.iter().map(event_view).collect();

@@ -141,12 +141,6 @@ pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Ad
     })
 }
 
-pub(super) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, AdminError> {
-    tokio::task::spawn_blocking(f).await.map_err(internal)
-}
-
 /// The admin API's OpenAPI 3.1 document (public, like the health checks).
 const OPENAPI: &str = include_str!("openapi.json");
 
@@ -169,7 +163,7 @@ const READINESS_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// the store takes a durable write within [`READINESS_WRITE_TIMEOUT`];
 /// else 503, saying why.
 async fn readyz(State(ctx): State<Arc<ListenerCtx>>) -> Response {
-    let probe = tokio::time::timeout(READINESS_WRITE_TIMEOUT, ctx.app.store.probe_write()).await;
+    let probe = tokio::time::timeout(READINESS_WRITE_TIMEOUT, ctx.app.floor.probe_write()).await;
     let reason = match probe {
         Ok(Ok(())) => {
             let handlers = ctx.app.registry.all().len();

@@ -1,8 +1,6 @@
 //! `/admin/v1/users` and `/admin/v1/tokens`.
 
-use super::{
-    AdminResult, MAX_ADMIN_BODY, blocking, err, internal, parse, read_body, require_admin,
-};
+use super::{AdminResult, MAX_ADMIN_BODY, err, internal, parse, read_body, require_admin};
 use crate::auth::AuthError;
 use crate::auth::admin_ops::{self, DeleteError, UpdateError, UserUpdate};
 use crate::auth::tokens::TokenKind;
@@ -23,7 +21,7 @@ pub(super) async fn list(
     headers: HeaderMap,
 ) -> AdminResult {
     require_admin(&ctx, &headers, &conn).await?;
-    let users = ctx.app.auth.users().list().map_err(internal)?;
+    let users = ctx.app.auth.users().list().await.map_err(internal)?;
     let views: Vec<UserView> = users.iter().map(UserView::from).collect();
     Ok(axum::Json(json!({ "users": views })).into_response())
 }
@@ -35,7 +33,7 @@ pub(super) async fn get(
     headers: HeaderMap,
 ) -> AdminResult {
     require_admin(&ctx, &headers, &conn).await?;
-    match ctx.app.auth.users().get(&name).map_err(internal)? {
+    match ctx.app.auth.users().get(&name).await.map_err(internal)? {
         Some(u) => Ok(axum::Json(UserView::from(&u)).into_response()),
         None => Err(err(
             StatusCode::NOT_FOUND,
@@ -54,19 +52,15 @@ pub(super) async fn put(
 ) -> AdminResult {
     let by = require_admin(&ctx, &headers, &conn).await?;
     let update: UserUpdate = parse(&read_body(body, MAX_ADMIN_BODY).await?)?;
-    let app = ctx.app.clone();
-    let target = name.clone();
-    let outcome = blocking(move || {
-        let auth = &app.auth;
-        admin_ops::apply(
-            auth.users(),
-            auth.roles(),
-            &auth.config().issuer,
-            &target,
-            update,
-        )
-    })
-    .await?
+    let auth = &ctx.app.auth;
+    let outcome = admin_ops::apply(
+        auth.users(),
+        auth.roles(),
+        &auth.config().issuer,
+        &name,
+        update,
+    )
+    .await
     .map_err(|e| match e {
         UpdateError::User(crate::auth::users::UserError::Storage(m)) => internal(m),
         e @ UpdateError::LastAdmin(_) => err(StatusCode::CONFLICT, "last-admin", e.to_string()),
@@ -88,11 +82,13 @@ pub(super) async fn delete(
     headers: HeaderMap,
 ) -> AdminResult {
     let by = require_admin(&ctx, &headers, &conn).await?;
-    admin_ops::delete(ctx.app.auth.users(), &name).map_err(|e| match e {
-        DeleteError::Unknown(_) => err(StatusCode::NOT_FOUND, "unknown-user", e.to_string()),
-        DeleteError::LastAdmin(_) => err(StatusCode::CONFLICT, "last-admin", e.to_string()),
-        DeleteError::User(e) => internal(e),
-    })?;
+    admin_ops::delete(ctx.app.auth.users(), &name)
+        .await
+        .map_err(|e| match e {
+            DeleteError::Unknown(_) => err(StatusCode::NOT_FOUND, "unknown-user", e.to_string()),
+            DeleteError::LastAdmin(_) => err(StatusCode::CONFLICT, "last-admin", e.to_string()),
+            DeleteError::User(e) => internal(e),
+        })?;
     tracing::info!(user = %name, by = %by.subject, "user deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -116,6 +112,7 @@ pub(super) async fn issue_token(
     let auth = &ctx.app.auth;
     let token = auth
         .issue(&req.user, TokenKind::Access, req.lifetime_secs)
+        .await
         .map_err(|e| match e {
             AuthError::Invalid(m) => err(StatusCode::NOT_FOUND, "unknown-user", m),
             other => internal(other),
@@ -138,7 +135,7 @@ pub(super) async fn revoke_token(
 ) -> AdminResult {
     require_admin(&ctx, &headers, &conn).await?;
     let req: RevokeRequest = parse(&read_body(body, MAX_ADMIN_BODY).await?)?;
-    ctx.app.auth.revoke(&req.token).map_err(|e| match e {
+    ctx.app.auth.revoke(&req.token).await.map_err(|e| match e {
         AuthError::Unauthenticated(m) => err(StatusCode::BAD_REQUEST, "bad-token", m),
         other => internal(other),
     })?;

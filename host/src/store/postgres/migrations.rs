@@ -12,7 +12,10 @@ use std::pin::Pin;
 
 /// Every migration: (version, description, SQL). Append only; never edit
 /// one that has shipped.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "kv", include_str!("migrations/0001_kv.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "kv", include_str!("migrations/0001_kv.sql")),
+    (2, "jobs", include_str!("migrations/0002_jobs.sql")),
+];
 
 /// The migrations compiled into this binary.
 #[derive(Debug)]

@@ -2,8 +2,11 @@
 //! connections (sqlx, TLS as the url's `sslmode` says), the schema applied
 //! by [`migrations`] at connect, and one file per concern.
 
+mod jobs;
 mod kv;
 pub mod migrations;
+
+pub use jobs::PgJobStore;
 
 use super::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -129,5 +132,39 @@ impl PgStore {
     /// The connection pool, for the other concerns' tables.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+/// The advisory lock a serving process holds ("Baton" and a version, as
+/// one 64-bit key).
+const SERVING_LOCK: i64 = 0x4261_746f_6e5f_7631;
+
+/// Proof that this process is the one server using its database; the
+/// session lock goes when this is dropped or the process dies (its
+/// connection closes).
+pub struct ServingLock {
+    _conn: sqlx::PgConnection,
+}
+
+impl PgStore {
+    /// Takes the database for this server alone. Several servers on one
+    /// database need job leases and change notifications, which come in a
+    /// later step; until then a second server is refused rather than left
+    /// to run the first one's jobs a second time.
+    pub async fn lock_serving(&self) -> Result<ServingLock, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(failed)?.detach();
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(SERVING_LOCK)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(failed)?;
+        if !got {
+            return Err(StoreError::Invalid(format!(
+                "another Baton server is serving from {}: one server per database for now \
+                 (replicas sharing one database are not supported yet)",
+                self.shown
+            )));
+        }
+        Ok(ServingLock { _conn: conn })
     }
 }

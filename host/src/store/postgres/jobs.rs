@@ -1,0 +1,381 @@
+//! The job engine's records in PostgreSQL (tables `jobs`, `job_events`,
+//! `job_graphs`, `job_graph_done`, `job_schedules`).
+//!
+//! A change to a job is one transaction that locks its row
+//! (`SELECT … FOR UPDATE`), so changes to one job are serialised across
+//! every replica, `f` runs once, and its events are numbered without gaps.
+//! Every write is durable when it returns.
+
+use super::PgStore;
+use crate::jobs::model::{EventRecord, GraphRecord, JobRecord, JobState, ScheduleRecord, now_ms};
+use crate::store::jobs::{
+    GraphChange, JobChange, JobFilter, JobStore, JobStoreError, decode, encode, last_successes,
+    queued,
+};
+use sqlx::postgres::PgPool;
+use sqlx::{Postgres, Transaction};
+
+/// Jobs read per round trip while a scan filters them.
+const SCAN_PAGE: i64 = 500;
+
+/// The job store of a PostgreSQL database.
+#[derive(Clone)]
+pub struct PgJobStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// The job engine's store in this database.
+    pub fn job_store(&self) -> PgJobStore {
+        PgJobStore {
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+fn failed(e: sqlx::Error) -> JobStoreError {
+    JobStoreError(super::failed(e).to_string())
+}
+
+fn decoded<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, JobStoreError> {
+    decode(what, bytes).map_err(JobStoreError)
+}
+
+/// Inserts `jobs` (each as queued, with its first event) in `tx`.
+async fn insert_jobs(
+    tx: &mut Transaction<'_, Postgres>,
+    jobs: &[JobRecord],
+) -> Result<(), sqlx::Error> {
+    let mut ids = Vec::with_capacity(jobs.len());
+    let mut handlers = Vec::with_capacity(jobs.len());
+    let mut states = Vec::with_capacity(jobs.len());
+    let mut graphs = Vec::with_capacity(jobs.len());
+    let mut records = Vec::with_capacity(jobs.len());
+    let mut events = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let (job, event) = queued(job);
+        ids.push(job.id.clone());
+        handlers.push(job.handler.clone());
+        states.push(job.state.as_str());
+        graphs.push(job.graph.clone());
+        records.push(encode(&job));
+        events.push(encode(&event));
+    }
+    sqlx::query(
+        "INSERT INTO jobs (id, handler, state, graph, record) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])",
+    )
+    .bind(&ids)
+    .bind(&handlers)
+    .bind(&states)
+    .bind(&graphs)
+    .bind(&records)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO job_events (job, seq, record) \
+         SELECT id, 1, record FROM UNNEST($1::text[], $2::bytea[]) AS e (id, record)",
+    )
+    .bind(&ids)
+    .bind(&events)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl JobStore for PgJobStore {
+    async fn insert(
+        &self,
+        jobs: &[JobRecord],
+        graph: Option<&GraphRecord>,
+    ) -> Result<(), JobStoreError> {
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        insert_jobs(&mut tx, jobs).await.map_err(failed)?;
+        if let Some(g) = graph {
+            sqlx::query("INSERT INTO job_graphs (id, record) VALUES ($1, $2)")
+                .bind(&g.id)
+                .bind(encode(g))
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+        }
+        tx.commit().await.map_err(failed)
+    }
+
+    async fn update(&self, id: &str, f: JobChange<'_>) -> Result<Option<JobRecord>, JobStoreError> {
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        let row: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT record FROM jobs WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(failed)?;
+        let Some(bytes) = row else {
+            return Ok(None);
+        };
+        let mut job: JobRecord = decoded("job", &bytes)?;
+        let was_succeeded = job.state == JobState::Succeeded;
+        let events = f(&mut job);
+        let now = now_ms();
+        let mut seqs = Vec::with_capacity(events.len());
+        let mut records = Vec::with_capacity(events.len());
+        for (kind, message) in events {
+            job.last_seq += 1;
+            seqs.push(job.last_seq as i64);
+            records.push(encode(&EventRecord {
+                seq: job.last_seq,
+                at_ms: now,
+                kind,
+                message,
+            }));
+        }
+        if !seqs.is_empty() {
+            sqlx::query(
+                "INSERT INTO job_events (job, seq, record) \
+                 SELECT $1, seq, record FROM UNNEST($2::bigint[], $3::bytea[]) AS e (seq, record)",
+            )
+            .bind(id)
+            .bind(&seqs)
+            .bind(&records)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+        }
+        if let Some(g) = &job.graph
+            && !was_succeeded
+            && job.state == JobState::Succeeded
+        {
+            sqlx::query("INSERT INTO job_graph_done (graph, job) VALUES ($1, $2)")
+                .bind(g)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+        }
+        sqlx::query("UPDATE jobs SET state = $2, record = $3 WHERE id = $1")
+            .bind(id)
+            .bind(job.state.as_str())
+            .bind(encode(&job))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        Ok(Some(job))
+    }
+
+    async fn update_graph(
+        &self,
+        id: &str,
+        f: GraphChange<'_>,
+    ) -> Result<Option<GraphRecord>, JobStoreError> {
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        let row: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT record FROM job_graphs WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(failed)?;
+        let Some(bytes) = row else {
+            return Ok(None);
+        };
+        let mut g: GraphRecord = decoded("graph", &bytes)?;
+        f(&mut g);
+        sqlx::query("UPDATE job_graphs SET record = $2 WHERE id = $1")
+            .bind(id)
+            .bind(encode(&g))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        Ok(Some(g))
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<JobRecord>, JobStoreError> {
+        let row: Option<Vec<u8>> = sqlx::query_scalar("SELECT record FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(failed)?;
+        row.map(|b| decoded("job", &b)).transpose()
+    }
+
+    async fn graph(&self, id: &str) -> Result<Option<GraphRecord>, JobStoreError> {
+        let row: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT record FROM job_graphs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(failed)?;
+        row.map(|b| decoded("graph", &b)).transpose()
+    }
+
+    async fn graphs(&self) -> Result<Vec<GraphRecord>, JobStoreError> {
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT record FROM job_graphs ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed)?;
+        rows.iter().map(|b| decoded("graph", b)).collect()
+    }
+
+    async fn completed(&self, graph: &str) -> Result<Vec<String>, JobStoreError> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT job FROM job_graph_done WHERE graph = $1 ORDER BY n")
+                .bind(graph)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(failed)?;
+        Ok(last_successes(rows))
+    }
+
+    async fn scan(
+        &self,
+        start_after: Option<&str>,
+        limit: usize,
+        keep: JobFilter<'_>,
+    ) -> Result<Vec<JobRecord>, JobStoreError> {
+        let mut out = Vec::new();
+        let mut after = start_after.map(str::to_string);
+        while out.len() < limit {
+            let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+                "SELECT id, record FROM jobs WHERE ($1::text IS NULL OR id > $1) \
+                 ORDER BY id LIMIT $2",
+            )
+            .bind(after.as_deref())
+            .bind(SCAN_PAGE)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed)?;
+            let Some((last, _)) = rows.last() else {
+                break;
+            };
+            after = Some(last.clone());
+            let full = rows.len() as i64 == SCAN_PAGE;
+            for (_, bytes) in rows {
+                let job: JobRecord = decoded("job", &bytes)?;
+                if keep(&job) {
+                    out.push(job);
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn events(
+        &self,
+        job: &JobRecord,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, JobStoreError> {
+        if after >= job.last_seq {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT record FROM job_events WHERE job = $1 AND seq > $2 AND seq <= $3 \
+             ORDER BY seq LIMIT $4",
+        )
+        .bind(&job.id)
+        .bind(after.min(i64::MAX as u64) as i64)
+        .bind(job.last_seq as i64)
+        .bind(limit.min(i64::MAX as usize) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed)?;
+        rows.iter().map(|b| decoded("event", b)).collect()
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleRecord>, JobStoreError> {
+        let rows: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT record FROM job_schedules ORDER BY handler, name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(failed)?;
+        rows.iter().map(|b| decoded("schedule", b)).collect()
+    }
+
+    async fn put_schedule(&self, s: &ScheduleRecord) -> Result<(), JobStoreError> {
+        sqlx::query(
+            "INSERT INTO job_schedules (handler, name, record) VALUES ($1, $2, $3) \
+             ON CONFLICT (handler, name) DO UPDATE SET record = excluded.record",
+        )
+        .bind(&s.handler)
+        .bind(&s.name)
+        .bind(encode(s))
+        .execute(&self.pool)
+        .await
+        .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn delete_schedule(&self, handler: &str, name: &str) -> Result<bool, JobStoreError> {
+        let done = sqlx::query("DELETE FROM job_schedules WHERE handler = $1 AND name = $2")
+            .bind(handler)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(failed)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn fire(
+        &self,
+        next: &ScheduleRecord,
+        due_ms: u64,
+        job: Option<&JobRecord>,
+        expired: &[String],
+    ) -> Result<bool, JobStoreError> {
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        let row: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT record FROM job_schedules WHERE handler = $1 AND name = $2 FOR UPDATE",
+        )
+        .bind(&next.handler)
+        .bind(&next.name)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(failed)?;
+        let Some(bytes) = row else {
+            return Ok(false);
+        };
+        let stored: ScheduleRecord = decoded("schedule", &bytes)?;
+        // A schedule replaced meanwhile has another creation time.
+        if stored.next_at_ms != Some(due_ms) || stored.created_at_ms != next.created_at_ms {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE job_schedules SET record = $3 WHERE handler = $1 AND name = $2")
+            .bind(&next.handler)
+            .bind(&next.name)
+            .bind(encode(next))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+        if let Some(job) = job {
+            insert_jobs(&mut tx, std::slice::from_ref(job))
+                .await
+                .map_err(failed)?;
+        }
+        if !expired.is_empty() {
+            // Only ended jobs outside graphs go; their events go with them.
+            sqlx::query(
+                "DELETE FROM jobs WHERE id = ANY($1) AND graph IS NULL \
+                 AND state NOT IN ('queued', 'running')",
+            )
+            .bind(expired)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+        }
+        tx.commit().await.map_err(failed)?;
+        Ok(true)
+    }
+
+    /// Every write is durable when it returns.
+    async fn commit(&self) -> Result<(), JobStoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Baton on PostgreSQL next to Baton on sled, measured in the same run.
+
+    scripts/storage_bench.py [--rounds 3] [--writers 8] [--seconds 8]
+                             [--nodes 2000] [--skip-build]
+
+What it does, all on 127.0.0.1 and bounded in time and count:
+1. builds the release `baton` (unless --skip-build);
+2. starts a private PostgreSQL server (the machine's installed one: initdb
+   into a temporary directory, as the `postgres` user when run as root, a
+   free port, fsync and synchronous commit on, as in production);
+3. for each round, for sled and then for PostgreSQL (a fresh database each
+   time, through `BATON_STORAGE_URL`), a fresh server (the shipped
+   orchestrator handler, `BATON_LOG=warn`):
+   - kv writes: `--writers` clients (`hey`) `PUT` one inventory node for
+     `--seconds`; acknowledged (2xx) writes per second;
+   - kv reads: the same clients `GET` it; 2xx reads per second;
+   - a deploy to `--nodes` nodes (the shipped stand-in agent): seconds from
+     the request to the job's end, and nodes per second.
+Medians over the rounds, and PostgreSQL / sled ratios.
+
+It needs `hey` (Debian: `apt-get install hey`) and PostgreSQL's server
+(Debian: `apt-get install postgresql`). Nothing here runs in the test suite;
+BENCHMARKS.md records its output.
+"""
+
+import argparse
+import glob
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fleet_bench  # noqa: E402  (Server, AUTH, ROOT)
+
+
+class Postgres:
+    """A private PostgreSQL server, stopped and removed by `stop`."""
+
+    def __init__(self):
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not bins:
+            sys.exit("PostgreSQL's server is not installed: apt-get install -y postgresql")
+        self.bin = os.path.dirname(bins[-1])
+        self.user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.dir = tempfile.mkdtemp(prefix="baton-bench-pg-")
+        if self.user:
+            subprocess.run(["chown", "postgres", self.dir], check=True)
+        data = os.path.join(self.dir, "data")
+        subprocess.run(
+            self.user + [f"{self.bin}/initdb", "-U", "postgres", "-A", "trust",
+                         "-E", "UTF8", "--locale=C", "-D", data],
+            check=True, capture_output=True,
+        )
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            self.user + [f"{self.bin}/postgres", "-D", data, "-p", str(self.port),
+                         "-k", self.dir, "-c", "listen_addresses=127.0.0.1",
+                         "-c", "max_connections=200"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for _ in range(300):
+            ok = subprocess.run(
+                [f"{self.bin}/pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+            ).returncode == 0
+            if ok:
+                break
+            time.sleep(0.1)
+        else:
+            sys.exit("the PostgreSQL server did not start")
+        self.dbs = 0
+
+    def database(self):
+        self.dbs += 1
+        name = f"bench{self.dbs}"
+        subprocess.run(
+            [f"{self.bin}/createdb", "-h", "127.0.0.1", "-p", str(self.port),
+             "-U", "postgres", name],
+            check=True,
+        )
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+        subprocess.run(self.user + ["rm", "-rf", self.dir])
+
+
+def hey(base, method, writers, seconds, body=None):
+    cmd = ["hey", "-z", f"{seconds}s", "-c", str(writers), "-m", method,
+           "-H", f"Authorization: {fleet_bench.AUTH}"]
+    if body is not None:
+        cmd += ["-T", "application/json", "-d", body]
+    out = subprocess.run(
+        cmd + [base + "/orchestrator/v1/inventory/nodes/web-1"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    total = float(re.search(r"Total:\s+([\d.]+) secs", out).group(1))
+    codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)
+    return sum(int(n) for code, n in codes if code.startswith("2")) / total
+
+
+def deploy_seconds(server, n):
+    nodes = [f"node{i:05d}.example.com" for i in range(n)]
+    t0 = time.monotonic()
+    job = server.call(
+        "POST", "/orchestrator/v1/command/deploy",
+        {"environment": "production", "scope": {"nodes": nodes}},
+    )
+    name = job["job"]["name"]
+    while time.monotonic() < t0 + 900:
+        time.sleep(0.5)
+        j = server.call("GET", f"/orchestrator/v1/jobs/{name}")
+        if j["state"] in ("finished", "failed", "stopped"):
+            assert j["state"] == "finished", j
+            return time.monotonic() - t0
+    sys.exit(f"the {n}-node deploy did not end in 900 s")
+
+
+def one(baton, env, args):
+    s = fleet_bench.Server(baton, env)
+    try:
+        writes = hey(s.base, "PUT", args.writers, args.seconds, '{"facts": {"os": "debian"}}')
+        reads = hey(s.base, "GET", args.writers, args.seconds)
+        took = deploy_seconds(s, args.nodes)
+        return writes, reads, took
+    finally:
+        s.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--writers", type=int, default=8)
+    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--nodes", type=int, default=2000)
+    ap.add_argument("--skip-build", action="store_true")
+    args = ap.parse_args()
+    if shutil.which("hey") is None:
+        sys.exit("hey is not installed: apt-get install -y hey")
+    if not args.skip_build:
+        subprocess.run(["cargo", "build", "--release", "-p", "baton"], cwd=fleet_bench.ROOT, check=True)
+    baton = os.path.join(fleet_bench.ROOT, "target/release/baton")
+    pg = Postgres()
+    results = {"sled": [], "postgres": []}
+    try:
+        for r in range(args.rounds):
+            for backend in ("sled", "postgres"):
+                env = {} if backend == "sled" else {"BATON_STORAGE_URL": pg.database()}
+                w, rd, d = one(baton, env, args)
+                results[backend].append((w, rd, d))
+                print(f"round {r + 1} {backend:8}: {w:8.0f} writes/s {rd:8.0f} reads/s "
+                      f"{args.nodes} nodes in {d:6.2f} s ({args.nodes / d:6.0f} nodes/s)",
+                      flush=True)
+    finally:
+        pg.stop()
+    med = {b: [statistics.median(x[i] for x in v) for i in range(3)] for b, v in results.items()}
+    print(f"\n{'median':9} {'writes/s':>10} {'reads/s':>10} {'deploy s':>10} {'nodes/s':>10}")
+    for b in ("sled", "postgres"):
+        w, rd, d = med[b]
+        print(f"{b:9} {w:10.0f} {rd:10.0f} {d:10.2f} {args.nodes / d:10.0f}")
+    s, p = med["sled"], med["postgres"]
+    print(f"{'pg/sled':9} {p[0] / s[0]:10.2f} {p[1] / s[1]:10.2f} {p[2] / s[2]:10.2f} {s[2] / p[2]:10.2f}")
+
+
+if __name__ == "__main__":
+    main()
