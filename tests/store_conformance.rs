@@ -75,6 +75,7 @@ conformance!(
     apply_is_all_or_nothing,
     apply_if_writes_and_counts_only_when_every_expectation_holds,
     concurrent_read_modify_writes_through_apply_if_lose_nothing,
+    of_writers_expecting_a_key_absent_exactly_one_creates_it,
     limits_are_enforced_before_anything_is_written,
     binary_values_and_odd_keys_round_trip,
     committed_data_survives_reopening,
@@ -467,6 +468,47 @@ async fn concurrent_read_modify_writes_through_apply_if_lose_nothing(b: &impl Ba
     }
     assert_eq!(s.get("n", "acct", "a").await.unwrap().unwrap(), b"120");
     assert_eq!(s.get("n", "acct", "moves").await.unwrap().unwrap(), b"120");
+}
+
+async fn of_writers_expecting_a_key_absent_exactly_one_creates_it(b: &impl Backend) {
+    let s = b.open().await;
+    for round in 0..5 {
+        let key = format!("lock-{round}");
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let (s, key) = (s.clone(), key.clone());
+                tokio::spawn(async move {
+                    let absent = Expect {
+                        bucket: "locks".into(),
+                        key: key.clone(),
+                        value: None,
+                    };
+                    let won = s
+                        .apply_if(
+                            "n",
+                            &[absent],
+                            &[op("locks", &key, Some(format!("{t}").as_bytes()))],
+                            &[CountOp {
+                                bucket: "locks".into(),
+                                key: "taken".into(),
+                                delta: 1,
+                            }],
+                        )
+                        .await
+                        .unwrap();
+                    won.map(|_| t)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in tasks {
+            winners.extend(t.await.unwrap());
+        }
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        let held = s.get("n", "locks", &key).await.unwrap().unwrap();
+        assert_eq!(held, winners[0].to_string().into_bytes());
+    }
+    assert_eq!(s.get("n", "locks", "taken").await.unwrap().unwrap(), b"5");
 }
 
 async fn limits_are_enforced_before_anything_is_written(b: &impl Backend) {

@@ -2,9 +2,10 @@
 //!
 //! Single-key operations are one statement each, atomic at READ COMMITTED
 //! (a conditional UPDATE re-checks its condition on the row it waited
-//! for). `apply` is one transaction; `apply_if` reads before it writes, so
-//! it runs SERIALIZABLE and is tried again when PostgreSQL reports that a
-//! concurrent transaction made it unserializable.
+//! for). `apply` is one transaction. `apply_if` locks the rows it expects
+//! (`FOR UPDATE`) before it writes; when it expects a key to be absent it
+//! runs SERIALIZABLE instead. Either is tried again when PostgreSQL reports
+//! a deadlock or a serialization failure.
 
 use super::{PgStore, failed};
 use crate::store::{
@@ -20,6 +21,8 @@ const UPSERT: &str = "INSERT INTO kv (ns, bucket, key, value) VALUES ($1, $2, $3
      ON CONFLICT (ns, bucket, key) DO UPDATE SET value = excluded.value";
 const DELETE: &str = "DELETE FROM kv WHERE ns = $1 AND bucket = $2 AND key = $3";
 const SELECT: &str = "SELECT value FROM kv WHERE ns = $1 AND bucket = $2 AND key = $3";
+const SELECT_FOR_UPDATE: &str =
+    "SELECT value FROM kv WHERE ns = $1 AND bucket = $2 AND key = $3 FOR UPDATE";
 /// Adds $4 to the counter (absent = 0) and returns the new value.
 const INCREMENT: &str = "INSERT INTO kv (ns, bucket, key, value) \
      VALUES ($1, $2, $3, convert_to($4::bigint::text, 'UTF8')) \
@@ -109,11 +112,22 @@ impl PgStore {
         counts: &[CountOp],
     ) -> Result<Result<Outcome, StoreError>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
-            .execute(&mut *tx)
-            .await?;
-        for e in expect {
-            let now: Option<Vec<u8>> = sqlx::query_scalar(SELECT)
+        // Expected values that exist are locked where they are read (in
+        // key order, so two batches cannot wait on each other forever),
+        // and nothing can change them before the commit. An expected
+        // absence has no row to lock: only then does the transaction run
+        // SERIALIZABLE, which catches an insert made meanwhile.
+        let absence = expect.iter().any(|e| e.value.is_none());
+        if absence {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut ordered: Vec<&Expect> = expect.iter().collect();
+        ordered.sort_by(|a, b| (&a.bucket, &a.key).cmp(&(&b.bucket, &b.key)));
+        let read = if absence { SELECT } else { SELECT_FOR_UPDATE };
+        for e in ordered {
+            let now: Option<Vec<u8>> = sqlx::query_scalar(read)
                 .bind(ns)
                 .bind(&e.bucket)
                 .bind(e.key.as_bytes())

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// Connections one process keeps open at most.
-const POOL_SIZE: u32 = 16;
+const POOL_SIZE: u32 = 48;
 /// How long a caller waits for a free connection (or a new one) before the
 /// database counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
