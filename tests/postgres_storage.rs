@@ -48,6 +48,19 @@ fn everything_lives_in_the_database_so_a_new_machine_takes_over() {
     // Another machine: a new, empty data directory, the same database.
     let second = tempfile::tempdir().unwrap();
     let server = Server::start(second.path(), &manifest);
+    // Clients keep trusting the one generated CA.
+    let ca = |dir: &tempfile::TempDir| std::fs::read(dir.path().join("data/tls/ca.pem")).unwrap();
+    assert_eq!(ca(&first), ca(&second));
+    let old_trust = reqwest::blocking::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca(&first)).unwrap())
+        .build()
+        .unwrap();
+    let health = old_trust
+        .get(server.url("/admin/v1/healthz"))
+        .send()
+        .unwrap();
+    assert!(health.status().is_success(), "{health:?}");
     // A token the first server issued is good here (one shared secret).
     let c = server.client_with_token(&token);
     let job = c

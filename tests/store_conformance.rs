@@ -180,6 +180,12 @@ async fn scan_returns_at_most_the_cap(b: &impl Backend) {
         keys(rest),
         ["k01000", "k01001", "k01002", "k01003", "k01004"]
     );
+    // Page after page, everything.
+    let all = baton::store::scan_all(&*s, "ns", "many", "k")
+        .await
+        .unwrap();
+    assert_eq!(all.len(), MAX_SCAN + 5);
+    assert_eq!(all.last().unwrap().0, "k01004");
 }
 
 async fn compare_and_swap_honours_expected(b: &impl Backend) {

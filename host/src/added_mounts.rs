@@ -9,7 +9,7 @@ use crate::manifest::{ErrorStyle, HandlerSpec, LimitOverrides, Policy, check_lim
 use crate::runtime::registry::{HandlerSlot, HandlerVersion};
 use crate::runtime::version_of;
 use crate::runtime::versions::Source;
-use crate::store::{MAX_SCAN, StoreError};
+use crate::store::{StoreError, scan_all};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -57,24 +57,15 @@ const ADDED: &str = "added";
 
 /// Every handler added through the admin API.
 pub async fn all(app: &App) -> Result<Vec<AddedMount>, StoreError> {
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = app
-            .store
-            .scan(MOUNTS_NS, ADDED, "", after.as_deref(), MAX_SCAN)
-            .await?;
-        let full = page.len() == MAX_SCAN;
-        for (name, v) in page {
-            out.push(serde_json::from_slice(&v).map_err(|_| {
+    scan_all(app.store.as_ref(), MOUNTS_NS, ADDED, "")
+        .await?
+        .into_iter()
+        .map(|(name, v)| {
+            serde_json::from_slice(&v).map_err(|_| {
                 StoreError::Backend(format!("the added mount `{name}` does not decode"))
-            })?);
-            after = Some(name);
-        }
-        if !full {
-            return Ok(out);
-        }
-    }
+            })
+        })
+        .collect()
 }
 
 /// Whether `name` was added through the admin API.

@@ -77,6 +77,11 @@ impl App {
         };
         tracing::info!(storage = %floor.describe(), "storage open");
         let store = floor.kv();
+        if floor.is_shared() {
+            crate::server::tls::share_generated_ca(store.as_ref(), &data_dir)
+                .await
+                .context("sharing the generated CA through the database")?;
+        }
         let auth =
             Arc::new(Auth::open(&manifest, &data_dir, store.clone(), floor.is_shared()).await?);
         let jobs = JobEngine::open(Arc::new(MeteredJobStore::new(floor.jobs()?)), manifest.jobs)?;

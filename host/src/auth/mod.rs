@@ -16,7 +16,7 @@ pub mod totp;
 pub mod users;
 
 use crate::manifest::{AuthConfig, Manifest};
-use crate::store::{KvStore, MAX_SCAN, StoreError};
+use crate::store::{KvStore, StoreError, scan_all};
 use limiter::LoginLimiter;
 use password_check::PasswordChecker;
 use roles::RoleTable;
@@ -449,26 +449,15 @@ impl Auth {
     /// Drops revocation entries of tokens that have expired anyway.
     async fn prune_revoked(&self) -> Result<(), StoreError> {
         let horizon = tokens::now_secs().saturating_sub(self.config.clock_skew_secs.into());
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .scan(AUTH_NS, REVOKED, "", after.as_deref(), MAX_SCAN)
-                .await?;
-            let full = page.len() == MAX_SCAN;
-            for (jti, exp) in page {
-                let exp = <[u8; 8]>::try_from(exp.as_slice())
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0);
-                if exp < horizon {
-                    self.store.delete(AUTH_NS, REVOKED, &jti).await?;
-                }
-                after = Some(jti);
-            }
-            if !full {
-                return self.store.commit().await;
+        for (jti, exp) in scan_all(self.store.as_ref(), AUTH_NS, REVOKED, "").await? {
+            let exp = <[u8; 8]>::try_from(exp.as_slice())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if exp < horizon {
+                self.store.delete(AUTH_NS, REVOKED, &jti).await?;
             }
         }
+        self.store.commit().await
     }
 }
 

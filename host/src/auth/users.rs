@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::store::{KvStore, MAX_SCAN, StoreError};
+use crate::store::{KvStore, StoreError, scan_all};
 
 /// The store namespace of auth's records; a handler's namespace never
 /// holds `:`, so no handler can reach it.
@@ -266,24 +266,13 @@ impl UserStore {
 
     /// Every user, by name.
     pub async fn list(&self) -> Result<Vec<User>, UserError> {
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .scan(AUTH_NS, USERS, "", after.as_deref(), MAX_SCAN)
-                .await?;
-            let full = page.len() == MAX_SCAN;
-            for (name, bytes) in page {
-                out.push(
-                    serde_json::from_slice(&bytes).map_err(|_| UserError::Corrupt(name.clone()))?,
-                );
-                after = Some(name);
-            }
-            if !full {
-                return Ok(out);
-            }
-        }
+        scan_all(self.store.as_ref(), AUTH_NS, USERS, "")
+            .await?
+            .into_iter()
+            .map(|(name, bytes)| {
+                serde_json::from_slice(&bytes).map_err(|_| UserError::Corrupt(name))
+            })
+            .collect()
     }
 
     /// Whether there is no user at all.

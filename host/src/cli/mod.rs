@@ -142,18 +142,11 @@ pub(crate) fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output
     Ok(RUNTIME.get().expect("set above").block_on(f))
 }
 
-/// The store of a data directory for a CLI command (see [`open_db`]).
+/// The store of a data directory for a CLI command, explaining the error a
+/// running server (which holds the database) causes.
 pub(crate) fn open_store(
     data_dir: &std::path::Path,
 ) -> anyhow::Result<std::sync::Arc<crate::store::SledStore>> {
-    Ok(std::sync::Arc::new(crate::store::SledStore::from_db(
-        open_db(data_dir)?,
-    )?))
-}
-
-/// Opens the sled database of a data directory for a CLI command, explaining
-/// the lock error a running server causes.
-pub(crate) fn open_db(data_dir: &std::path::Path) -> anyhow::Result<sled::Db> {
     let path = data_dir.join("db");
     if !path.exists() {
         anyhow::bail!(
@@ -162,20 +155,12 @@ pub(crate) fn open_db(data_dir: &std::path::Path) -> anyhow::Result<sled::Db> {
             data_dir.display()
         );
     }
-    sled::open(&path).map_err(|e| {
-        if is_lock_error(&e) {
-            anyhow::anyhow!(
-                "the database in {} is in use by a running server; pass `--server URL` to go through its admin API",
-                data_dir.display()
-            )
-        } else {
-            anyhow::anyhow!("opening the database in {}: {e}", data_dir.display())
-        }
-    })
-}
-
-/// Whether sled failed because another process holds the database.
-pub(crate) fn is_lock_error(e: &sled::Error) -> bool {
-    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
-        || io.to_string().contains("lock"))
+    match crate::store::SledStore::open_unwaiting(&path) {
+        Ok(store) => Ok(std::sync::Arc::new(store)),
+        Err(crate::store::StoreError::Unavailable(_)) => anyhow::bail!(
+            "the database in {} is in use by a running server; pass `--server URL` to go through its admin API",
+            data_dir.display()
+        ),
+        Err(e) => anyhow::bail!("opening the database in {}: {e}", data_dir.display()),
+    }
 }

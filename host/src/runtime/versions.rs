@@ -3,7 +3,7 @@
 //! handler's deploy history, and the version it serves now (namespace
 //! [`VERSIONS_NS`]).
 
-use crate::store::{KvStore, MAX_SCAN, StoreError, WriteOp};
+use crate::store::{KvStore, StoreError, WriteOp};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -98,20 +98,7 @@ impl VersionStore {
         bucket: &str,
         prefix: &str,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .scan(VERSIONS_NS, bucket, prefix, after.as_deref(), MAX_SCAN)
-                .await?;
-            let full = page.len() == MAX_SCAN;
-            after = page.last().map(|(k, _)| k.clone());
-            out.extend(page);
-            if !full {
-                return Ok(out);
-            }
-        }
+        crate::store::scan_all(self.store.as_ref(), VERSIONS_NS, bucket, prefix).await
     }
 
     /// The bytes of version `sha256`.

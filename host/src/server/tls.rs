@@ -125,6 +125,64 @@ fn load_or_create_ca(dir: &Path) -> anyhow::Result<rcgen::Issuer<'static, rcgen:
     Ok(Issuer::new(params, key_pair))
 }
 
+/// Where a shared store keeps the generated CA: namespace, bucket, key
+/// (the certificate and key PEMs as one JSON value, written once).
+const SHARED_CA: (&str, &str, &str) = ("baton:secrets", "tls", "ca");
+
+/// The generated CA's certificate and key.
+#[derive(serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+struct CaPems {
+    cert: String,
+    key: String,
+}
+
+/// With a store that several machines share: makes `<data>/tls` hold the
+/// one generated CA kept in the store, created by whichever server gets
+/// there first (compare-and-swap), so that clients trust one CA whichever
+/// machine answers. A server certificate signed by another CA is dropped,
+/// to be signed again by the shared one.
+pub async fn share_generated_ca(
+    store: &dyn crate::store::KvStore,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
+    let (ns, bucket, key) = SHARED_CA;
+    let dir = data_dir.join(TLS_DIR);
+    loop {
+        if let Some(stored) = store.get(ns, bucket, key).await? {
+            let shared: CaPems = serde_json::from_slice(&stored)
+                .context("the shared CA in the store does not decode")?;
+            let local = CaPems {
+                cert: std::fs::read_to_string(dir.join(CA_CERT)).unwrap_or_default(),
+                key: std::fs::read_to_string(dir.join(CA_KEY)).unwrap_or_default(),
+            };
+            if local != shared {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                crate::auth::write_private_file(&dir.join(CA_KEY), shared.key.as_bytes())?;
+                std::fs::write(dir.join(CA_CERT), &shared.cert)?;
+                for stale in [SERVER_CERT, SERVER_KEY] {
+                    let _ = std::fs::remove_file(dir.join(stale));
+                }
+                tracing::info!(ca = %dir.join(CA_CERT).display(), "took the generated CA from the shared store");
+            }
+            return Ok(());
+        }
+        load_or_create_ca(&dir)?;
+        let mine = CaPems {
+            cert: std::fs::read_to_string(dir.join(CA_CERT))?,
+            key: std::fs::read_to_string(dir.join(CA_KEY))?,
+        };
+        let bytes = serde_json::to_vec(&mine).expect("serialises");
+        if store
+            .compare_and_swap(ns, bucket, key, None, Some(&bytes))
+            .await?
+        {
+            store.commit().await?;
+            return Ok(());
+        }
+    }
+}
+
 /// The generated server certificate and key, created (with the CA, if
 /// needed) on first use.
 fn self_signed(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<(PathBuf, PathBuf)> {

@@ -141,6 +141,26 @@ pub trait KvStore: Send + Sync + 'static {
     async fn commit(&self) -> Result<(), StoreError>;
 }
 
+/// Every entry of `bucket` in `ns` whose key starts with `prefix`, in key
+/// order, read [`MAX_SCAN`] at a time.
+pub async fn scan_all(
+    store: &dyn KvStore,
+    ns: &str,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    loop {
+        let after = out.last().map(|(k, _)| k.as_str());
+        let page = store.scan(ns, bucket, prefix, after, MAX_SCAN).await?;
+        let full = page.len() == MAX_SCAN;
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
 /// Checks a namespace (a handler's name, or a host-owned one with `:`).
 pub fn check_ns(ns: &str) -> Result<(), StoreError> {
     if ns.is_empty() || ns.contains('\0') {

@@ -34,6 +34,14 @@ pub(super) fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// Whether sled could not open a database because another handle (or
+/// process) holds its lock; sled reports that as `Other`, naming the OS
+/// error.
+fn held_lock(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
+        || io.to_string().contains("could not acquire lock"))
+}
+
 /// Opens (creating if needed) the sled database in `dir`.
 ///
 /// A database whose lock is held is retried for up to five seconds: a
@@ -46,12 +54,7 @@ pub(super) fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
     loop {
         match sled::Config::new().path(dir).open() {
             Ok(db) => return Ok(db),
-            // sled reports a held lock as `Other`, naming the OS error.
-            Err(sled::Error::Io(e))
-                if (e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.to_string().contains("could not acquire lock"))
-                    && std::time::Instant::now() < deadline =>
-            {
+            Err(e) if held_lock(&e) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             Err(e) => {
@@ -96,9 +99,26 @@ impl SledStore {
         Self::from_db(open_db(dir)?)
     }
 
-    /// The store of a database already open (a CLI command that opened it
-    /// without waiting for a running server's lock).
-    pub fn from_db(db: sled::Db) -> Result<SledStore, StoreError> {
+    /// Opens the database in `dir` without waiting for its lock: a command
+    /// beside a running server learns at once that the server holds it
+    /// ([`StoreError::Unavailable`]).
+    /// (A rewrite interrupted by a crash is left to the next server start.)
+    pub fn open_unwaiting(dir: &Path) -> Result<SledStore, StoreError> {
+        match sled::Config::new().path(dir).open() {
+            Ok(db) => Self::from_db(db),
+            Err(e) if held_lock(&e) => Err(StoreError::Unavailable(format!(
+                "{} is in use by another process",
+                dir.display()
+            ))),
+            Err(e) => Err(StoreError::Backend(format!(
+                "opening {}: {e}",
+                dir.display()
+            ))),
+        }
+    }
+
+    /// The store of a database already open.
+    fn from_db(db: sled::Db) -> Result<SledStore, StoreError> {
         let kv = db.open_tree("kv").map_err(backend)?;
         super::sled_legacy::adopt(&db, &kv)?;
         let flushed = db.clone();
