@@ -41,6 +41,24 @@ fn decoded<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T
     decode(what, bytes).map_err(JobStoreError)
 }
 
+/// Row `id` of `table` (`jobs` or `job_graphs`), decoded as a `what`
+/// record and locked until `tx` ends.
+async fn locked<T: serde::de::DeserializeOwned>(
+    tx: &mut Transaction<'_, Postgres>,
+    table: &str,
+    what: &str,
+    id: &str,
+) -> Result<Option<T>, JobStoreError> {
+    let row: Option<Vec<u8>> = sqlx::query_scalar(&format!(
+        "SELECT record FROM {table} WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(failed)?;
+    row.map(|bytes| decoded(what, &bytes)).transpose()
+}
+
 /// Inserts `jobs` (each as queued, with its first event) in `tx`.
 async fn insert_jobs(
     tx: &mut Transaction<'_, Postgres>,
@@ -105,16 +123,9 @@ impl JobStore for PgJobStore {
 
     async fn update(&self, id: &str, f: JobChange<'_>) -> Result<Option<JobRecord>, JobStoreError> {
         let mut tx = self.pool.begin().await.map_err(failed)?;
-        let row: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT record FROM jobs WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(failed)?;
-        let Some(bytes) = row else {
+        let Some(mut job) = locked::<JobRecord>(&mut tx, "jobs", "job", id).await? else {
             return Ok(None);
         };
-        let mut job: JobRecord = decoded("job", &bytes)?;
         let was_succeeded = job.state == JobState::Succeeded;
         let events = f(&mut job);
         let now = now_ms();
@@ -170,16 +181,9 @@ impl JobStore for PgJobStore {
         f: GraphChange<'_>,
     ) -> Result<Option<GraphRecord>, JobStoreError> {
         let mut tx = self.pool.begin().await.map_err(failed)?;
-        let row: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT record FROM job_graphs WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(failed)?;
-        let Some(bytes) = row else {
+        let Some(mut g) = locked::<GraphRecord>(&mut tx, "job_graphs", "graph", id).await? else {
             return Ok(None);
         };
-        let mut g: GraphRecord = decoded("graph", &bytes)?;
         f(&mut g);
         sqlx::query("UPDATE job_graphs SET record = $2 WHERE id = $1")
             .bind(id)
