@@ -205,23 +205,28 @@ class DiskLoad:
         return self.fsyncs, self.fsync_s
 
 
+NODE = "/orchestrator/v1/inventory/nodes/web-1"
+NODE_BODY = '{"facts": {"os": "debian"}}'
+
+
+def hey_node(base, method, clients, seconds, body=None):
+    """`clients` concurrent `hey` clients sending `method` to one inventory
+    node for `seconds`: (2xx answers per second, [(status, count)]). Only
+    2xx count: hey's Requests/sec counts every answer."""
+    cmd = ["hey", "-z", f"{seconds}s", "-c", str(clients), "-m", method,
+           "-H", f"Authorization: {AUTH}"]
+    if body is not None:
+        cmd += ["-T", "application/json", "-d", body]
+    out = subprocess.run(cmd + [base + NODE], capture_output=True, text=True, check=True).stdout
+    total = float(re.search(r"Total:\s+([\d.]+) secs", out).group(1))
+    codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)
+    return sum(int(n) for code, n in codes if code.startswith("2")) / total, codes
+
+
 def kv_writes(baton, writers, seconds, grouped):
     s = Server(baton, None if grouped else {"BATON_GROUP_COMMIT": "off"})
     try:
-        out = subprocess.run(
-            [
-                "hey", "-z", f"{seconds}s", "-c", str(writers), "-m", "PUT",
-                "-H", f"Authorization: {AUTH}", "-T", "application/json",
-                "-d", '{"facts": {"os": "debian"}}',
-                s.base + "/orchestrator/v1/inventory/nodes/web-1",
-            ],
-            capture_output=True, text=True, check=True,
-        ).stdout
-        total = float(re.search(r"Total:\s+([\d.]+) secs", out).group(1))
-        codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)
-        # Only acknowledged writes count (hey's Requests/sec counts every answer).
-        ok = sum(int(n) for code, n in codes if code.startswith("2"))
-        return ok / total, codes
+        return hey_node(s.base, "PUT", writers, seconds, NODE_BODY)
     finally:
         s.stop()
 

@@ -27,7 +27,6 @@ BENCHMARKS.md records its output.
 import argparse
 import glob
 import os
-import re
 import shutil
 import socket
 import statistics
@@ -37,7 +36,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fleet_bench  # noqa: E402  (Server, AUTH, ROOT)
+import fleet_bench  # noqa: E402  (Server, hey_node, ROOT)
 
 
 class Postgres:
@@ -94,20 +93,6 @@ class Postgres:
         subprocess.run(self.user + ["rm", "-rf", self.dir])
 
 
-def hey(base, method, writers, seconds, body=None):
-    cmd = ["hey", "-z", f"{seconds}s", "-c", str(writers), "-m", method,
-           "-H", f"Authorization: {fleet_bench.AUTH}"]
-    if body is not None:
-        cmd += ["-T", "application/json", "-d", body]
-    out = subprocess.run(
-        cmd + [base + "/orchestrator/v1/inventory/nodes/web-1"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    total = float(re.search(r"Total:\s+([\d.]+) secs", out).group(1))
-    codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)
-    return sum(int(n) for code, n in codes if code.startswith("2")) / total
-
-
 def deploy_seconds(server, n):
     nodes = [f"node{i:05d}.example.com" for i in range(n)]
     t0 = time.monotonic()
@@ -128,8 +113,10 @@ def deploy_seconds(server, n):
 def one(baton, env, args):
     s = fleet_bench.Server(baton, env)
     try:
-        writes = hey(s.base, "PUT", args.writers, args.seconds, '{"facts": {"os": "debian"}}')
-        reads = hey(s.base, "GET", args.writers, args.seconds)
+        writes, _ = fleet_bench.hey_node(
+            s.base, "PUT", args.writers, args.seconds, fleet_bench.NODE_BODY
+        )
+        reads, _ = fleet_bench.hey_node(s.base, "GET", args.writers, args.seconds)
         took = deploy_seconds(s, args.nodes)
         return writes, reads, took
     finally:

@@ -117,8 +117,7 @@ impl Auth {
     /// when there is no user at all.
     ///
     /// With a `shared` store (one that replicas share), the HS256 secret
-    /// is kept in the store too, created by whichever server starts first,
-    /// so that a token from one works on all.
+    /// is kept in the store too (see [`token_keys`]).
     pub async fn open(
         manifest: &Manifest,
         data_dir: &Path,
@@ -126,12 +125,7 @@ impl Auth {
         shared: bool,
     ) -> anyhow::Result<Auth> {
         let config = manifest.auth.clone();
-        let keys = if shared && config.algorithm == crate::manifest::JwtAlgorithm::HS256 {
-            let secret = shared_secret(store.as_ref()).await?;
-            TokenKeys::load_with(manifest, || Ok(secret))?
-        } else {
-            TokenKeys::load(manifest, data_dir, true)?
-        };
+        let keys = token_keys(manifest, data_dir, shared.then_some(store.as_ref()), true).await?;
         let auth = Auth {
             roles: RoleTable::new(config.role_table()),
             users: UserStore::new(store.clone()),
@@ -464,24 +458,26 @@ impl Auth {
 /// Where the shared HS256 secret is kept: namespace, bucket, key.
 const SHARED_SECRET: (&str, &str, &str) = ("baton:secrets", "jwt", "hs256");
 
-/// The HS256 signing secret kept in `store`: the one stored, or 64 random
-/// bytes stored now (compare-and-swap: servers starting together agree on
-/// the first one written).
-pub async fn shared_secret(store: &dyn KvStore) -> Result<Vec<u8>, StoreError> {
-    let (ns, bucket, key) = SHARED_SECRET;
-    loop {
-        if let Some(secret) = store.get(ns, bucket, key).await? {
-            return Ok(secret);
+/// The token keys `[auth]` names. With a `shared` store (one that several
+/// machines share) the HS256 secret is kept there, created by whichever
+/// process needs it first, so that a token from one machine works on all;
+/// otherwise it is `<data>/jwt-secret`, generated only when `create` is set.
+pub async fn token_keys(
+    manifest: &Manifest,
+    data_dir: &Path,
+    shared: Option<&dyn KvStore>,
+    create: bool,
+) -> anyhow::Result<TokenKeys> {
+    match shared {
+        Some(store) if manifest.auth.algorithm == crate::manifest::JwtAlgorithm::HS256 => {
+            let (ns, bucket, key) = SHARED_SECRET;
+            let secret = crate::store::create_once(store, ns, bucket, key, || {
+                Ok::<_, StoreError>(rand::random::<[u8; 64]>().to_vec())
+            })
+            .await?;
+            TokenKeys::load_with(manifest, || Ok(secret))
         }
-        let fresh: [u8; 64] = rand::random();
-        if store
-            .compare_and_swap(ns, bucket, key, None, Some(&fresh))
-            .await?
-        {
-            store.commit().await?;
-            tracing::info!("generated the JWT signing secret in the shared store");
-            return Ok(fresh.to_vec());
-        }
+        _ => TokenKeys::load(manifest, data_dir, create),
     }
 }
 

@@ -142,6 +142,25 @@ pub(crate) fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output
     Ok(RUNTIME.get().expect("set above").block_on(f))
 }
 
+/// The store a CLI command on `manifest`'s deployment reads and writes: the
+/// database of `[storage] url` (or `BATON_STORAGE_URL`) when there is one,
+/// else the data directory's (see [`open_store`]); and whether it is the
+/// shared database.
+pub(crate) fn open_kv(
+    manifest: &crate::manifest::Manifest,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(std::sync::Arc<dyn crate::store::KvStore>, bool)> {
+    Ok(
+        match crate::store::floor::configured_url(manifest.storage.url.as_deref()) {
+            Some(url) => (
+                std::sync::Arc::new(block_on(crate::store::PgStore::connect(&url))??),
+                true,
+            ),
+            None => (open_store(data_dir)?, false),
+        },
+    )
+}
+
 /// The store of a data directory for a CLI command, explaining the error a
 /// running server (which holds the database) causes.
 pub(crate) fn open_store(

@@ -2,7 +2,7 @@
 
 use super::ServeArgs;
 use super::client::{AdminClient, ServerArgs};
-use crate::auth::tokens::{TokenKeys, TokenKind};
+use crate::auth::tokens::TokenKind;
 use crate::auth::users::UserStore;
 use crate::server::tls::{CA_CERT, TLS_DIR};
 use anyhow::bail;
@@ -54,47 +54,29 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    if let Some(url) = crate::store::floor::configured_url(manifest.storage.url.as_deref()) {
+    let url = crate::store::floor::configured_url(manifest.storage.url.as_deref());
+    let opened = match &url {
         // The secret and the users are in the database the servers share.
-        let (keys, known) = super::block_on(async {
-            let store = crate::store::PgStore::connect(&url).await?;
-            let keys = if cfg.algorithm == crate::manifest::JwtAlgorithm::HS256 {
-                let secret = crate::auth::shared_secret(&store).await?;
-                TokenKeys::load_with(&manifest, || Ok(secret))?
-            } else {
-                TokenKeys::load(&manifest, &data_dir, false)?
-            };
-            let known = UserStore::new(std::sync::Arc::new(store))
-                .get(&user)
-                .await?;
-            anyhow::Ok((keys, known.is_some()))
-        })??;
-        if !known {
-            bail!(
-                "there is no user `{user}` in {}",
-                crate::store::postgres::redacted(&url)
-            );
-        }
-        let (token, _) = keys.issue(&user, TokenKind::Access, lifetime)?;
-        println!("{token}");
-        return Ok(());
+        Some(_) => Some(super::open_kv(&manifest, &data_dir)?),
+        // The data directory's users, when it can be read: a running server
+        // holds it, and then checks the user on every request instead.
+        None => super::open_kv(&manifest, &data_dir).ok(),
+    };
+    let shared = opened
+        .as_ref()
+        .filter(|(_, shared)| *shared)
+        .map(|(store, _)| store.as_ref());
+    let keys = super::block_on(crate::auth::token_keys(&manifest, &data_dir, shared, false))??;
+    if let Some((store, _)) = &opened
+        && super::block_on(UserStore::new(store.clone()).get(&user))??.is_none()
+    {
+        let place = match &url {
+            Some(u) => crate::store::postgres::redacted(u),
+            None => data_dir.display().to_string(),
+        };
+        bail!("there is no user `{user}` in {place}");
     }
-    let keys = TokenKeys::load(&manifest, &data_dir, false)?;
-    check_user_exists(&data_dir, &user)?;
     let (token, _) = keys.issue(&user, TokenKind::Access, lifetime)?;
     println!("{token}");
-    Ok(())
-}
-
-/// Refuses unknown users when the database can be read; when a running
-/// server holds it, the server checks the user on every request instead.
-fn check_user_exists(data_dir: &std::path::Path, user: &str) -> anyhow::Result<()> {
-    let store = match super::open_store(data_dir) {
-        Ok(store) => store,
-        Err(_) => return Ok(()),
-    };
-    if super::block_on(UserStore::new(store).get(user))??.is_none() {
-        bail!("there is no user `{user}` in {}", data_dir.display());
-    }
     Ok(())
 }

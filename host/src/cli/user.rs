@@ -124,15 +124,8 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
             Some(data_dir.join(TLS_DIR).join(CA_CERT)),
         )?)
     } else {
-        let store: std::sync::Arc<dyn crate::store::KvStore> =
-            match crate::store::floor::configured_url(manifest.storage.url.as_deref()) {
-                Some(url) => {
-                    std::sync::Arc::new(super::block_on(crate::store::PgStore::connect(&url))??)
-                }
-                None => super::open_store(&data_dir)?,
-            };
         Target::Local(
-            UserStore::new(store),
+            UserStore::new(super::open_kv(&manifest, &data_dir)?.0),
             RoleTable::new(manifest.auth.role_table()),
             manifest.auth.issuer.clone(),
         )

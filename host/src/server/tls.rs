@@ -147,40 +147,28 @@ pub async fn share_generated_ca(
 ) -> anyhow::Result<()> {
     let (ns, bucket, key) = SHARED_CA;
     let dir = data_dir.join(TLS_DIR);
-    loop {
-        if let Some(stored) = store.get(ns, bucket, key).await? {
-            let shared: CaPems = serde_json::from_slice(&stored)
-                .context("the shared CA in the store does not decode")?;
-            let local = CaPems {
-                cert: std::fs::read_to_string(dir.join(CA_CERT)).unwrap_or_default(),
-                key: std::fs::read_to_string(dir.join(CA_KEY)).unwrap_or_default(),
-            };
-            if local != shared {
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-                crate::auth::write_private_file(&dir.join(CA_KEY), shared.key.as_bytes())?;
-                std::fs::write(dir.join(CA_CERT), &shared.cert)?;
-                for stale in [SERVER_CERT, SERVER_KEY] {
-                    let _ = std::fs::remove_file(dir.join(stale));
-                }
-                tracing::info!(ca = %dir.join(CA_CERT).display(), "took the generated CA from the shared store");
-            }
-            return Ok(());
-        }
+    let local = || CaPems {
+        cert: std::fs::read_to_string(dir.join(CA_CERT)).unwrap_or_default(),
+        key: std::fs::read_to_string(dir.join(CA_KEY)).unwrap_or_default(),
+    };
+    let stored = crate::store::create_once(store, ns, bucket, key, || {
+        // None yet: this machine's (generated now if it has none) is shared.
         load_or_create_ca(&dir)?;
-        let mine = CaPems {
-            cert: std::fs::read_to_string(dir.join(CA_CERT))?,
-            key: std::fs::read_to_string(dir.join(CA_KEY))?,
-        };
-        let bytes = serde_json::to_vec(&mine).expect("serialises");
-        if store
-            .compare_and_swap(ns, bucket, key, None, Some(&bytes))
-            .await?
-        {
-            store.commit().await?;
-            return Ok(());
+        anyhow::Ok(serde_json::to_vec(&local()).expect("serialises"))
+    })
+    .await?;
+    let shared: CaPems =
+        serde_json::from_slice(&stored).context("the shared CA in the store does not decode")?;
+    if local() != shared {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::auth::write_private_file(&dir.join(CA_KEY), shared.key.as_bytes())?;
+        std::fs::write(dir.join(CA_CERT), &shared.cert)?;
+        for stale in [SERVER_CERT, SERVER_KEY] {
+            let _ = std::fs::remove_file(dir.join(stale));
         }
+        tracing::info!(ca = %dir.join(CA_CERT).display(), "took the generated CA from the shared store");
     }
+    Ok(())
 }
 
 /// The generated server certificate and key, created (with the CA, if

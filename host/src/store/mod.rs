@@ -161,6 +161,36 @@ pub async fn scan_all(
     }
 }
 
+/// The value at `key`, or the one `make` builds, stored now if `key` is
+/// still absent: processes that start together agree on the first value
+/// written (compare-and-swap), and `make` runs only when nothing is stored.
+pub async fn create_once<E: From<StoreError>>(
+    store: &dyn KvStore,
+    ns: &str,
+    bucket: &str,
+    key: &str,
+    make: impl FnOnce() -> Result<Vec<u8>, E>,
+) -> Result<Vec<u8>, E> {
+    if let Some(stored) = store.get(ns, bucket, key).await? {
+        return Ok(stored);
+    }
+    let fresh = make()?;
+    if store
+        .compare_and_swap(ns, bucket, key, None, Some(&fresh))
+        .await?
+    {
+        store.commit().await?;
+        tracing::info!(namespace = ns, bucket, key, "created in the shared store");
+        return Ok(fresh);
+    }
+    // Another process wrote first: its value stands.
+    Ok(store.get(ns, bucket, key).await?.ok_or_else(|| {
+        StoreError::Backend(format!(
+            "`{ns}/{bucket}/{key}` was created and then removed"
+        ))
+    })?)
+}
+
 /// Checks a namespace (a handler's name, or a host-owned one with `:`).
 pub fn check_ns(ns: &str) -> Result<(), StoreError> {
     if ns.is_empty() || ns.contains('\0') {

@@ -66,20 +66,20 @@ fn moved_entry(how: Move, k: &[u8], v: &[u8], batch: &mut sled::Batch) -> Result
     Ok(())
 }
 
-/// Moves the records of every old tree of `db` into `kv`; how many moved.
-pub(super) fn adopt(db: &sled::Db, kv: &sled::Tree) -> Result<usize, StoreError> {
+/// Moves the records of every old tree of `db` into `kv`.
+pub(super) fn adopt(db: &sled::Db, kv: &sled::Tree) -> Result<(), StoreError> {
     let names = db.tree_names();
-    let mut moved = 0;
     for &(tree, how) in MOVED {
         if !names.iter().any(|n| n.as_ref() == tree.as_bytes()) {
             continue;
         }
         let old = db.open_tree(tree).map_err(backend)?;
         let mut batch = sled::Batch::default();
+        let mut entries = 0;
         for entry in old.iter() {
             let (k, v) = entry.map_err(backend)?;
             moved_entry(how, &k, &v, &mut batch)?;
-            moved += 1;
+            entries += 1;
         }
         if matches!(how, Move::History) {
             // Later deploys number on from sled's id generator, which the
@@ -94,9 +94,9 @@ pub(super) fn adopt(db: &sled::Db, kv: &sled::Tree) -> Result<usize, StoreError>
         db.flush().map_err(backend)?;
         db.drop_tree(tree).map_err(backend)?;
         db.flush().map_err(backend)?;
-        tracing::info!(tree, entries = moved, "moved an old tree into the store");
+        tracing::info!(tree, entries, "moved an old tree into the store");
     }
-    Ok(moved)
+    Ok(())
 }
 
 #[cfg(test)]
