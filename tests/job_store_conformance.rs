@@ -29,7 +29,7 @@ struct Postgres(String);
 
 impl Backend for Postgres {
     async fn open(&self) -> Arc<dyn JobStore> {
-        Arc::new(PgStore::connect(&self.0).await.unwrap().job_store())
+        Arc::new(PgStore::connect(&self.0).await.unwrap().job_store(None))
     }
 }
 
@@ -405,4 +405,111 @@ async fn committed_jobs_survive_reopening(b: &impl Backend) {
     );
     assert_eq!(kinds(&*s, "kept").await, ["queued", "running"]);
     assert_eq!(s.schedules().await.unwrap().len(), 1);
+}
+
+/// What only a store that replicas share does: limits across processes,
+/// and work taken over from a replica whose lease ran out.
+mod shared_postgres {
+    use super::*;
+    use baton::store::{RunLimits, Started};
+    use std::time::Duration;
+
+    async fn store(
+        url: &str,
+        replica: Option<&baton::store::postgres::Membership>,
+    ) -> Arc<dyn JobStore> {
+        Arc::new(PgStore::connect(url).await.unwrap().job_store(replica))
+    }
+
+    fn mark_running(j: &mut JobRecord) -> baton::store::NewEvents {
+        if j.state != JobState::Queued {
+            return vec![];
+        }
+        j.state = JobState::Running;
+        vec![("started".into(), "attempt 1".into())]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_start_counts_the_jobs_every_process_runs() {
+        let url = super::support::postgres::database();
+        let (x, y) = (store(&url, None).await, store(&url, None).await);
+        x.insert(&[job("j1"), job("j2"), job("j3")], None)
+            .await
+            .unwrap();
+        let limits = RunLimits {
+            handler: "h",
+            handler_max: 1,
+            global_max: 10,
+        };
+        assert!(
+            matches!(x.start("j1", &mark_running, limits).await.unwrap(), Started::Changed(j) if j.state == JobState::Running)
+        );
+        // The other process sees the handler's one place taken.
+        assert!(matches!(
+            y.start("j2", &mark_running, limits).await.unwrap(),
+            Started::AtLimit
+        ));
+        assert_eq!(y.get("j2").await.unwrap().unwrap().state, JobState::Queued);
+        let global = RunLimits {
+            handler: "h",
+            handler_max: 10,
+            global_max: 1,
+        };
+        assert!(matches!(
+            y.start("j2", &mark_running, global).await.unwrap(),
+            Started::AtLimit
+        ));
+        set_state(x.as_ref(), "j1", JobState::Succeeded).await;
+        assert!(matches!(
+            y.start("j2", &mark_running, limits).await.unwrap(),
+            Started::Changed(_)
+        ));
+        assert!(matches!(
+            y.start("nope", &mark_running, limits).await.unwrap(),
+            Started::Missing
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_work_of_a_replica_whose_lease_ran_out_is_taken_over_once() {
+        let url = super::support::postgres::database();
+        let pg = PgStore::connect(&url).await.unwrap();
+        let lease = Duration::from_millis(1000);
+        let a = pg.join("replica-a", "test", lease).await.unwrap();
+        let b = pg.join("replica-b", "test", lease).await.unwrap();
+        let on_a = pg.job_store(Some(&a));
+        let on_b = pg.job_store(Some(&b));
+        assert!(on_a.adopt().await.unwrap().jobs.is_empty());
+        assert!(on_b.adopt().await.unwrap().jobs.is_empty());
+        on_a.insert(&[job("ja"), job("jb")], None).await.unwrap();
+        let limits = RunLimits {
+            handler: "h",
+            handler_max: 10,
+            global_max: 10,
+        };
+        on_a.start("ja", &mark_running, limits).await.unwrap();
+        // A is alive: B takes nothing, however long it waits.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(on_b.adopt().await.unwrap().jobs.is_empty());
+        // A stops renewing (it died): once its lease ran out, B takes its
+        // queued and running jobs, once.
+        drop((on_a, a));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let taken = on_b.adopt().await.unwrap();
+        assert_eq!(taken.from, ["replica-a"]);
+        let mut got: Vec<(String, JobState)> =
+            taken.jobs.iter().map(|j| (j.id.clone(), j.state)).collect();
+        got.sort_by(|l, r| l.0.cmp(&r.0));
+        assert_eq!(
+            got,
+            [
+                ("ja".to_string(), JobState::Running),
+                ("jb".to_string(), JobState::Queued)
+            ]
+        );
+        assert!(on_b.adopt().await.unwrap().jobs.is_empty());
+        // The id of a live process cannot be joined twice.
+        let again = pg.join("replica-b", "test", lease).await;
+        assert!(again.is_err());
+    }
 }

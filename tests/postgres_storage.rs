@@ -2,8 +2,7 @@
 //! private PostgreSQL (tests/support/postgres.rs) instead of sled, so that
 //! a new machine with an empty data directory takes over where the old one
 //! stopped: users, tokens, jobs with their events, the orchestrator's data.
-//! Until replicas share a database (leases, change notifications), a
-//! second server on one database is refused.
+//! Several replicas on one database: tests/replicas.rs.
 
 #[path = "support/orchestrator.rs"]
 mod orch;
@@ -87,22 +86,6 @@ fn everything_lives_in_the_database_so_a_new_machine_takes_over() {
         name.parse::<u64>().unwrap() + 1
     );
     assert_eq!(wait_final(&server, &next)["state"], "finished");
-}
-
-#[test]
-fn a_second_server_on_the_same_database_is_refused_with_a_clear_error() {
-    let url = support::postgres::database();
-    let manifest = on_postgres(&url);
-    let first = tempfile::tempdir().unwrap();
-    let _server = Server::start(first.path(), &manifest);
-    let second = tempfile::tempdir().unwrap();
-    std::fs::write(second.path().join("baton.toml"), &manifest).unwrap();
-    let err = serve_manifest_fails(second.path(), "baton.toml");
-    let shown = url.replace("postgres://", "");
-    assert!(
-        err.contains("another Baton server is serving from") && err.contains(&shown),
-        "{err}"
-    );
 }
 
 #[test]

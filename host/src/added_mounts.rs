@@ -140,9 +140,23 @@ impl App {
     /// Mounts again, at start, the handlers added through the admin API
     /// (those the manifest now defines itself are left to the manifest).
     pub async fn remount_added(self: &Arc<Self>) -> anyhow::Result<()> {
+        self.mount_added(true).await
+    }
+
+    /// Mounts the handlers added through the admin API on another replica
+    /// since this one started or last looked.
+    pub async fn mount_added_elsewhere(self: &Arc<Self>) -> anyhow::Result<()> {
+        self.mount_added(false).await
+    }
+
+    /// Mounts the added handlers not mounted yet; `at_start`: warns of
+    /// those the manifest defines itself.
+    async fn mount_added(self: &Arc<Self>, at_start: bool) -> anyhow::Result<()> {
         for m in all(self).await? {
             if self.registry.get(&m.name).is_some() {
-                tracing::warn!(handler = %m.name, "the manifest now defines this handler; its admin mount is ignored");
+                if at_start {
+                    tracing::warn!(handler = %m.name, "the manifest now defines this handler; its admin mount is ignored");
+                }
                 continue;
             }
             // Kept by an older version that accepted any mount syntax.
@@ -165,7 +179,7 @@ impl App {
             let limits = self.manifest.limits_for(&spec);
             self.registry
                 .insert(HandlerSlot::new(&spec, limits, version));
-            tracing::info!(handler = %m.name, mount = %m.mount, "handler mounted again (added through the admin API)");
+            tracing::info!(handler = %m.name, mount = %m.mount, at_start, "handler mounted (added through the admin API)");
         }
         Ok(())
     }

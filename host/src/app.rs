@@ -9,7 +9,7 @@ use crate::runtime::cache::CompileCache;
 use crate::runtime::registry::{HandlerSlot, Registry};
 use crate::runtime::versions::{Source, VersionStore};
 use crate::runtime::{Runtime, RuntimeConfig, version_of};
-use crate::store::postgres::ServingLock;
+use crate::store::postgres::Membership;
 use crate::store::{Floor, KeyRing, KvStore, SledStore};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -29,8 +29,8 @@ pub struct App {
     pub floor: Floor,
     /// Handler data, and every host concern kept as kv.
     pub store: Arc<dyn KvStore>,
-    /// Held while this server uses a PostgreSQL database.
-    _serving: Option<ServingLock>,
+    /// This server's place among the replicas of a PostgreSQL database.
+    pub replica: Option<Membership>,
     /// The keys of encrypted kv buckets.
     pub keys: Arc<KeyRing>,
     /// Users, tokens, permissions.
@@ -71,8 +71,12 @@ impl App {
             );
         }
         let floor = open_floor(&manifest, &data_dir, &keys, url.as_deref()).await?;
-        let serving = match &floor {
-            Floor::Postgres(p) => Some(p.lock_serving().await?),
+        let replica = match &floor {
+            Floor::Postgres(p) => {
+                let id = crate::store::postgres::replicas::replica_id(&data_dir)
+                    .with_context(|| format!("keeping a replica id in {}", data_dir.display()))?;
+                Some(p.join(&id, &host_name(), manifest.storage.lease()).await?)
+            }
             Floor::Sled(_) => None,
         };
         tracing::info!(storage = %floor.describe(), "storage open");
@@ -84,7 +88,10 @@ impl App {
         }
         let auth =
             Arc::new(Auth::open(&manifest, &data_dir, store.clone(), floor.is_shared()).await?);
-        let jobs = JobEngine::open(Arc::new(MeteredJobStore::new(floor.jobs()?)), manifest.jobs)?;
+        let jobs = JobEngine::open(
+            Arc::new(MeteredJobStore::new(floor.jobs(replica.as_ref())?)),
+            manifest.jobs,
+        )?;
         jobs.set_files_root(data_dir.join("exec-files"));
         let max_memory_mib = manifest
             .handlers
@@ -111,7 +118,7 @@ impl App {
             data_dir,
             floor,
             store,
-            _serving: serving,
+            replica,
             keys,
             auth,
             jobs,
@@ -172,8 +179,18 @@ impl App {
             .start(Arc::downgrade(&app))
             .await
             .context("recovering the job engine")?;
+        app.follow_replicas();
         Ok(app)
     }
+}
+
+/// This machine's name, for the replicas table.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Opens the storage floor and seals every handler's encrypted buckets.
@@ -186,13 +203,15 @@ async fn open_floor(
     url: Option<&str>,
 ) -> anyhow::Result<Floor> {
     let dir = data_dir.join("db");
-    let floor = Floor::open(url, &dir).await.with_context(|| match url {
-        Some(u) => format!(
-            "opening the database {}",
-            crate::store::postgres::redacted(u)
-        ),
-        None => format!("opening the database in {}", data_dir.display()),
-    })?;
+    let floor = Floor::open(url, manifest.storage.pool_size, &dir)
+        .await
+        .with_context(|| match url {
+            Some(u) => format!(
+                "opening the database {}",
+                crate::store::postgres::redacted(u)
+            ),
+            None => format!("opening the database in {}", data_dir.display()),
+        })?;
     let kv = floor.kv();
     for h in &manifest.handlers {
         seal_buckets(kv.as_ref(), keys, &h.name, &h.encrypted_buckets).await?;

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod builtin;
 pub mod cli;
 pub mod deploy;
+pub mod follow;
 pub mod host_calls;
 pub mod jobs;
 /// `baton.toml` (moved to `baton-parse`, which builds without wasmtime so that it can be fuzzed).

@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use super::support::*;
-use serde_json::Value;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 pub const ALL_NODES: &str = "00000000-0000-4000-8000-000000000000";
@@ -139,4 +140,110 @@ pub fn wait_running(server: &Server, name: &str, n: usize) {
             running => Err(format!("{running} running")),
         },
     )
+}
+
+/// Every event of job `name`, following `next-events` page by page.
+pub fn all_events(server: &Server, name: &str) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    loop {
+        let start = out.len() + 1;
+        let page = server.get_json(&format!(
+            "/orchestrator/v1/jobs/{name}/events?start={start}"
+        ));
+        let items = page["items"].as_array().unwrap().clone();
+        if items.is_empty() {
+            return out;
+        }
+        out.extend(items);
+    }
+}
+
+/// Every node of job `name`, page by page.
+pub fn all_nodes(server: &Server, name: &str) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    loop {
+        let page = server.get_json(&format!(
+            "/orchestrator/v1/jobs/{name}/nodes?limit=500&offset={}",
+            out.len()
+        ));
+        let items = page["items"].as_array().unwrap().clone();
+        if items.is_empty() {
+            return out;
+        }
+        out.extend(items);
+    }
+}
+
+pub fn node_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("node{i:05}.example.com")).collect()
+}
+
+/// Waits for job `name` to end, checking at every look that its node
+/// counts (kept in step with the node records, never counted by scanning)
+/// add up to its size.
+pub fn wait_final_counting(server: &Server, name: &str, size: u64) -> Value {
+    wait_job(server, name, "final with counts that add up", |j| {
+        let counts = j["node_states"].as_object().expect("node_states");
+        let sum: u64 = counts.values().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(sum, size, "node counts of a running job: {j}");
+        matches!(j["state"].as_str(), Some("finished" | "failed" | "stopped"))
+    })
+}
+
+/// Each node of `names` has exactly one final state, `finished`, and the
+/// job's events are 1, 2, 3… with exactly one end event per node; the
+/// job's counts say so, and a page of the nodes in one state is the right
+/// slice with the right total.
+pub fn assert_every_node_finished_once(server: &Server, name: &str, names: &[String]) {
+    let job = job(server, name);
+    assert_eq!(job["node_states"]["finished"], names.len(), "{job}");
+    for other in ["ready", "running", "failed", "skipped"] {
+        assert_eq!(job["node_states"][other], 0, "{job}");
+    }
+    let page = server.get_json(&format!(
+        "/orchestrator/v1/jobs/{name}/nodes?state=finished&limit=7&offset=3"
+    ));
+    let got: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    let want: Vec<&str> = names[3..10].iter().map(String::as_str).collect();
+    assert_eq!(got, want);
+    assert_eq!(page["pagination"]["total"], names.len());
+    let none = server.get_json(&format!("/orchestrator/v1/jobs/{name}/nodes?state=failed"));
+    assert_eq!(none["pagination"]["total"], 0);
+    assert_eq!(none["items"], json!([]));
+    let nodes = all_nodes(server, name);
+    assert_eq!(nodes.len(), names.len());
+    let states: BTreeMap<&str, &str> = nodes
+        .iter()
+        .map(|n| (n["name"].as_str().unwrap(), n["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states.len(), names.len(), "a node is listed twice");
+    for n in names {
+        assert_eq!(states.get(n.as_str()), Some(&"finished"), "node {n}");
+    }
+    let events = all_events(server, name);
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["id"], (i + 1).to_string(), "gap before event {}", i + 1);
+    }
+    let mut ends: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for e in &events {
+        let kind = e["type"].as_str().unwrap();
+        if kind.starts_with("node_") && kind != "node_running" {
+            ends.entry(e["details"]["node"].as_str().unwrap_or_default())
+                .or_default()
+                .push(kind);
+        }
+    }
+    for n in names {
+        assert_eq!(
+            ends.get(n.as_str()).map(Vec::as_slice),
+            Some(&["node_finished"][..]),
+            "end events of {n}"
+        );
+    }
+    assert_eq!(events.last().unwrap()["type"], "job_finished");
 }

@@ -191,6 +191,41 @@ impl PgServer {
         self.url(&name)
     }
 
+    /// Stops the server (fast shutdown: connections are cut) and returns
+    /// once it is down. Only for a test process of its own: every test of
+    /// the process shares the server.
+    pub fn stop_for_a_while(&self) {
+        let state = self.dir.join("state");
+        let _ = std::fs::remove_file(&state);
+        self.tell("stop");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !state.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the test PostgreSQL server did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server again after [`PgServer::stop_for_a_while`].
+    pub fn start_again(&self) {
+        self.tell("start");
+        assert!(
+            self.wait_ready(Duration::from_secs(60)),
+            "the test PostgreSQL server did not start again:\n{}",
+            self.log()
+        );
+    }
+
+    fn tell(&self, command: &str) {
+        use std::io::Write;
+        let mut watch = self.watch.lock().unwrap();
+        let stdin = watch.1.as_mut().expect("the server is running");
+        writeln!(stdin, "{command}").unwrap();
+        stdin.flush().unwrap();
+    }
+
     /// The server's log so far (for a failing test's message).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
@@ -222,17 +257,27 @@ fn run(cmd: &mut Command) {
 }
 
 /// Starts the server under a shell that stops it (fast shutdown) and
-/// removes `dir` once its stdin closes.
+/// removes `dir` once its stdin closes; meanwhile the lines `stop` and
+/// `start` on its stdin stop and start the server again.
 fn watch(bin: &Path, user: &Option<String>, dir: &Path, port: u16) -> (Child, ChildStdin) {
     const SCRIPT: &str = r#"
-"$0" -D "$1/data" -p "$2" -k "$1" -c listen_addresses=127.0.0.1 \
-    -c fsync=off -c full_page_writes=off \
-    -c max_connections=400 -c shared_buffers=64MB >"$1/log" 2>&1 &
-pg=$!
-read -r _ || true
+bin=$0 dir=$1 port=$2
+start() {
+    "$bin" -D "$dir/data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 \
+        -c fsync=off -c full_page_writes=off \
+        -c max_connections=400 -c shared_buffers=64MB >>"$dir/log" 2>&1 &
+    pg=$!
+}
+start
+while read -r cmd; do
+    case "$cmd" in
+        stop) kill -INT "$pg" 2>/dev/null; wait "$pg"; echo stopped >"$dir/state";;
+        start) start;;
+    esac
+done
 kill -INT "$pg" 2>/dev/null
 wait "$pg"
-rm -rf "$1"
+rm -rf "$dir"
 "#;
     let mut cmd = as_user(user, PathBuf::from("sh"));
     let mut child = cmd

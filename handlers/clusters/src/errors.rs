@@ -66,6 +66,13 @@ impl From<ApiError> for Response {
 
 impl From<HostError> for ApiError {
     fn from(e: HostError) -> Self {
+        if let HostError::Unavailable(m) = &e {
+            baton_sdk::log::warn(&format!("host call unavailable: {m}"));
+            return ApiError::new(
+                503,
+                format!("the database cannot be reached right now; retry shortly: {m}"),
+            );
+        }
         baton_sdk::log::error(&format!("host call failed: {e}"));
         ApiError::new(500, format!("storage failed: {e}"))
     }

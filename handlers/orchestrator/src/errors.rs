@@ -58,6 +58,16 @@ impl From<OrchError> for Response {
 
 impl From<HostError> for OrchError {
     fn from(e: HostError) -> Self {
+        if let HostError::Unavailable(m) = &e {
+            baton_sdk::log::warn(&format!("host call unavailable: {m}"));
+            return OrchError::new(
+                503,
+                "service-unavailable",
+                format!(
+                    "the orchestrator's database cannot be reached right now; retry shortly: {m}"
+                ),
+            );
+        }
         baton_sdk::log::error(&format!("host call failed: {e}"));
         OrchError::new(500, "internal-error", format!("storage failed: {e}"))
     }

@@ -77,6 +77,17 @@ impl From<PgoError> for Response {
 
 impl From<HostError> for PgoError {
     fn from(e: HostError) -> Self {
+        if let HostError::Unavailable(m) = &e {
+            // Not a refusal: the same request works once the database is
+            // back, and a 503 tells clients and load balancers so.
+            baton_sdk::log::warn(&format!("host call unavailable: {m}"));
+            return PgoError {
+                status: 503,
+                msg: format!(
+                    "the server's database cannot be reached right now; retry shortly: {m}"
+                ),
+            };
+        }
         baton_sdk::log::error(&format!("host call failed: {e}"));
         PgoError::internal(format!("the server could not complete the request: {e}"))
     }

@@ -69,6 +69,13 @@ impl From<HostError> for ApiError {
             HostError::RateLimited(s) => {
                 ApiError::new(429, format!("too many attempts; retry in {s} s"))
             }
+            HostError::Unavailable(m) => {
+                baton_sdk::log::warn(&format!("host call unavailable: {m}"));
+                ApiError::new(
+                    503,
+                    format!("the database cannot be reached right now; retry shortly: {m}"),
+                )
+            }
             other => {
                 baton_sdk::log::error(&format!("host call failed: {other}"));
                 ApiError::new(500, format!("the server failed: {other}"))

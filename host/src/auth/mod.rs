@@ -75,6 +75,9 @@ pub enum AuthError {
     /// Storage failed (500).
     #[error("{0}")]
     Internal(String),
+    /// The store cannot be reached right now (503).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<TokenError> for AuthError {
@@ -85,13 +88,21 @@ impl From<TokenError> for AuthError {
 
 impl From<users::UserError> for AuthError {
     fn from(e: users::UserError) -> Self {
-        AuthError::Internal(e.to_string())
+        match e {
+            users::UserError::Unavailable(_) => AuthError::Unavailable(e.to_string()),
+            e => AuthError::Internal(e.to_string()),
+        }
     }
 }
 
 impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
-        AuthError::Internal(format!("the token store failed: {e}"))
+        match e {
+            StoreError::Unavailable(m) => {
+                AuthError::Unavailable(format!("the token store cannot be reached: {m}"))
+            }
+            e => AuthError::Internal(format!("the token store failed: {e}")),
+        }
     }
 }
 
@@ -266,6 +277,11 @@ impl Auth {
                 namespaces: vec![],
             },
         })
+    }
+
+    /// Forgets the user records kept parsed: another replica changed users.
+    pub fn forget_cached_users(&self) {
+        self.users.forget_cached();
     }
 
     async fn current_user(&self, name: &str) -> Result<Arc<User>, AuthError> {

@@ -124,6 +124,9 @@ pub enum UserError {
     /// The store failed.
     #[error("the user store failed: {0}")]
     Storage(String),
+    /// The store cannot be reached right now.
+    #[error("the user store cannot be reached: {0}")]
+    Unavailable(String),
     /// A stored record does not decode.
     #[error("the stored record of user `{0}` is corrupt")]
     Corrupt(String),
@@ -131,7 +134,10 @@ pub enum UserError {
 
 impl From<StoreError> for UserError {
     fn from(e: StoreError) -> Self {
-        UserError::Storage(e.to_string())
+        match e {
+            StoreError::Unavailable(m) => UserError::Unavailable(m),
+            e => UserError::Storage(e.to_string()),
+        }
     }
 }
 
@@ -235,6 +241,13 @@ impl UserStore {
             cached.insert(name.to_string(), user.clone());
         }
         Ok(Some(user))
+    }
+
+    /// Forgets every cached record (another process changed users).
+    pub fn forget_cached(&self) {
+        let mut cached = self.cache.users.write().unwrap_or_else(|e| e.into_inner());
+        self.cache.writes.fetch_add(1, Ordering::AcqRel);
+        cached.clear();
     }
 
     /// Forgets the cached record of `name` after a write to it.

@@ -67,7 +67,7 @@ fn count_refusal(e: &AuthError) {
     let reason = match e {
         AuthError::RateLimited(_) => AuthFailure::RateLimited,
         AuthError::Unauthenticated(_) | AuthError::Invalid(_) => AuthFailure::Invalid,
-        AuthError::Internal(_) => return,
+        AuthError::Internal(_) | AuthError::Unavailable(_) => return,
     };
     crate::metrics::global().auth_failure(reason);
 }
@@ -78,6 +78,7 @@ fn to_wit_error(e: AuthError) -> types::Error {
         AuthError::RateLimited(s) => types::Error::RateLimited(s.min(u32::MAX as u64) as u32),
         AuthError::Invalid(m) => types::Error::Invalid(m),
         AuthError::Internal(m) => types::Error::Internal(m),
+        AuthError::Unavailable(m) => types::Error::Unavailable(m),
     }
 }
 

@@ -63,6 +63,10 @@ fn wit_error(e: JobError) -> types::Error {
         JobError::NotFound(_) => types::Error::NotFound,
         JobError::Conflict(m) => types::Error::Invalid(m),
         JobError::Invalid(m) => types::Error::Invalid(m),
+        JobError::Storage(e) if e.is_unavailable() => {
+            tracing::warn!("job engine: {e}");
+            types::Error::Unavailable(e.to_string())
+        }
         JobError::Storage(e) => {
             tracing::error!("job engine: {e}");
             types::Error::Internal(e.to_string())

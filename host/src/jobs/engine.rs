@@ -18,6 +18,8 @@ pub const MAX_LIST: usize = 1000;
 pub const MAX_ATTEMPTS: u32 = 100;
 /// Jobs one graph may hold.
 pub const MAX_GRAPH_JOBS: usize = 10_000;
+/// How often [`JobEngine::wait`] reads a job again without a wake-up.
+const WAIT_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why a job call failed. Messages are safe to show to the caller.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,9 @@ pub(super) struct Sched {
     pub index: Index,
     /// Graphs whose rollback task runs.
     pub rolling_back: HashSet<String>,
+    /// Queued jobs that wait on a job another replica runs (or on such a
+    /// job's dependents): indexed once those have ended.
+    pub parked: Vec<JobRecord>,
 }
 
 /// The job engine of a server.
@@ -159,11 +164,14 @@ impl JobEngine {
         self.app.get().and_then(Weak::upgrade)
     }
 
-    /// Recovers jobs interrupted by a crash, then starts the scheduler.
+    /// Recovers jobs interrupted by a crash, then starts the scheduler
+    /// (and, on a store that replicas share, the task that takes over the
+    /// work of replicas that died).
     pub async fn start(self: &Arc<Self>, app: Weak<App>) -> Result<(), JobError> {
         let _ = self.app.set(app);
         self.recover().await?;
         self.start_schedules().await?;
+        self.start_watch();
         let engine = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
@@ -336,7 +344,9 @@ impl JobEngine {
     /// can never run. The index asks about each dependency it does not
     /// hold, which has ended: its state is read from the store first, and
     /// read again if the dependency was still unfinished then (it ended
-    /// between that read and the index's lock).
+    /// between that read and the index's lock). A dependency still
+    /// unfinished after that runs on another replica: the jobs waiting on
+    /// it are parked until it ends (see [`JobEngine::unpark`]).
     pub(super) async fn index_add(&self, jobs: &[JobRecord], now: u64) -> Blocked {
         let inside: HashSet<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
         let outside: Vec<&str> = jobs
@@ -363,11 +373,43 @@ impl JobEngine {
                 .filter(|d| !s.index.holds(d))
                 .filter(|d| states.get(*d).is_none_or(|st| !st.is_final()))
                 .collect();
-            if ask.is_empty() || pass == 1 {
+            if ask.is_empty() {
                 return s.index.add(jobs, now, &mut |d| states.get(d).copied());
+            }
+            if pass == 1 {
+                // Unfinished elsewhere (a missing one is not in `states`).
+                let elsewhere: HashSet<&str> = ask
+                    .iter()
+                    .copied()
+                    .filter(|d| states.contains_key(*d))
+                    .collect();
+                let (park, add) = waiting_on(jobs, &elsewhere);
+                s.parked.extend(park);
+                return s.index.add(&add, now, &mut |d| states.get(d).copied());
             }
         }
         unreachable!("the second pass returns")
+    }
+
+    /// Indexes the parked jobs whose dependencies elsewhere have ended (or
+    /// cancels them, when one did not succeed).
+    pub(super) async fn unpark(self: &Arc<Self>) -> Result<(), JobError> {
+        let parked = std::mem::take(&mut self.sched().parked);
+        if parked.is_empty() {
+            return Ok(());
+        }
+        let mut still = Vec::with_capacity(parked.len());
+        for job in parked {
+            // Cancelled (or taken elsewhere) while parked: nothing to index.
+            match self.store.get(&job.id).await? {
+                Some(j) if j.state == JobState::Queued => still.push(j),
+                _ => self.job_changed(&job.id),
+            }
+        }
+        let blocked = self.index_add(&still, now_ms()).await;
+        self.skip_all(blocked).await?;
+        self.wake.notify_one();
+        Ok(())
     }
 
     /// Graph `id`.
@@ -462,6 +504,10 @@ impl JobEngine {
         if let Some(g) = &updated.graph {
             self.check_graph(g).await?;
         }
+        if !self.sched().index.holds(id) && !updated.state.is_final() {
+            // Running on another replica: its owner stops it.
+            self.store.announce(id).await?;
+        }
         self.job_changed(id);
         self.wake.notify_one();
         Ok(updated)
@@ -485,7 +531,9 @@ impl JobEngine {
                 Some(_) => {}
                 None => return Err(JobError::NotFound(id.to_string())),
             }
-            changed.await;
+            // Another replica's job ends with a notice (`remote_change`);
+            // reading again now and then covers a notice lost meanwhile.
+            let _ = tokio::time::timeout(WAIT_RECHECK, changed).await;
         }
     }
 
@@ -553,4 +601,26 @@ impl JobEngine {
             .saturating_mul(factor)
             .min(self.config.max_backoff_ms)
     }
+}
+
+/// Splits `jobs` into those that wait on a job of `elsewhere`, directly or
+/// through other jobs of `jobs`, and the rest.
+fn waiting_on(jobs: &[JobRecord], elsewhere: &HashSet<&str>) -> (Vec<JobRecord>, Vec<JobRecord>) {
+    let mut waiting: HashSet<&str> = HashSet::new();
+    loop {
+        let before = waiting.len();
+        for j in jobs {
+            if j.depends_on
+                .iter()
+                .any(|d| elsewhere.contains(d.as_str()) || waiting.contains(d.as_str()))
+            {
+                waiting.insert(j.id.as_str());
+            }
+        }
+        if waiting.len() == before {
+            break;
+        }
+    }
+    let waiting: HashSet<String> = waiting.into_iter().map(str::to_string).collect();
+    jobs.iter().cloned().partition(|j| waiting.contains(&j.id))
 }

@@ -158,12 +158,28 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
 
 /// Kills process group `pid` if its leader is still the process recorded.
 pub fn kill_stale(p: LiveProcess) -> bool {
-    if process_start_time(p.pid) == Some(p.start_time) {
+    let same_machine = p.boot == 0 || p.boot == this_boot();
+    if same_machine && process_start_time(p.pid) == Some(p.start_time) {
         kill_group(p.pid);
         true
     } else {
         false
     }
+}
+
+/// This machine's boot, as 64 bits of its boot id
+/// (`/proc/sys/kernel/random/boot_id`); 0 when it cannot be read.
+pub fn this_boot() -> u64 {
+    static BOOT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BOOT.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .and_then(|id| {
+                let hex = id.trim().replace('-', "");
+                u64::from_str_radix(hex.get(..16)?, 16).ok()
+            })
+            .unwrap_or(0)
+    })
 }
 
 fn kill_group(pgid: i32) {
@@ -214,6 +230,7 @@ pub async fn run(
         on_start(LiveProcess {
             pid,
             start_time: process_start_time(pid).unwrap_or(0),
+            boot: this_boot(),
         });
     }
     if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), req.stdin) {

@@ -7,7 +7,8 @@
 //! - [`model`]: what is stored, through [`crate::store::JobStore`].
 //! - [`engine`]: the public API. [`scheduler`]: starting jobs, moving graphs
 //!   on, from the in-memory [`index`] of unfinished jobs.
-//! - [`runner`]: one attempt, rollbacks, recovery at start.
+//! - [`runner`]: one attempt, rollbacks. [`takeover`]: recovery at start,
+//!   work taken over from replicas that died, jobs waiting on other replicas.
 //! - [`graph`]: graph validation. [`exec`]: allow-listed processes.
 //! - [`schedules`]: jobs spawned on a timer (cron or interval).
 
@@ -20,6 +21,7 @@ pub mod model;
 pub mod runner;
 pub mod scheduler;
 pub mod schedules;
+pub mod takeover;
 
 pub use engine::{JobEngine, JobError, ListFilter, NewJob};
 pub use exec::CancelFlag;

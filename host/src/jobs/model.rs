@@ -74,6 +74,11 @@ pub struct LiveProcess {
     /// Its start time in clock ticks since boot (`/proc/<pid>/stat`), which
     /// tells it apart from a later process that reused the pid.
     pub start_time: u64,
+    /// The machine's boot (see [`crate::jobs::exec::this_boot`]): a replica
+    /// taking over a job never kills a process of another machine. 0 in
+    /// records written before replicas.
+    #[serde(default)]
+    pub boot: u64,
 }
 
 /// One job.

@@ -8,7 +8,6 @@ use super::model::{GraphState, JobRecord, JobState, now_ms};
 use crate::host_calls::jobs::{JobRun, JobsState};
 use crate::runtime::bindings::types::JobContext;
 use crate::runtime::registry::HandlerSlot;
-use crate::store::NewEvents;
 use crate::telemetry::traces;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -293,111 +292,6 @@ impl JobEngine {
         let _ = self.event(&run.id, "exit", &summary).await;
         out
     }
-
-    /// After a crash: kills processes left by interrupted attempts, queues
-    /// those jobs again as new attempts (a restart is never a job's
-    /// failure), rebuilds the scheduler's index from the store and moves
-    /// graphs on.
-    pub(super) async fn recover(self: &Arc<Self>) -> Result<(), JobError> {
-        let unfinished = self
-            .store
-            .scan(None, usize::MAX, &|j| !j.state.is_final())
-            .await?;
-        crate::metrics::jobs::seed(&unfinished);
-        let mut queued = Vec::with_capacity(unfinished.len());
-        let mut interrupted = 0;
-        for job in unfinished {
-            let job = if job.state == JobState::Running {
-                if let Some(p) = job.live_process
-                    && exec::kill_stale(p)
-                {
-                    tracing::warn!(job = %job.id, pid = p.pid, "killed the process group an interrupted attempt left behind");
-                }
-                interrupted += 1;
-                match self.store.update(&job.id, &interrupted_attempt).await? {
-                    Some(j) => j,
-                    None => continue,
-                }
-            } else {
-                job
-            };
-            if job.state == JobState::Queued {
-                queued.push(job);
-            }
-        }
-        self.store.commit().await?;
-        let mut rolling_back = Vec::new();
-        let mut running_graphs = Vec::new();
-        // Each running graph's tally is read before the index is locked.
-        let mut tallies = Vec::new();
-        for g in self.store.graphs().await? {
-            match g.state {
-                GraphState::Running => {
-                    let (mut succeeded, mut cause) = (0, None);
-                    for j in &g.jobs {
-                        let Some(job) = self.store.get(j).await? else {
-                            continue;
-                        };
-                        match job.state {
-                            JobState::Succeeded | JobState::RolledBack => succeeded += 1,
-                            JobState::Failed => {
-                                cause = Some((Arc::from(j.as_str()), JobState::Failed))
-                            }
-                            JobState::Cancelled if cause.is_none() => {
-                                cause = Some((Arc::from(j.as_str()), JobState::Cancelled))
-                            }
-                            _ => {}
-                        }
-                    }
-                    tallies.push((g, succeeded, cause));
-                }
-                GraphState::RollingBack => rolling_back.push(g.id),
-                _ => {}
-            }
-        }
-        {
-            let mut s = self.sched();
-            for (g, succeeded, cause) in tallies {
-                s.index.add_graph(
-                    &g.id,
-                    &g.handler,
-                    g.parallel_limit,
-                    g.jobs.len(),
-                    succeeded,
-                    cause,
-                );
-                running_graphs.push(g.id);
-            }
-        }
-        // A queued job of a graph that already ended can never run.
-        let (orphans, queued): (Vec<_>, Vec<_>) = {
-            let s = self.sched();
-            queued.into_iter().partition(|j| {
-                j.graph
-                    .as_deref()
-                    .is_some_and(|g| s.index.graph(g).is_none())
-            })
-        };
-        let mut blocked: super::index::Blocked = orphans
-            .iter()
-            .map(|j| (Arc::from(j.id.as_str()), "its graph stopped".to_string()))
-            .collect();
-        blocked.extend(self.index_add(&queued, now_ms()).await);
-        self.skip_all(blocked).await?;
-        for g in running_graphs {
-            self.check_graph(&g).await?;
-        }
-        for g in rolling_back {
-            self.start_rollback(&g);
-        }
-        if interrupted > 0 {
-            tracing::warn!(
-                jobs = interrupted,
-                "recovered jobs interrupted by a stop: they run again"
-            );
-        }
-        Ok(())
-    }
 }
 
 /// What a running command reports, in order.
@@ -431,53 +325,4 @@ impl JobEngine {
             }
         }
     }
-}
-
-/// Restarts after which a job interrupted every time fails (a job that
-/// brings the server down must not do so forever).
-pub const MAX_INTERRUPTIONS: u32 = 10;
-
-/// The change recovery makes to a job whose attempt a stop cut short.
-fn interrupted_attempt(j: &mut JobRecord) -> NewEvents {
-    j.live_process = None;
-    let attempt = j.attempts;
-    if j.state != JobState::Running {
-        return vec![];
-    }
-    if j.cancel_requested {
-        j.state = JobState::Cancelled;
-        j.finished_at_ms = Some(now_ms());
-        j.error = Some("cancelled".into());
-        return vec![(
-            "cancelled".into(),
-            format!("attempt {attempt} was cancelled; the server stopped meanwhile"),
-        )];
-    }
-    j.interrupted += 1;
-    if j.interrupted > MAX_INTERRUPTIONS {
-        j.state = JobState::Failed;
-        j.finished_at_ms = Some(now_ms());
-        j.error = Some(format!(
-            "interrupted by {} restarts in a row",
-            j.interrupted
-        ));
-        return vec![
-            (
-                "interrupted".into(),
-                format!("interrupted by a restart during attempt {attempt}"),
-            ),
-            (
-                "failed".into(),
-                format!("interrupted by {} restarts; not run again", j.interrupted),
-            ),
-        ];
-    }
-    j.state = JobState::Queued;
-    j.not_before_ms = 0;
-    vec![(
-        "interrupted".into(),
-        format!(
-            "interrupted by a restart during attempt {attempt}; it runs again as a new attempt"
-        ),
-    )]
 }

@@ -8,6 +8,7 @@ use super::engine::{JobEngine, JobError};
 use super::exec::CancelFlag;
 use super::index::Blocked;
 use super::model::{GraphState, JobState, now_ms};
+use crate::store::{RunLimits, Started};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +16,9 @@ use std::time::Duration;
 
 /// A job whose start could not be written is tried again this much later.
 const RETRY_START_MS: u64 = 1000;
+/// A job whose start found a limit reached across replicas (jobs other
+/// replicas run) is tried again this much later.
+const RETRY_AT_LIMIT_MS: u64 = 200;
 
 impl JobEngine {
     /// Starts every ready job that may start now; returns how long the
@@ -64,7 +68,9 @@ impl JobEngine {
             }
         }
         for (id, slot) in claims {
-            self.start_claimed(id, slot, now, &mut to_skip).await;
+            if self.start_claimed(id, slot, now, &mut to_skip).await {
+                wait = wait.min(Duration::from_millis(RETRY_AT_LIMIT_MS));
+            }
         }
         if !to_skip.is_empty() {
             let engine = self.clone();
@@ -79,37 +85,56 @@ impl JobEngine {
 
     /// Marks claimed job `id` running in the store and starts its attempt;
     /// a job that ended meanwhile (a cancel) goes to `to_skip`'s path, one
-    /// that cannot be written is put back for a later try.
+    /// that cannot be written, or that would pass a limit across
+    /// replicas, is put back for a later try (`true`: a limit).
     async fn start_claimed(
         self: &Arc<Self>,
         id: Arc<str>,
         slot: Arc<crate::runtime::registry::HandlerSlot>,
         now: u64,
         to_skip: &mut Blocked,
-    ) {
+    ) -> bool {
         let claimed = AtomicBool::new(false);
+        let limits = RunLimits {
+            handler: &slot.name,
+            handler_max: slot.limits.max_running_jobs,
+            global_max: self.config.max_running,
+        };
         let started = self
             .store
-            .update(&id, &|j| {
-                claimed.store(j.state == JobState::Queued, Ordering::Relaxed);
-                if j.state != JobState::Queued {
-                    return vec![];
-                }
-                j.state = JobState::Running;
-                j.attempts += 1;
-                j.started_at_ms = Some(now_ms());
-                j.cancel_requested = false;
-                vec![(
-                    "started".into(),
-                    format!(
-                        "attempt {} of {}",
-                        j.attempts,
-                        j.max_attempts + j.interrupted
-                    ),
-                )]
-            })
+            .start(
+                &id,
+                &|j| {
+                    claimed.store(j.state == JobState::Queued, Ordering::Relaxed);
+                    if j.state != JobState::Queued {
+                        return vec![];
+                    }
+                    j.state = JobState::Running;
+                    j.attempts += 1;
+                    j.started_at_ms = Some(now_ms());
+                    j.cancel_requested = false;
+                    vec![(
+                        "started".into(),
+                        format!(
+                            "attempt {} of {}",
+                            j.attempts,
+                            j.max_attempts + j.interrupted
+                        ),
+                    )]
+                },
+                limits,
+            )
             .await;
         let mut s = self.sched();
+        let started = match started {
+            Ok(Started::AtLimit) => {
+                s.index.unclaim(&id, now + RETRY_AT_LIMIT_MS, now);
+                return true;
+            }
+            Ok(Started::Changed(job)) => Ok(Some(*job)),
+            Ok(Started::Missing) => Ok(None),
+            Err(e) => Err(e),
+        };
         match started {
             Ok(Some(job)) if claimed.load(Ordering::Relaxed) => {
                 let flag = Arc::new(CancelFlag::default());
@@ -130,6 +155,7 @@ impl JobEngine {
                 s.index.unclaim(&id, now + RETRY_START_MS, now);
             }
         }
+        false
     }
 
     /// Cancels queued jobs that can never run, saying why, and whatever

@@ -49,6 +49,15 @@ impl Book {
     fn remove(&self, handler: &str, name: &str) {
         self.lock().remove(&(handler.to_string(), name.to_string()));
     }
+
+    /// Replaces the copy with `stored` (another replica changed schedules).
+    fn replace_all(&self, stored: Vec<ScheduleRecord>) {
+        *self.lock() = stored
+            .into_iter()
+            .map(|s| ((s.handler.clone(), s.name.clone()), s))
+            .collect();
+        self.changed.notify_one();
+    }
 }
 
 /// A schedule to create at run time.
@@ -131,6 +140,14 @@ fn manifest_record(handler: &str, spec: &ScheduleSpec) -> Result<ScheduleRecord,
 impl JobEngine {
     /// Loads every schedule, brings the manifest's in line with the
     /// served manifest, and starts the timer task.
+    /// Reads every schedule again (on a store that replicas share: those
+    /// another replica made, changed or removed; the timer fires each once
+    /// whichever replica gets there first).
+    pub(super) async fn resync_schedules(&self) -> Result<(), JobError> {
+        self.book.replace_all(self.store.schedules().await?);
+        Ok(())
+    }
+
     pub(super) async fn start_schedules(self: &Arc<Self>) -> Result<(), JobError> {
         for s in self.store.schedules().await? {
             self.book.put(s);

@@ -6,7 +6,9 @@
 
 use super::global;
 use crate::jobs::model::{GraphRecord, JobRecord, JobState, ScheduleRecord};
-use crate::store::{GraphChange, JobChange, JobFilter, JobStore, JobStoreError};
+use crate::store::{
+    Adopted, GraphChange, JobChange, JobFilter, JobStore, JobStoreError, RunLimits, Started,
+};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,6 +87,43 @@ impl JobStore for MeteredJobStore {
             transition(before, job);
         }
         Ok(out)
+    }
+
+    async fn start(
+        &self,
+        id: &str,
+        f: JobChange<'_>,
+        limits: RunLimits<'_>,
+    ) -> Result<Started, JobStoreError> {
+        let before = Mutex::new(None);
+        let out = self
+            .inner
+            .start(
+                id,
+                &|job| {
+                    *before.lock().unwrap_or_else(|e| e.into_inner()) = Some(job.state);
+                    f(job)
+                },
+                limits,
+            )
+            .await?;
+        let before = *before.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(before), Started::Changed(job)) = (before, &out) {
+            transition(before, job);
+        }
+        Ok(out)
+    }
+
+    fn shared(&self) -> bool {
+        self.inner.shared()
+    }
+
+    async fn adopt(&self) -> Result<Adopted, JobStoreError> {
+        self.inner.adopt().await
+    }
+
+    async fn announce(&self, id: &str) -> Result<(), JobStoreError> {
+        self.inner.announce(id).await
     }
 
     async fn update_graph(

@@ -11,6 +11,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 
 pub use baton_parse::credentials::{credential, guest_headers};
 
+/// 503 while the store cannot be reached: the client may retry shortly.
+fn unavailable() -> HostError {
+    HostError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service-unavailable",
+        "the server's database cannot be reached right now; retry shortly",
+    )
+    .with_header(header::RETRY_AFTER, HeaderValue::from(1u32))
+}
+
 /// The caller of a request under `policy`: `None` on public routes, else an
 /// authenticated principal holding the permission the policy names.
 pub async fn authorize(
@@ -43,6 +53,10 @@ pub async fn authorize(
                     )
                     .with_header(header::RETRY_AFTER, HeaderValue::from(secs))
                 }
+                AuthError::Unavailable(m) => {
+                    tracing::warn!("authentication could not reach the store: {m}");
+                    unavailable()
+                }
                 AuthError::Internal(m) => {
                     tracing::error!("authentication failed: {m}");
                     HostError::new(
@@ -58,6 +72,10 @@ pub async fn authorize(
             })?,
         None => match &conn.peer_subject {
             Some(cn) => auth.principal_for_certificate(cn).await.map_err(|e| {
+                if matches!(e, AuthError::Unavailable(_)) {
+                    tracing::warn!("looking up the certificate's user: {e}");
+                    return unavailable();
+                }
                 tracing::error!("looking up the certificate's user failed: {e}");
                 HostError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

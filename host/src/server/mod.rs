@@ -172,5 +172,11 @@ pub async fn run(
         t.await?;
     }
     app.floor.flush()?;
+    if let Some(replica) = &app.replica {
+        // Other replicas may take this one's unfinished jobs over at once.
+        if let Err(e) = replica.leave().await {
+            tracing::warn!("ending this replica's lease failed: {e}");
+        }
+    }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! embedded sled database in the data directory; `postgres://…` is a
 //! PostgreSQL database that any number of replicas share.
 
+use super::postgres::Membership;
 use super::{JobStore, KvStore, PgStore, SledStore, StoreError};
 use std::path::Path;
 use std::sync::Arc;
@@ -28,11 +29,18 @@ pub fn configured_url(manifest_url: Option<&str>) -> Option<String> {
 }
 
 impl Floor {
-    /// Opens the floor: PostgreSQL at `url` (waiting, with backoff, while
-    /// it cannot be reached), or sled in `dir`.
-    pub async fn open(url: Option<&str>, dir: &Path) -> Result<Floor, StoreError> {
+    /// Opens the floor: PostgreSQL at `url` with a pool of `pool_size`
+    /// (waiting, with backoff, while it cannot be reached), or sled in `dir`.
+    pub async fn open(
+        url: Option<&str>,
+        pool_size: Option<u32>,
+        dir: &Path,
+    ) -> Result<Floor, StoreError> {
         match url {
-            Some(url) => Ok(Floor::Postgres(PgStore::connect(url).await?)),
+            Some(url) => Ok(Floor::Postgres(
+                PgStore::connect_with(url, pool_size.unwrap_or(super::postgres::DEFAULT_POOL_SIZE))
+                    .await?,
+            )),
             None => Ok(Floor::Sled(Arc::new(SledStore::open(dir)?))),
         }
     }
@@ -45,11 +53,11 @@ impl Floor {
         }
     }
 
-    /// The job engine's records.
-    pub fn jobs(&self) -> Result<Arc<dyn JobStore>, StoreError> {
+    /// The job engine's records, for `replica` on a shared floor.
+    pub fn jobs(&self, replica: Option<&Membership>) -> Result<Arc<dyn JobStore>, StoreError> {
         Ok(match self {
             Floor::Sled(s) => Arc::new(s.job_store()?),
-            Floor::Postgres(p) => Arc::new(p.job_store()),
+            Floor::Postgres(p) => Arc::new(p.job_store(replica)),
         })
     }
 

@@ -12,11 +12,29 @@ use crate::jobs::model::{EventRecord, GraphRecord, JobRecord, ScheduleRecord};
 /// A storage failure of the job engine.
 #[derive(Debug, thiserror::Error)]
 #[error("the job store failed: {0}")]
-pub struct JobStoreError(pub String);
+pub struct JobStoreError(pub String, pub Unavailable);
+
+/// Whether a [`JobStoreError`] may pass by itself (the database cannot be
+/// reached right now), so that callers answer 503 rather than 500.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Unavailable(pub bool);
+
+impl JobStoreError {
+    /// A failure that waiting does not mend.
+    pub fn new(message: impl Into<String>) -> Self {
+        JobStoreError(message.into(), Unavailable(false))
+    }
+
+    /// Whether the store cannot be reached right now.
+    pub fn is_unavailable(&self) -> bool {
+        self.1.0
+    }
+}
 
 impl From<super::StoreError> for JobStoreError {
     fn from(e: super::StoreError) -> Self {
-        JobStoreError(e.to_string())
+        let unavailable = matches!(e, super::StoreError::Unavailable(_));
+        JobStoreError(e.to_string(), Unavailable(unavailable))
     }
 }
 
@@ -31,6 +49,43 @@ pub type GraphChange<'a> = &'a (dyn Fn(&mut GraphRecord) + Send + Sync);
 
 /// Which jobs a scan keeps.
 pub type JobFilter<'a> = &'a (dyn Fn(&JobRecord) -> bool + Send + Sync);
+
+/// The limits a job's start must stay within across every process sharing
+/// the store (a store of one process leaves them to the engine's index).
+#[derive(Debug, Clone, Copy)]
+pub struct RunLimits<'a> {
+    /// The job's handler.
+    pub handler: &'a str,
+    /// Jobs of that handler running at once, at most.
+    pub handler_max: u32,
+    /// Jobs running at once, at most.
+    pub global_max: u32,
+}
+
+/// What [`JobStore::start`] did.
+#[derive(Debug)]
+pub enum Started {
+    /// The change was applied (it may have left a job that was no longer
+    /// queued as it was); the record after it.
+    Changed(Box<JobRecord>),
+    /// The job is queued but a limit is reached across the processes
+    /// sharing the store: nothing was written.
+    AtLimit,
+    /// There is no such job.
+    Missing,
+}
+
+/// The unfinished work a process takes into its hands (see
+/// [`JobStore::adopt`]).
+#[derive(Debug, Default)]
+pub struct Adopted {
+    /// Unfinished jobs (queued or running).
+    pub jobs: Vec<JobRecord>,
+    /// Their graphs, in any state (the engine keeps the unfinished ones).
+    pub graphs: Vec<GraphRecord>,
+    /// The replicas whose work this was, when they were taken over.
+    pub from: Vec<String>,
+}
 
 /// Durable storage of jobs, events and graphs.
 ///
@@ -114,6 +169,51 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Returns once every write made before the call is durable.
     async fn commit(&self) -> Result<(), JobStoreError>;
+
+    /// Whether other processes share this store (replicas): jobs are then
+    /// owned, limits checked across processes, and changes announced.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// The unfinished work this process is to run and was not given yet.
+    /// A store of one process gives every unfinished job and every graph,
+    /// once, at start. A shared store gives, atomically moved to this
+    /// process: at the first call, the work of its own earlier life and
+    /// work that no replica owns; at every call, the work of replicas
+    /// whose lease ran out.
+    async fn adopt(&self) -> Result<Adopted, JobStoreError> {
+        Ok(Adopted {
+            jobs: self
+                .scan(None, usize::MAX, &|j| !j.state.is_final())
+                .await?,
+            graphs: self.graphs().await?,
+            from: Vec::new(),
+        })
+    }
+
+    /// Applies `f` (which marks a queued job running) to job `id` as
+    /// [`JobStore::update`] does, unless the job is queued and `limits`
+    /// are reached across the processes sharing the store.
+    async fn start(
+        &self,
+        id: &str,
+        f: JobChange<'_>,
+        limits: RunLimits<'_>,
+    ) -> Result<Started, JobStoreError> {
+        let _ = limits;
+        Ok(match self.update(id, f).await? {
+            Some(job) => Started::Changed(Box::new(job)),
+            None => Started::Missing,
+        })
+    }
+
+    /// Tells every process sharing the store that job `id` changed in a
+    /// way its owner must act on (a cancel requested elsewhere).
+    async fn announce(&self, id: &str) -> Result<(), JobStoreError> {
+        let _ = id;
+        Ok(())
+    }
 }
 
 /// A new job's record as stored (`last_seq` 1) and its `queued` event.

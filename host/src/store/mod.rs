@@ -19,7 +19,10 @@ mod sled_store;
 
 pub use commit::GroupCommit;
 pub use floor::Floor;
-pub use jobs::{GraphChange, JobChange, JobFilter, JobStore, JobStoreError, NewEvents};
+pub use jobs::{
+    Adopted, GraphChange, JobChange, JobFilter, JobStore, JobStoreError, NewEvents, RunLimits,
+    Started,
+};
 pub use keyring::KeyRing;
 pub use postgres::{PgJobStore, PgStore};
 pub use sled_jobs::SledJobStore;

@@ -30,15 +30,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 impl From<sled::Error> for JobStoreError {
     fn from(e: sled::Error) -> Self {
-        JobStoreError(e.to_string())
+        JobStoreError::new(e.to_string())
     }
 }
 
 impl From<TransactionError<String>> for JobStoreError {
     fn from(e: TransactionError<String>) -> Self {
         match e {
-            TransactionError::Abort(m) => JobStoreError(m),
-            TransactionError::Storage(e) => JobStoreError(e.to_string()),
+            TransactionError::Abort(m) => JobStoreError::new(m),
+            TransactionError::Storage(e) => JobStoreError::new(e.to_string()),
         }
     }
 }
@@ -179,7 +179,7 @@ impl JobStore for SledJobStore {
         let Some(bytes) = self.jobs.get(id.as_bytes())? else {
             return Ok(None);
         };
-        let mut job: JobRecord = decode("job", &bytes).map_err(JobStoreError)?;
+        let mut job: JobRecord = decode("job", &bytes).map_err(JobStoreError::new)?;
         let was_succeeded = job.state == JobState::Succeeded;
         let events = f(&mut job);
         let now = now_ms();
@@ -229,14 +229,14 @@ impl JobStore for SledJobStore {
 
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, JobStoreError> {
         match self.jobs.get(id.as_bytes())? {
-            Some(b) => Ok(Some(decode("job", &b).map_err(JobStoreError)?)),
+            Some(b) => Ok(Some(decode("job", &b).map_err(JobStoreError::new)?)),
             None => Ok(None),
         }
     }
 
     async fn graph(&self, id: &str) -> Result<Option<GraphRecord>, JobStoreError> {
         match self.graphs.get(id.as_bytes())? {
-            Some(b) => Ok(Some(decode("graph", &b).map_err(JobStoreError)?)),
+            Some(b) => Ok(Some(decode("graph", &b).map_err(JobStoreError::new)?)),
             None => Ok(None),
         }
     }
@@ -246,7 +246,7 @@ impl JobStore for SledJobStore {
             .iter()
             .map(|kv| {
                 let (_, v) = kv?;
-                decode("graph", &v).map_err(JobStoreError)
+                decode("graph", &v).map_err(JobStoreError::new)
             })
             .collect()
     }
@@ -288,7 +288,7 @@ impl JobStore for SledJobStore {
                 break;
             }
             let (_, v) = kv?;
-            let job: JobRecord = decode("job", &v).map_err(JobStoreError)?;
+            let job: JobRecord = decode("job", &v).map_err(JobStoreError::new)?;
             if keep(&job) {
                 out.push(job);
             }
@@ -314,7 +314,7 @@ impl JobStore for SledJobStore {
             .take(limit)
             .map(|kv| {
                 let (_, v) = kv?;
-                decode("event", &v).map_err(JobStoreError)
+                decode("event", &v).map_err(JobStoreError::new)
             })
             .collect()
     }
@@ -324,7 +324,7 @@ impl JobStore for SledJobStore {
             .iter()
             .map(|kv| {
                 let (_, v) = kv?;
-                decode("schedule", &v).map_err(JobStoreError)
+                decode("schedule", &v).map_err(JobStoreError::new)
             })
             .collect()
     }

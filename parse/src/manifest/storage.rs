@@ -5,6 +5,9 @@ use super::secrets::SecretSource;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// The default `[storage] lease_ms`.
+pub const DEFAULT_LEASE_MS: u64 = 10_000;
+
 /// `[storage]`.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -16,6 +19,14 @@ pub struct Storage {
     /// `BATON_STORAGE_URL` overrides it. Absent: sled in the data
     /// directory, which then holds everything.
     pub url: Option<String>,
+    /// With a url: how long a replica's claim on its jobs lasts without
+    /// renewal (it renews every third of it). When a replica dies, another
+    /// takes its jobs over within this and a second. Default 10,000;
+    /// 1,000 to 600,000.
+    pub lease_ms: Option<u64>,
+    /// With a url: connections one process keeps open at most. Default 48;
+    /// 2 to 1,000.
+    pub pool_size: Option<u32>,
     /// The key that seals encrypted buckets: 32 bytes as 64 hex digits, from
     /// a file or an environment variable. Absent: `<data>/kv-encryption.key`,
     /// generated on first start.
@@ -39,8 +50,29 @@ impl Storage {
         }
     }
 
-    /// Checks the key sources; on error, the key at fault and why.
+    /// The lease in force (see [`Storage::lease_ms`]).
+    pub fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.lease_ms.unwrap_or(DEFAULT_LEASE_MS))
+    }
+
+    /// Checks the settings and key sources; on error, the key at fault and why.
     pub fn check(&self) -> Result<(), (String, String)> {
+        if let Some(ms) = self.lease_ms
+            && !(1_000..=600_000).contains(&ms)
+        {
+            return Err((
+                "storage.lease_ms".into(),
+                format!("{ms} is outside 1000 to 600000 (milliseconds)"),
+            ));
+        }
+        if let Some(n) = self.pool_size
+            && !(2..=1_000).contains(&n)
+        {
+            return Err((
+                "storage.pool_size".into(),
+                format!("{n} is outside 2 to 1000 (connections)"),
+            ));
+        }
         if let Some(source) = &self.encryption_key {
             source
                 .check("encryption_key")
@@ -97,6 +129,17 @@ mod tests {
         let (key, why) = s.check().unwrap_err();
         assert_eq!(key, "storage.encryption_key");
         assert!(why.contains("exactly one"), "{why}");
+        let lease = Storage {
+            lease_ms: Some(500),
+            ..Storage::default()
+        };
+        assert_eq!(lease.check().unwrap_err().0, "storage.lease_ms");
+        let pool = Storage {
+            pool_size: Some(1),
+            ..Storage::default()
+        };
+        assert_eq!(pool.check().unwrap_err().0, "storage.pool_size");
+        assert_eq!(Storage::default().lease().as_millis(), 10_000);
         s.encryption_key = Some(SecretSource {
             env: None,
             file: Some("kv.key".into()),

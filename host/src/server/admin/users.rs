@@ -63,6 +63,9 @@ pub(super) async fn put(
     .await
     .map_err(|e| match e {
         UpdateError::User(crate::auth::users::UserError::Storage(m)) => internal(m),
+        UpdateError::User(crate::auth::users::UserError::Unavailable(m)) => {
+            err(StatusCode::SERVICE_UNAVAILABLE, "service-unavailable", m)
+        }
         e @ UpdateError::LastAdmin(_) => err(StatusCode::CONFLICT, "last-admin", e.to_string()),
         other => err(StatusCode::BAD_REQUEST, "bad-request", other.to_string()),
     })?;

@@ -7,38 +7,57 @@
 //! Every write is durable when it returns.
 
 use super::PgStore;
+use super::replicas::{Member, Membership, take_over};
 use crate::jobs::model::{EventRecord, GraphRecord, JobRecord, JobState, ScheduleRecord, now_ms};
 use crate::store::jobs::{
-    GraphChange, JobChange, JobFilter, JobStore, JobStoreError, decode, encode, last_successes,
-    queued,
+    Adopted, GraphChange, JobChange, JobFilter, JobStore, JobStoreError, RunLimits, Started,
+    decode, encode, last_successes, queued,
 };
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
+use std::sync::Arc;
 
 /// Jobs read per round trip while a scan filters them.
 const SCAN_PAGE: i64 = 500;
+
+/// The advisory lock under which a job's start counts the running jobs
+/// (so that two replicas never both take the last free place).
+const RUN_LIMITS_LOCK: i64 = 0x4261_746f_6e5f_726c;
+
+/// The channel on which replicas hear of jobs (see `0003_replicas.sql`).
+pub const JOBS_CHANNEL: &str = "baton_jobs";
 
 /// The job store of a PostgreSQL database.
 #[derive(Clone)]
 pub struct PgJobStore {
     pool: PgPool,
+    /// The replica this store works for: the owner of the jobs it inserts.
+    /// `None`: a store that owns nothing (tools, tests of the store).
+    member: Option<Arc<Member>>,
 }
 
 impl PgStore {
-    /// The job engine's store in this database.
-    pub fn job_store(&self) -> PgJobStore {
+    /// The job engine's store in this database, working for `replica`.
+    pub fn job_store(&self, replica: Option<&Membership>) -> PgJobStore {
         PgJobStore {
             pool: self.pool.clone(),
+            member: replica.map(Membership::member),
         }
     }
 }
 
+impl PgJobStore {
+    fn owner(&self) -> Option<&str> {
+        self.member.as_deref().map(|m| &*m.id)
+    }
+}
+
 fn failed(e: sqlx::Error) -> JobStoreError {
-    JobStoreError(super::failed(e).to_string())
+    JobStoreError::from(super::failed(e))
 }
 
 fn decoded<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, JobStoreError> {
-    decode(what, bytes).map_err(JobStoreError)
+    decode(what, bytes).map_err(JobStoreError::new)
 }
 
 /// Row `id` of `table` (`jobs` or `job_graphs`), decoded as a `what`
@@ -63,6 +82,7 @@ async fn locked<T: serde::de::DeserializeOwned>(
 async fn insert_jobs(
     tx: &mut Transaction<'_, Postgres>,
     jobs: &[JobRecord],
+    owner: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     let mut ids = Vec::with_capacity(jobs.len());
     let mut handlers = Vec::with_capacity(jobs.len());
@@ -80,14 +100,15 @@ async fn insert_jobs(
         events.push(encode(&event));
     }
     sqlx::query(
-        "INSERT INTO jobs (id, handler, state, graph, record) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])",
+        "INSERT INTO jobs (id, handler, state, graph, record, owner) \
+         SELECT *, $6 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])",
     )
     .bind(&ids)
     .bind(&handlers)
     .bind(&states)
     .bind(&graphs)
     .bind(&records)
+    .bind(owner)
     .execute(&mut **tx)
     .await?;
     sqlx::query(
@@ -109,11 +130,14 @@ impl JobStore for PgJobStore {
         graph: Option<&GraphRecord>,
     ) -> Result<(), JobStoreError> {
         let mut tx = self.pool.begin().await.map_err(failed)?;
-        insert_jobs(&mut tx, jobs).await.map_err(failed)?;
+        insert_jobs(&mut tx, jobs, self.owner())
+            .await
+            .map_err(failed)?;
         if let Some(g) = graph {
-            sqlx::query("INSERT INTO job_graphs (id, record) VALUES ($1, $2)")
+            sqlx::query("INSERT INTO job_graphs (id, record, owner) VALUES ($1, $2, $3)")
                 .bind(&g.id)
                 .bind(encode(g))
+                .bind(self.owner())
                 .execute(&mut *tx)
                 .await
                 .map_err(failed)?;
@@ -123,54 +147,10 @@ impl JobStore for PgJobStore {
 
     async fn update(&self, id: &str, f: JobChange<'_>) -> Result<Option<JobRecord>, JobStoreError> {
         let mut tx = self.pool.begin().await.map_err(failed)?;
-        let Some(mut job) = locked::<JobRecord>(&mut tx, "jobs", "job", id).await? else {
+        let Some(job) = locked::<JobRecord>(&mut tx, "jobs", "job", id).await? else {
             return Ok(None);
         };
-        let was_succeeded = job.state == JobState::Succeeded;
-        let events = f(&mut job);
-        let now = now_ms();
-        let mut seqs = Vec::with_capacity(events.len());
-        let mut records = Vec::with_capacity(events.len());
-        for (kind, message) in events {
-            job.last_seq += 1;
-            seqs.push(job.last_seq as i64);
-            records.push(encode(&EventRecord {
-                seq: job.last_seq,
-                at_ms: now,
-                kind,
-                message,
-            }));
-        }
-        if !seqs.is_empty() {
-            sqlx::query(
-                "INSERT INTO job_events (job, seq, record) \
-                 SELECT $1, seq, record FROM UNNEST($2::bigint[], $3::bytea[]) AS e (seq, record)",
-            )
-            .bind(id)
-            .bind(&seqs)
-            .bind(&records)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
-        }
-        if let Some(g) = &job.graph
-            && !was_succeeded
-            && job.state == JobState::Succeeded
-        {
-            sqlx::query("INSERT INTO job_graph_done (graph, job) VALUES ($1, $2)")
-                .bind(g)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(failed)?;
-        }
-        sqlx::query("UPDATE jobs SET state = $2, record = $3 WHERE id = $1")
-            .bind(id)
-            .bind(job.state.as_str())
-            .bind(encode(&job))
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
+        let job = change(&mut tx, job, f).await?;
         tx.commit().await.map_err(failed)?;
         Ok(Some(job))
     }
@@ -359,7 +339,7 @@ impl JobStore for PgJobStore {
             .await
             .map_err(failed)?;
         if let Some(job) = job {
-            insert_jobs(&mut tx, std::slice::from_ref(job))
+            insert_jobs(&mut tx, std::slice::from_ref(job), self.owner())
                 .await
                 .map_err(failed)?;
         }
@@ -382,4 +362,130 @@ impl JobStore for PgJobStore {
     async fn commit(&self) -> Result<(), JobStoreError> {
         Ok(())
     }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    async fn adopt(&self) -> Result<Adopted, JobStoreError> {
+        let Some(member) = &self.member else {
+            return Err(JobStoreError::new(
+                "a job store that works for no replica cannot run jobs",
+            ));
+        };
+        let (jobs, graphs, from) = take_over(member).await?;
+        Ok(Adopted {
+            jobs: jobs
+                .iter()
+                .map(|b| decoded("job", b))
+                .collect::<Result<_, _>>()?,
+            graphs: graphs
+                .iter()
+                .map(|b| decoded("graph", b))
+                .collect::<Result<_, _>>()?,
+            from,
+        })
+    }
+
+    async fn start(
+        &self,
+        id: &str,
+        f: JobChange<'_>,
+        limits: RunLimits<'_>,
+    ) -> Result<Started, JobStoreError> {
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        let Some(job) = locked::<JobRecord>(&mut tx, "jobs", "job", id).await? else {
+            return Ok(Started::Missing);
+        };
+        if job.state == JobState::Queued {
+            // Starters wait for one another here; each then counts the
+            // running jobs that those before it committed.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(RUN_LIMITS_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+            let (all, of_handler): (i64, i64) = sqlx::query_as(
+                "SELECT count(*), count(*) FILTER (WHERE handler = $1) \
+                 FROM jobs WHERE state = 'running'",
+            )
+            .bind(limits.handler)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(failed)?;
+            if all >= i64::from(limits.global_max) || of_handler >= i64::from(limits.handler_max) {
+                return Ok(Started::AtLimit);
+            }
+        }
+        let job = change(&mut tx, job, f).await?;
+        tx.commit().await.map_err(failed)?;
+        Ok(Started::Changed(Box::new(job)))
+    }
+
+    async fn announce(&self, id: &str) -> Result<(), JobStoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(JOBS_CHANNEL)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+}
+
+/// Applies `f` to `job` (locked in `tx`) and writes it with the events it
+/// returns; a job that becomes `succeeded` is recorded in its graph's
+/// completion order.
+async fn change(
+    tx: &mut Transaction<'_, Postgres>,
+    mut job: JobRecord,
+    f: JobChange<'_>,
+) -> Result<JobRecord, JobStoreError> {
+    let id = job.id.clone();
+    let was_succeeded = job.state == JobState::Succeeded;
+    let events = f(&mut job);
+    let now = now_ms();
+    let mut seqs = Vec::with_capacity(events.len());
+    let mut records = Vec::with_capacity(events.len());
+    for (kind, message) in events {
+        job.last_seq += 1;
+        seqs.push(job.last_seq as i64);
+        records.push(encode(&EventRecord {
+            seq: job.last_seq,
+            at_ms: now,
+            kind,
+            message,
+        }));
+    }
+    if !seqs.is_empty() {
+        sqlx::query(
+            "INSERT INTO job_events (job, seq, record) \
+             SELECT $1, seq, record FROM UNNEST($2::bigint[], $3::bytea[]) AS e (seq, record)",
+        )
+        .bind(&id)
+        .bind(&seqs)
+        .bind(&records)
+        .execute(&mut **tx)
+        .await
+        .map_err(failed)?;
+    }
+    if let Some(g) = &job.graph
+        && !was_succeeded
+        && job.state == JobState::Succeeded
+    {
+        sqlx::query("INSERT INTO job_graph_done (graph, job) VALUES ($1, $2)")
+            .bind(g)
+            .bind(&id)
+            .execute(&mut **tx)
+            .await
+            .map_err(failed)?;
+    }
+    sqlx::query("UPDATE jobs SET state = $2, record = $3 WHERE id = $1")
+        .bind(&id)
+        .bind(job.state.as_str())
+        .bind(encode(&job))
+        .execute(&mut **tx)
+        .await
+        .map_err(failed)?;
+    Ok(job)
 }

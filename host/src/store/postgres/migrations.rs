@@ -15,6 +15,7 @@ use std::pin::Pin;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "kv", include_str!("migrations/0001_kv.sql")),
     (2, "jobs", include_str!("migrations/0002_jobs.sql")),
+    (3, "replicas", include_str!("migrations/0003_replicas.sql")),
 ];
 
 /// The migrations compiled into this binary.

@@ -5,19 +5,23 @@
 mod jobs;
 mod kv;
 pub mod migrations;
+pub mod notices;
+pub mod replicas;
 
-pub use jobs::PgJobStore;
+pub use jobs::{JOBS_CHANNEL, PgJobStore};
+pub use replicas::Membership;
 
 use super::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Connections one process keeps open at most.
-const POOL_SIZE: u32 = 48;
+/// Connections one process keeps open at most, unless `[storage]
+/// pool_size` says otherwise.
+pub const DEFAULT_POOL_SIZE: u32 = 48;
 /// How long a caller waits for a free connection (or a new one) before the
 /// database counts as unavailable.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest wait between two connection attempts at start.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -59,10 +63,12 @@ fn transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
         sqlx::Error::Database(d) => {
-            // 57P03: the server is starting up or shutting down; 53300: too
-            // many connections; 08xxx: connection exceptions.
-            matches!(d.code().as_deref(), Some("57P03" | "53300"))
-                || d.code().is_some_and(|c| c.starts_with("08"))
+            // 57P01-57P03: the server shut down, crashed, or is starting
+            // up; 53300: too many connections; 08xxx: connection exceptions.
+            matches!(
+                d.code().as_deref(),
+                Some("57P01" | "57P02" | "57P03" | "53300")
+            ) || d.code().is_some_and(|c| c.starts_with("08"))
         }
         _ => false,
     }
@@ -85,6 +91,11 @@ impl PgStore {
     /// read, refused credentials or a schema this binary does not know
     /// fail at once.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        Self::connect_with(url, DEFAULT_POOL_SIZE).await
+    }
+
+    /// [`PgStore::connect`] with a pool of at most `pool_size` connections.
+    pub async fn connect_with(url: &str, pool_size: u32) -> Result<PgStore, StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(|e| {
             StoreError::Invalid(format!(
                 "the storage url `{}` cannot be read: {e}",
@@ -95,7 +106,7 @@ impl PgStore {
         let mut wait = Duration::from_millis(250);
         let pool = loop {
             let attempt = PgPoolOptions::new()
-                .max_connections(POOL_SIZE)
+                .max_connections(pool_size)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options.clone())
                 .await;
@@ -132,39 +143,5 @@ impl PgStore {
     /// The connection pool, for the other concerns' tables.
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-}
-
-/// The advisory lock a serving process holds ("Baton" and a version, as
-/// one 64-bit key).
-const SERVING_LOCK: i64 = 0x4261_746f_6e5f_7631;
-
-/// Proof that this process is the one server using its database; the
-/// session lock goes when this is dropped or the process dies (its
-/// connection closes).
-pub struct ServingLock {
-    _conn: sqlx::PgConnection,
-}
-
-impl PgStore {
-    /// Takes the database for this server alone. Several servers on one
-    /// database need job leases and change notifications, which come in a
-    /// later step; until then a second server is refused rather than left
-    /// to run the first one's jobs a second time.
-    pub async fn lock_serving(&self) -> Result<ServingLock, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(failed)?.detach();
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(SERVING_LOCK)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(failed)?;
-        if !got {
-            return Err(StoreError::Invalid(format!(
-                "another Baton server is serving from {}: one server per database for now \
-                 (replicas sharing one database are not supported yet)",
-                self.shown
-            )));
-        }
-        Ok(ServingLock { _conn: conn })
     }
 }

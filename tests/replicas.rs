@@ -1,0 +1,249 @@
+//! Several `baton serve` replicas on one PostgreSQL database (a private
+//! server, tests/support/postgres.rs), each with its own data directory:
+//! one state and one token for all; a deploy, a user change and a
+//! revocation on one reach the other within 2 s; `kill -9` of the replica
+//! running a 300-node deploy leaves it to the other, which finishes it with
+//! every node once and gapless events; limits hold across replicas.
+
+#[path = "support/orchestrator.rs"]
+mod orch;
+mod support;
+
+use orch::*;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// The orchestrator (agent `agent`) and greeter v1 (from `dir`), keeping
+/// state at `url` with a lease of `lease_ms`.
+fn replica_manifest(dir: &Path, url: &str, agent: &str, lease_ms: u64) -> String {
+    let greeter = dir.join("greeter.wasm");
+    if !greeter.exists() {
+        std::fs::copy(test_components().join("greeter_v1.wasm"), &greeter).unwrap();
+    }
+    format!(
+        "{}\n[[handler]]\nname = \"greeter\"\nwasm = \"{}\"\nmount = \"/greeter\"\npolicy = \"public\"\n\
+         \n[storage]\nurl = \"{url}\"\nlease_ms = {lease_ms}\n",
+        manifest_with_agent(agent),
+        greeter.display()
+    )
+}
+
+const QUICK_AGENT: &str = r#"["sh", "-c", "echo ran $1", "agent", "{node}"]"#;
+
+/// Two replicas of one database: (their dirs, A, B).
+fn two_replicas(agent: &str, lease_ms: u64) -> (tempfile::TempDir, Server, Server) {
+    let url = support::postgres::database();
+    let root = tempfile::tempdir().unwrap();
+    let manifest = replica_manifest(root.path(), &url, agent, lease_ms);
+    let (a_dir, b_dir) = (root.path().join("a"), root.path().join("b"));
+    std::fs::create_dir_all(&a_dir).unwrap();
+    std::fs::create_dir_all(&b_dir).unwrap();
+    let a = Server::start(&a_dir, &manifest);
+    let b = Server::start(&b_dir, &manifest);
+    (root, a, b)
+}
+
+/// Polls `check` every 50 ms for at most `limit`; how long it took.
+fn within(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) -> Duration {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => return start.elapsed(),
+            Err(last) if start.elapsed() > limit => {
+                panic!("{what} did not happen within {limit:?}; last: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+fn greeter_version(server: &Server) -> String {
+    let v: Value = server
+        .client()
+        .get(server.url("/greeter/hello"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    v["version"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn two_replicas_serve_one_state_and_accept_each_others_tokens() {
+    let (_root, a, b) = two_replicas(QUICK_AGENT, 10_000);
+    // Each replica has its own id, kept in its data directory.
+    let id = |s: &Server| std::fs::read_to_string(s.data.join("replica-id")).unwrap();
+    assert_ne!(id(&a), id(&b));
+    // A user made on A signs in on B; A's token works on B.
+    a.put_user(
+        "ann",
+        json!({"password": "ann-password", "roles": ["viewer"]}),
+    );
+    assert_eq!(
+        b.get_json("/admin/v1/users/ann")["roles"],
+        json!(["viewer"])
+    );
+    let token = a.admin_token();
+    let on_b = b.client_with_token(&token);
+    let resp = on_b
+        .get(b.url("/orchestrator/v1/inventory"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // A deploy through A is read through B; job names go on across replicas.
+    let first = deploy(
+        &a,
+        json!({"environment": "production", "scope": {"nodes": ["n1", "n2"]}}),
+    );
+    assert_eq!(wait_final(&b, &first)["state"], "finished");
+    let second = deploy(
+        &b,
+        json!({"environment": "production", "scope": {"nodes": ["n1"]}}),
+    );
+    assert_eq!(
+        second.parse::<u64>().unwrap(),
+        first.parse::<u64>().unwrap() + 1
+    );
+    assert_eq!(wait_final(&a, &second)["state"], "finished");
+    assert_eq!(events(&a, &second), events(&b, &second));
+}
+
+#[test]
+fn a_deploy_a_role_change_and_a_revocation_on_one_replica_reach_the_other_within_2_s() {
+    let (_root, a, b) = two_replicas(QUICK_AGENT, 10_000);
+    assert_eq!(greeter_version(&b), "v1");
+    // A new version deployed through A is served by B.
+    let v2 = std::fs::read(test_components().join("greeter_v2.wasm")).unwrap();
+    let resp = a
+        .client()
+        .put(a.url("/admin/v1/handlers/greeter"))
+        .body(v2)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let took = within(
+        Duration::from_secs(2),
+        "B serving v2",
+        || match greeter_version(&b).as_str() {
+            "v2" => Ok(()),
+            other => Err(other.to_string()),
+        },
+    );
+    eprintln!("B served the new version after {took:?}");
+    // Rolled back on B: A serves v1 again.
+    let resp = b
+        .client()
+        .post(b.url("/admin/v1/handlers/greeter/rollback"))
+        .json(&json!({}))
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success(), "{:?}", resp.text());
+    within(
+        Duration::from_secs(2),
+        "A serving v1 again",
+        || match greeter_version(&a).as_str() {
+            "v1" => Ok(()),
+            other => Err(other.to_string()),
+        },
+    );
+
+    // A user B has already read (and keeps parsed) loses a role on A.
+    a.put_user(
+        "ops",
+        json!({"password": "ops-password", "roles": ["admin"]}),
+    );
+    let ops = b.token("ops");
+    let on_b = b.client_with_token(&ops);
+    let users = || on_b.get(b.url("/admin/v1/users")).send().unwrap().status();
+    assert_eq!(users(), 200);
+    a.put_user(
+        "ops",
+        json!({"password": "ops-password", "roles": ["viewer"]}),
+    );
+    within(
+        Duration::from_secs(2),
+        "B refusing the demoted user",
+        || match users().as_u16() {
+            403 => Ok(()),
+            other => Err(other.to_string()),
+        },
+    );
+
+    // A token revoked through A is refused by B.
+    let token = a.token("admin");
+    let on_b = b.client_with_token(&token);
+    let inventory = || {
+        on_b.get(b.url("/orchestrator/v1/inventory"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(inventory(), 200);
+    let resp = a
+        .client()
+        .post(a.url("/admin/v1/tokens/revoke"))
+        .json(&json!({"token": token}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    within(
+        Duration::from_secs(2),
+        "B refusing the revoked token",
+        || match inventory() {
+            401 => Ok(()),
+            other => Err(other.to_string()),
+        },
+    );
+}
+
+#[test]
+fn kill_9_of_the_replica_running_a_300_node_deploy_leaves_it_to_the_other() {
+    // 100 ms per node, 16 at once: the deploy takes seconds.
+    let agent = r#"["sh", "-c", "sleep 0.1; echo ok $1", "agent", "{node}"]"#;
+    let (_root, a, b) = two_replicas(agent, 2_000);
+    let names = node_names(300);
+    let name = deploy(
+        &a,
+        json!({"environment": "production", "scope": {"nodes": names}}),
+    );
+    wait_job(&b, &name, "part done", |j| {
+        j["node_states"]["finished"].as_u64().unwrap_or(0) >= 30
+    });
+    a.kill9();
+    let job = wait_final_counting(&b, &name, 300);
+    assert_eq!(job["state"], "finished", "{job}");
+    assert_every_node_finished_once(&b, &name, &names);
+    assert!(
+        b.log()
+            .contains("took over the work of replicas whose lease ran out"),
+        "{}",
+        b.log()
+    );
+    // B goes on serving new work.
+    let next = deploy(
+        &b,
+        json!({"environment": "production", "scope": {"nodes": ["n1"]}}),
+    );
+    assert_eq!(wait_final(&b, &next)["state"], "finished");
+}
+
+#[test]
+fn a_second_server_on_the_same_data_directory_is_refused() {
+    let url = support::postgres::database();
+    let root = tempfile::tempdir().unwrap();
+    let manifest = replica_manifest(root.path(), &url, QUICK_AGENT, 10_000);
+    let server = Server::start(root.path(), &manifest);
+    let err = serve_fails(&[
+        "--manifest",
+        root.path().join("baton.toml").to_str().unwrap(),
+        "--data",
+        server.data.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("is already serving from") && err.contains("data directory of its own"),
+        "{err}"
+    );
+}
