@@ -239,26 +239,9 @@ pub(super) async fn take_over(
     if !first && dead.is_empty() {
         return Ok(Default::default());
     }
-    let jobs: Vec<Vec<u8>> = sqlx::query_scalar(
-        "UPDATE jobs SET owner = $1 WHERE state IN ('queued', 'running') \
-         AND (owner = ANY($2) OR ($3 AND (owner IS NULL OR owner = $1))) RETURNING record",
-    )
-    .bind(&*member.id)
-    .bind(&dead)
-    .bind(first)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(failed)?;
-    let graphs: Vec<Vec<u8>> = sqlx::query_scalar(
-        "UPDATE job_graphs SET owner = $1 \
-         WHERE owner = ANY($2) OR ($3 AND (owner IS NULL OR owner = $1)) RETURNING record",
-    )
-    .bind(&*member.id)
-    .bind(&dead)
-    .bind(first)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(failed)?;
+    let unfinished = "state IN ('queued', 'running') AND";
+    let jobs = move_owned(&mut tx, "jobs", unfinished, member, &dead, first).await?;
+    let graphs = move_owned(&mut tx, "job_graphs", "", member, &dead, first).await?;
     sqlx::query("DELETE FROM replicas WHERE id = ANY($1)")
         .bind(&dead)
         .execute(&mut *tx)
@@ -273,4 +256,27 @@ pub(super) async fn take_over(
         );
     }
     Ok((jobs, graphs, dead))
+}
+
+/// Moves to `member` the rows of `table` (those `only` keeps) that `dead`
+/// replicas own or, the `first` time, that it owns itself or nobody does;
+/// their records.
+async fn move_owned(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    table: &str,
+    only: &str,
+    member: &Member,
+    dead: &[String],
+    first: bool,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    sqlx::query_scalar(&format!(
+        "UPDATE {table} SET owner = $1 WHERE {only} \
+         (owner = ANY($2) OR ($3 AND (owner IS NULL OR owner = $1))) RETURNING record"
+    ))
+    .bind(&*member.id)
+    .bind(dead)
+    .bind(first)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(failed)
 }
