@@ -16,7 +16,13 @@ What it does, all on 127.0.0.1 and bounded in time and count:
      `--seconds`; acknowledged (2xx) writes per second;
    - kv reads: the same clients `GET` it; 2xx reads per second;
    - a deploy to `--nodes` nodes (the shipped stand-in agent): seconds from
-     the request to the job's end, and nodes per second.
+     the request to the job's end, and nodes per second (each node is one
+     job running one trivial command, so this is also jobs per second);
+4. then the same on two replicas of one fresh database (two servers, each
+   with its own data directory): the clients split between them (half on
+   each, run at once), and the nodes as two deploys of half, one through
+   each replica, started together, timed until both end. (One deploy is
+   one graph, which one replica runs; two deploys spread the work.)
 Medians over the rounds, and PostgreSQL / sled ratios.
 
 It needs `hey` (Debian: `apt-get install hey`) and PostgreSQL's server
@@ -33,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -93,8 +100,8 @@ class Postgres:
         subprocess.run(self.user + ["rm", "-rf", self.dir])
 
 
-def deploy_seconds(server, n):
-    nodes = [f"node{i:05d}.example.com" for i in range(n)]
+def deploy_seconds(server, n, prefix=""):
+    nodes = [f"{prefix}node{i:05d}.example.com" for i in range(n)]
     t0 = time.monotonic()
     job = server.call(
         "POST", "/orchestrator/v1/command/deploy",
@@ -108,6 +115,39 @@ def deploy_seconds(server, n):
             assert j["state"] == "finished", j
             return time.monotonic() - t0
     sys.exit(f"the {n}-node deploy did not end in 900 s")
+
+
+def two(baton, url, args):
+    """The measures of `one` on two replicas of the database at `url`."""
+    env = {"BATON_STORAGE_URL": url}
+    a = fleet_bench.Server(baton, env)
+    b = fleet_bench.Server(baton, env)
+    try:
+        def split(method, body=None):
+            out = [None, None]
+            def run(i, server):
+                out[i], _ = fleet_bench.hey_node(
+                    server.base, method, max(1, args.writers // 2), args.seconds, body)
+            threads = [threading.Thread(target=run, args=(i, s)) for i, s in enumerate((a, b))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return sum(out)
+        writes = split("PUT", fleet_bench.NODE_BODY)
+        reads = split("GET")
+        took = [None, None]
+        def dep(i, server):
+            took[i] = deploy_seconds(server, args.nodes // 2, prefix=f"r{i}-")
+        threads = [threading.Thread(target=dep, args=(i, s)) for i, s in enumerate((a, b))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return writes, reads, max(took)
+    finally:
+        a.stop()
+        b.stop()
 
 
 def one(baton, env, args):
@@ -137,12 +177,17 @@ def main():
         subprocess.run(["cargo", "build", "--release", "-p", "baton"], cwd=fleet_bench.ROOT, check=True)
     baton = os.path.join(fleet_bench.ROOT, "target/release/baton")
     pg = Postgres()
-    results = {"sled": [], "postgres": []}
+    backends = ("sled", "postgres", "pg×2")
+    results = {b: [] for b in backends}
     try:
         for r in range(args.rounds):
-            for backend in ("sled", "postgres"):
-                env = {} if backend == "sled" else {"BATON_STORAGE_URL": pg.database()}
-                w, rd, d = one(baton, env, args)
+            for backend in backends:
+                if backend == "sled":
+                    w, rd, d = one(baton, {}, args)
+                elif backend == "postgres":
+                    w, rd, d = one(baton, {"BATON_STORAGE_URL": pg.database()}, args)
+                else:
+                    w, rd, d = two(baton, pg.database(), args)
                 results[backend].append((w, rd, d))
                 print(f"round {r + 1} {backend:8}: {w:8.0f} writes/s {rd:8.0f} reads/s "
                       f"{args.nodes} nodes in {d:6.2f} s ({args.nodes / d:6.0f} nodes/s)",
@@ -151,11 +196,13 @@ def main():
         pg.stop()
     med = {b: [statistics.median(x[i] for x in v) for i in range(3)] for b, v in results.items()}
     print(f"\n{'median':9} {'writes/s':>10} {'reads/s':>10} {'deploy s':>10} {'nodes/s':>10}")
-    for b in ("sled", "postgres"):
+    for b in backends:
         w, rd, d = med[b]
         print(f"{b:9} {w:10.0f} {rd:10.0f} {d:10.2f} {args.nodes / d:10.0f}")
-    s, p = med["sled"], med["postgres"]
-    print(f"{'pg/sled':9} {p[0] / s[0]:10.2f} {p[1] / s[1]:10.2f} {p[2] / s[2]:10.2f} {s[2] / p[2]:10.2f}")
+    s = med["sled"]
+    for b in ("postgres", "pg×2"):
+        p = med[b]
+        print(f"{b + '/sled':9} {p[0] / s[0]:10.2f} {p[1] / s[1]:10.2f} {p[2] / s[2]:10.2f} {s[2] / p[2]:10.2f}")
 
 
 if __name__ == "__main__":

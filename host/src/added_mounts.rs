@@ -107,12 +107,10 @@ impl App {
             )));
         }
         let sha = version_of(&bytes);
-        let app = self.clone();
-        let (loaded, bytes) = tokio::task::spawn_blocking(move || {
-            (app.runtime.load(&bytes, Some(&app.compile_cache)), bytes)
-        })
-        .await
-        .map_err(|e| DeployError::Storage(e.to_string()))?;
+        let (loaded, bytes) = self
+            .load_off_thread(bytes)
+            .await
+            .map_err(|e| DeployError::Storage(e.to_string()))?;
         let version = loaded.map_err(|e| DeployError::Rejected(e.to_string()))?;
         self.versions
             .record(&spec.name, &bytes, &sha, Source::Admin, "")
@@ -171,11 +169,7 @@ impl App {
             let Some(bytes) = self.versions.blob(&current.sha256).await? else {
                 continue;
             };
-            let app = self.clone();
-            let version = tokio::task::spawn_blocking(move || {
-                app.runtime.load(&bytes, Some(&app.compile_cache))
-            })
-            .await??;
+            let version = self.load_off_thread(bytes).await?.0?;
             let limits = self.manifest.limits_for(&spec);
             self.registry
                 .insert(HandlerSlot::new(&spec, limits, version));

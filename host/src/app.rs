@@ -6,9 +6,9 @@ use crate::jobs::JobEngine;
 use crate::manifest::Manifest;
 use crate::metrics::jobs::MeteredJobStore;
 use crate::runtime::cache::CompileCache;
-use crate::runtime::registry::{HandlerSlot, Registry};
+use crate::runtime::registry::{HandlerSlot, HandlerVersion, Registry};
 use crate::runtime::versions::{Source, VersionStore};
-use crate::runtime::{Runtime, RuntimeConfig, version_of};
+use crate::runtime::{LoadError, Runtime, RuntimeConfig, version_of};
 use crate::store::postgres::Membership;
 use crate::store::{Floor, KeyRing, KvStore, SledStore};
 use anyhow::{Context, bail};
@@ -142,12 +142,7 @@ impl App {
             };
             let recorded = deployed.is_some();
             let bytes = deployed.map_or(manifest_bytes, |(b, _)| b);
-            let loader = app.clone();
-            let (version, bytes) = tokio::task::spawn_blocking(move || {
-                let v = loader.runtime.load(&bytes, Some(&loader.compile_cache));
-                (v, bytes)
-            })
-            .await?;
+            let (version, bytes) = app.load_off_thread(bytes).await?;
             let version = version.with_context(|| format!("handler `{}` ({})", h.name, h.wasm))?;
             if !recorded {
                 app.versions
@@ -181,6 +176,22 @@ impl App {
             .context("recovering the job engine")?;
         app.follow_replicas();
         Ok(app)
+    }
+}
+
+impl App {
+    /// Compiles `bytes` (through the compile cache) on a blocking thread,
+    /// off the async workers; gives the bytes back with the result. `Err`
+    /// only when that thread panicked.
+    pub async fn load_off_thread(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+    ) -> Result<(Result<HandlerVersion, LoadError>, Vec<u8>), tokio::task::JoinError> {
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || {
+            (app.runtime.load(&bytes, Some(&app.compile_cache)), bytes)
+        })
+        .await
     }
 }
 

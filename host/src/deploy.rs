@@ -55,13 +55,10 @@ impl App {
         if current.sha256 == sha {
             return Ok(current);
         }
-        let app = self.clone();
-        let (loaded, bytes) = tokio::task::spawn_blocking(move || {
-            let v = app.runtime.load(&bytes, Some(&app.compile_cache));
-            (v, bytes)
-        })
-        .await
-        .map_err(|e| DeployError::Storage(e.to_string()))?;
+        let (loaded, bytes) = self
+            .load_off_thread(bytes)
+            .await
+            .map_err(|e| DeployError::Storage(e.to_string()))?;
         let version = match loaded {
             Ok(v) => v,
             Err(e) => {
@@ -322,11 +319,7 @@ impl App {
                     self.registry.insert(next);
                 }
                 None => {
-                    let app = self.clone();
-                    let (v, bytes) = tokio::task::spawn_blocking(move || {
-                        (app.runtime.load(&bytes, Some(&app.compile_cache)), bytes)
-                    })
-                    .await?;
+                    let (v, bytes) = self.load_off_thread(bytes).await?;
                     let v = v.map_err(|e| anyhow::anyhow!("handler `{}`: {e}", h.name))?;
                     self.versions
                         .record(&h.name, &bytes, &v.sha256, Source::Manifest, &sha)

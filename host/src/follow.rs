@@ -137,12 +137,7 @@ impl App {
                     continue;
                 }
             };
-            let app = self.clone();
-            let loaded = tokio::task::spawn_blocking(move || {
-                app.runtime.load(&bytes, Some(&app.compile_cache))
-            })
-            .await;
-            match loaded {
+            match self.load_off_thread(bytes).await.map(|(loaded, _)| loaded) {
                 Ok(Ok(version)) => {
                     let old = slot.swap(version);
                     tracing::info!(

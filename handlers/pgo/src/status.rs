@@ -13,7 +13,10 @@
 //! may not use, an unknown or duplicate cluster, a body that cannot be read,
 //! a storage failure. The `pgo` CLI turns any status but 200 into `Invalid
 //! Status Code: N` without reading the body, so a 200 is what lets it print
-//! `Error: <Msg>`. Only paths that are not endpoints are 404 / 405.
+//! `Error: <Msg>`. Only paths that are not endpoints are 404 / 405, and a
+//! database that cannot be reached right now is 503 (same body): not a
+//! refusal but an outage that retrying mends, which load balancers and
+//! retrying clients must see; `pgo` prints `Invalid Status Code: 503`.
 
 use baton_sdk::{HostError, Response};
 use serde_json::{Value, json};

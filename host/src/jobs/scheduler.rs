@@ -126,27 +126,25 @@ impl JobEngine {
             )
             .await;
         let mut s = self.sched();
-        let started = match started {
+        match started {
             Ok(Started::AtLimit) => {
                 s.index.unclaim(&id, now + RETRY_AT_LIMIT_MS, now);
                 return true;
             }
-            Ok(Started::Changed(job)) => Ok(Some(*job)),
-            Ok(Started::Missing) => Ok(None),
-            Err(e) => Err(e),
-        };
-        match started {
-            Ok(Some(job)) if claimed.load(Ordering::Relaxed) => {
+            Ok(Started::Changed(job)) if claimed.load(Ordering::Relaxed) => {
                 let flag = Arc::new(CancelFlag::default());
                 s.index.set_cancel(&id, flag.clone());
-                tokio::spawn(self.clone().run_attempt(job, slot, flag));
+                tokio::spawn(self.clone().run_attempt(*job, slot, flag));
             }
-            Ok(Some(job)) if job.state.is_final() => {
+            Ok(Started::Changed(job)) if job.state.is_final() => {
                 // Ended meanwhile (a cancel): its own path reports it.
                 to_skip.extend(s.index.finished(&id, job.state, 0, now));
             }
             Ok(found) => {
-                let state = found.map_or(JobState::Cancelled, |j| j.state);
+                let state = match found {
+                    Started::Changed(j) => j.state,
+                    _ => JobState::Cancelled,
+                };
                 tracing::error!(job = %id, "a queued job was {} in the store", state.as_str());
                 s.index.unclaim(&id, now + RETRY_START_MS, now);
             }

@@ -152,13 +152,12 @@ impl JobEngine {
             for turn in 1u64.. {
                 tick.tick().await;
                 let Some(e) = engine.upgrade() else { return };
-                if shared
-                    && turn % SCHEDULES_EVERY == 0
-                    && let Err(err) = e.resync_schedules().await
-                {
-                    tracing::warn!("reading the schedules again failed: {err}");
-                }
                 if shared {
+                    if turn % SCHEDULES_EVERY == 0
+                        && let Err(err) = e.resync_schedules().await
+                    {
+                        tracing::warn!("reading the schedules again failed: {err}");
+                    }
                     match e.store.adopt().await {
                         Ok(a) if a.jobs.is_empty() && a.graphs.is_empty() => {}
                         Ok(a) => {

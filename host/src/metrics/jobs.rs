@@ -56,6 +56,27 @@ fn transition(before: JobState, job: &JobRecord) {
     m.job_finished(&job.handler, after, took);
 }
 
+/// The state a job change found, so that its transition can be recorded
+/// once the change is written. `f` may run more than once (on conflicts);
+/// the last run is the one written.
+#[derive(Default)]
+struct StateSeen(Mutex<Option<JobState>>);
+
+impl StateSeen {
+    /// Runs `f` on `job`, noting the state it found.
+    fn run(&self, f: JobChange<'_>, job: &mut JobRecord) -> crate::store::NewEvents {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(job.state);
+        f(job)
+    }
+
+    /// Records the transition to `job` as written.
+    fn record(&self, job: &JobRecord) {
+        if let Some(before) = *self.0.lock().unwrap_or_else(|e| e.into_inner()) {
+            transition(before, job);
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl JobStore for MeteredJobStore {
     async fn insert(
@@ -73,18 +94,10 @@ impl JobStore for MeteredJobStore {
     }
 
     async fn update(&self, id: &str, f: JobChange<'_>) -> Result<Option<JobRecord>, JobStoreError> {
-        // `f` may run more than once; the last run is the one written.
-        let before = Mutex::new(None);
-        let out = self
-            .inner
-            .update(id, &|job| {
-                *before.lock().unwrap_or_else(|e| e.into_inner()) = Some(job.state);
-                f(job)
-            })
-            .await?;
-        let before = *before.lock().unwrap_or_else(|e| e.into_inner());
-        if let (Some(before), Some(job)) = (before, &out) {
-            transition(before, job);
+        let seen = StateSeen::default();
+        let out = self.inner.update(id, &|job| seen.run(f, job)).await?;
+        if let Some(job) = &out {
+            seen.record(job);
         }
         Ok(out)
     }
@@ -95,21 +108,13 @@ impl JobStore for MeteredJobStore {
         f: JobChange<'_>,
         limits: RunLimits<'_>,
     ) -> Result<Started, JobStoreError> {
-        let before = Mutex::new(None);
+        let seen = StateSeen::default();
         let out = self
             .inner
-            .start(
-                id,
-                &|job| {
-                    *before.lock().unwrap_or_else(|e| e.into_inner()) = Some(job.state);
-                    f(job)
-                },
-                limits,
-            )
+            .start(id, &|job| seen.run(f, job), limits)
             .await?;
-        let before = *before.lock().unwrap_or_else(|e| e.into_inner());
-        if let (Some(before), Started::Changed(job)) = (before, &out) {
-            transition(before, job);
+        if let Started::Changed(job) = &out {
+            seen.record(job);
         }
         Ok(out)
     }

@@ -381,28 +381,6 @@ impl JobStore for SledJobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::schedule::When;
-
-    fn schedule(next: u64, created: u64) -> ScheduleRecord {
-        ScheduleRecord {
-            handler: "h".into(),
-            name: "s".into(),
-            timing: When::EveryMs(1000),
-            kind: "tick".into(),
-            input: Vec::new(),
-            timeout_ms: None,
-            max_attempts: 1,
-            labels: Vec::new(),
-            from_manifest: false,
-            created_at_ms: created,
-            next_at_ms: Some(next),
-            last_at_ms: None,
-            last_job: None,
-            skipped: 0,
-            keep_jobs: 100,
-            recent: Vec::new(),
-        }
-    }
 
     fn job(id: &str) -> JobRecord {
         serde_json::from_value(serde_json::json!({
@@ -414,41 +392,6 @@ mod tests {
             "cancel_requested": false, "live_process": null,
         }))
         .unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_tick_removes_only_ended_jobs_outside_graphs_with_their_events() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let store = SledJobStore::open(&db, GroupCommit::new(Arc::new(|| Ok(())))).unwrap();
-        let mut in_graph = job("g");
-        in_graph.graph = Some("graph".into());
-        store
-            .insert(&[job("done"), job("queued"), in_graph], None)
-            .await
-            .unwrap();
-        for id in ["done", "g"] {
-            store
-                .update(id, &|j| {
-                    j.state = JobState::Succeeded;
-                    vec![("succeeded".into(), "ok".into())]
-                })
-                .await
-                .unwrap();
-        }
-        store.put_schedule(&schedule(1000, 0)).await.unwrap();
-        let expired: Vec<String> = ["done", "queued", "g", "nope"].map(String::from).to_vec();
-        assert!(
-            store
-                .fire(&schedule(2000, 0), 1000, Some(&job("new")), &expired)
-                .await
-                .unwrap()
-        );
-        assert!(store.get("done").await.unwrap().is_none());
-        assert!(store.events.scan_prefix(b"done\0").next().is_none());
-        assert!(store.get("queued").await.unwrap().is_some());
-        assert_eq!(events_of(&store, "g", 0, 10).await.len(), 2);
-        assert!(store.get("new").await.unwrap().is_some());
     }
 
     /// Events of job `id` as the engine reads them (bounded by its record).

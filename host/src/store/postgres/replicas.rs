@@ -164,16 +164,6 @@ async fn keep_renewing(member: Weak<Member>) {
 }
 
 impl Membership {
-    /// This replica's id.
-    pub fn id(&self) -> &str {
-        &self.inner.id
-    }
-
-    /// The lease.
-    pub fn lease(&self) -> Duration {
-        self.inner.lease
-    }
-
     pub(super) fn member(&self) -> Arc<Member> {
         self.inner.clone()
     }
