@@ -7,13 +7,15 @@
 #[path = "support/orchestrator.rs"]
 mod orchestrator;
 mod support;
+#[path = "support/tracked.rs"]
+mod tracked;
 
 use orchestrator::*;
 use serde_json::{Value, json};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use support::*;
+use tracked::*;
 
 #[test]
 fn a_2000_node_deploy_ends_with_one_final_state_per_node_and_gapless_events() {
@@ -31,60 +33,6 @@ fn a_2000_node_deploy_ends_with_one_final_state_per_node_and_gapless_events() {
     assert_eq!(job["state"], "finished", "{job}");
     assert_eq!(job["node_count"], 2000);
     assert_every_node_finished_once(&server, &name, &names);
-}
-
-/// A `sh` script that records, in directory `$1`, how many copies of it run
-/// at once (`max`), holding each run for 50 ms. A `mkdir` lock makes the
-/// count exact.
-const TRACKER: &str = r#"d=$1; lock() { until mkdir "$d/lock" 2>/dev/null; do sleep 0.001; done; }; lock; n=$(( $(cat "$d/n" 2>/dev/null || echo 0) + 1 )); echo $n > "$d/n"; m=$(cat "$d/max" 2>/dev/null || echo 0); [ "$n" -gt "$m" ] && echo $n > "$d/max"; rmdir "$d/lock"; sleep 0.05; lock; echo $(( $(cat "$d/n") - 1 )) > "$d/n"; rmdir "$d/lock""#;
-
-fn max_at_once(dir: &Path) -> u64 {
-    std::fs::read_to_string(dir.join("max"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn tracked_dir(root: &Path, name: &str) -> std::path::PathBuf {
-    let d = root.join(name);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn jobber(name: &str, max_running_jobs: u32) -> String {
-    let wasm = test_components().join("jobber.wasm");
-    format!(
-        "[[handler]]\nname = \"{name}\"\nwasm = \"{}\"\nmount = \"/{name}\"\npolicy = \"public\"\n\
-         [handler.capabilities]\nexec = [\"sh\"]\n[handler.limits]\nmax_running_jobs = {max_running_jobs}\n\n",
-        wasm.display()
-    )
-}
-
-fn tracked_spec(dir: &Path) -> Value {
-    json!({"kind": "exec", "input": {"program": "sh", "args": ["-c", TRACKER, "tracker", dir]}})
-}
-
-fn post_ok(server: &Server, path: &str, body: Value) -> Value {
-    let resp = client().post(server.url(path)).json(&body).send().unwrap();
-    assert_eq!(resp.status(), 202, "{path}");
-    resp.json().unwrap()
-}
-
-fn wait_succeeded(server: &Server, mount: &str, id: &str) {
-    poll(&format!("job {id} to succeed"), || {
-        let j: Value = client()
-            .get(server.url(&format!("/{mount}/jobs/{id}")))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        match j["state"].as_str() {
-            Some("succeeded") => Ok(()),
-            Some("queued" | "running") => Err(j.to_string()),
-            _ => panic!("job {id} did not succeed: {j}"),
-        }
-    });
 }
 
 #[test]

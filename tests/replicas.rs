@@ -3,17 +3,21 @@
 //! one state and one token for all; a deploy, a user change and a
 //! revocation on one reach the other within 2 s; `kill -9` of the replica
 //! running a 300-node deploy leaves it to the other, which finishes it with
-//! every node once and gapless events; limits hold across replicas.
+//! every node once and gapless events; limits hold across replicas; a
+//! force stop through one replica ends the run in progress on the other.
 
 #[path = "support/orchestrator.rs"]
 mod orch;
 mod support;
+#[path = "support/tracked.rs"]
+mod tracked;
 
 use orch::*;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::*;
+use tracked::*;
 
 /// The orchestrator (agent `agent`) and greeter v1 (from `dir`), keeping
 /// state at `url` with a lease of `lease_ms`.
@@ -246,4 +250,82 @@ fn a_second_server_on_the_same_data_directory_is_refused() {
         err.contains("is already serving from") && err.contains("data directory of its own"),
         "{err}"
     );
+}
+
+#[test]
+fn the_global_and_per_handler_limits_count_the_jobs_of_every_replica() {
+    let url = support::postgres::database();
+    let root = tempfile::tempdir().unwrap();
+    let track = root.path().join("track");
+    // Two handlers allowing 3 each under a global limit of 4, on each
+    // replica: without limits across replicas, 8 and 6 would run at once.
+    let m = format!(
+        "{}\n[storage]\nurl = \"{url}\"\n",
+        manifest(&format!(
+            "[jobs]\nmax_running = 4\n\n{}{}",
+            jobber("one", 3),
+            jobber("two", 3)
+        ))
+    );
+    let (a_dir, b_dir) = (root.path().join("a"), root.path().join("b"));
+    std::fs::create_dir_all(&a_dir).unwrap();
+    std::fs::create_dir_all(&b_dir).unwrap();
+    let a = Server::start(&a_dir, &m);
+    let b = Server::start(&b_dir, &m);
+    let spawn_all = |mounts: &[&str], dir: &Path| {
+        let mut ids = Vec::new();
+        for i in 0..12 {
+            for mount in mounts {
+                let server = if i % 2 == 0 { &a } else { &b };
+                let body = post_ok(server, &format!("/{mount}/spawn"), tracked_spec(dir));
+                ids.push((mount.to_string(), body["id"].as_str().unwrap().to_string()));
+            }
+        }
+        for (mount, id) in &ids {
+            wait_succeeded(&a, mount, id);
+        }
+    };
+    let global = tracked_dir(&track, "global");
+    spawn_all(&["one", "two"], &global);
+    assert_eq!(
+        max_at_once(&global),
+        4,
+        "the global limit (4) across replicas"
+    );
+    let one = tracked_dir(&track, "one");
+    spawn_all(&["one"], &one);
+    assert_eq!(
+        max_at_once(&one),
+        3,
+        "the handler's limit (3) across replicas"
+    );
+}
+
+#[test]
+fn a_force_stop_through_one_replica_ends_the_run_in_progress_on_the_other() {
+    let root = tempfile::tempdir().unwrap();
+    let (gate, log) = (root.path().join("gate"), root.path().join("runs.log"));
+    let (_dirs, a, b) = two_replicas(&gated_agent(&gate, &log), 10_000);
+    let name = deploy(
+        &a,
+        json!({"environment": "production", "scope": {"nodes": ["n1", "n2"]}, "concurrency": 1}),
+    );
+    wait_running(&b, &name, 1);
+    let (status, reply) = post(&b, "/command/stop", json!({"job": name, "force": true}));
+    assert_eq!(status, 202, "{reply}");
+    let j = wait_final(&b, &name);
+    assert_eq!(j["state"], "stopped", "{j}");
+    assert_eq!(
+        (
+            j["node_states"]["failed"].clone(),
+            j["node_states"]["skipped"].clone()
+        ),
+        (json!(1), json!(1)),
+        "{j}"
+    );
+    // The agent A ran was killed: opened now, the gate ends nothing.
+    std::fs::write(&gate, "").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let runs = std::fs::read_to_string(&log).unwrap();
+    assert!(runs.contains("start n1") && !runs.contains("end"), "{runs}");
 }
