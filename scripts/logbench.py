@@ -8,7 +8,8 @@ binary (e.g. a build from before the metrics), all servers up at once and
 measured in alternating rounds in one run.
 
     scripts/logbench.py [--baton target/release/baton] [--baseline OTHER_BATON]
-                        [--traces] [--duration 5] [--rounds 7] [--connections 32]
+                        [--traces] [--together] [--duration 5] [--rounds 7]
+                        [--connections 32]
 
 Everything listens on 127.0.0.1 ephemeral ports and each wrk run is bounded
 (`--duration` seconds). Each server's stderr goes to a file, as a log
@@ -98,9 +99,38 @@ def start(binary, level, workdir, name, telemetry=""):
     raise SystemExit(f"{name} did not listen within 120 s")
 
 
+def wrk_cmd(url, duration, connections):
+    return ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", url]
+
+
 def wrk(url, duration, connections):
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", url]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(wrk_cmd(url, duration, connections),
+                         capture_output=True, text=True, check=True).stdout
+    return requests_per_second(url, out)
+
+
+def cpu_seconds(pid):
+    """CPU time (user + system, all threads) the process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_together(servers, duration, connections):
+    """Runs one wrk per server at the same time; returns, per server, its
+    requests/s and the server's CPU microseconds per request. Loaded at the
+    same moment, the servers see the machine at the same speed, so the
+    ratio of their CPU per request does not drift with it."""
+    before = [cpu_seconds(proc.pid) for _, proc, _, _ in servers]
+    procs = [subprocess.Popen(wrk_cmd(url, duration, connections), stdout=subprocess.PIPE,
+                              text=True) for _, _, url, _ in servers]
+    outs = [p.communicate()[0] for p in procs]
+    after = [cpu_seconds(proc.pid) for _, proc, _, _ in servers]
+    rates = [requests_per_second(url, o) for (_, _, url, _), o in zip(servers, outs)]
+    return [(rps, (a - b) * 1e6 / (rps * duration)) for rps, a, b in zip(rates, after, before)]
+
+
+def requests_per_second(url, out):
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise SystemExit(f"{url}: {errors.group(1)} non-2xx responses\n{out}")
@@ -114,6 +144,10 @@ def main():
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=7, help="alternating runs per server")
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--together", action="store_true",
+                    help="load the two levels of one binary at the same time, so that they "
+                         "share the machine's speed whatever its drift (their ratio is then "
+                         "that of their costs per request)")
     ap.add_argument("--traces", action="store_true",
                     help="also serve at info with traces exported to an OTLP/HTTP sink")
     args = ap.parse_args()
@@ -133,10 +167,24 @@ def main():
             for name, _, url, _ in servers:
                 wrk(url, 1, args.connections)  # warm-up
             results = {name: [] for name, *_ in servers}
+            cpu_per_request = {name: [] for name, *_ in servers}
             for r in range(args.rounds):
                 # Rotate who goes first, so that drift in the machine's speed
-                # spreads over every server.
-                order = servers[r % len(servers):] + servers[:r % len(servers)]
+                # spreads over every server; the two levels of one binary run
+                # back to back (which first alternates), so that their paired
+                # ratio sees the machine at the same speed.
+                pairs = [servers[i:i + 2] for i in range(0, len(servers), 2)]
+                pairs = pairs[r % len(pairs):] + pairs[:r % len(pairs)]
+                order = [s for pair in pairs for s in (pair if r % 2 == 0 else pair[::-1])]
+                if args.together:
+                    for pair in pairs:
+                        for (name, *_), (rps, cpu) in zip(
+                                pair, wrk_together(pair, args.duration, args.connections)):
+                            results[name].append(rps)
+                            cpu_per_request[name].append(cpu)
+                            log(f"round {r + 1}: {name:>14} {rps:>10,.0f} requests/s, "
+                                f"{cpu:.1f} µs of CPU each (together)")
+                    continue
                 for name, _, url, _ in order:
                     rps = wrk(url, args.duration, args.connections)
                     results[name].append(rps)
@@ -153,6 +201,14 @@ def main():
                 print(f"  {label}: info / warn = {med[f'{label}-info'] / med[f'{label}-warn']:.3f} "
                       f"(paired per round: min {paired[0]:.3f}, median "
                       f"{statistics.median(paired):.3f}, max {paired[-1]:.3f})")
+            if args.together:
+                for label, _ in binaries:
+                    info, warn = cpu_per_request[f"{label}-info"], cpu_per_request[f"{label}-warn"]
+                    paired = sorted(w / i for i, w in zip(info, warn))
+                    print(f"  {label}: CPU per request, info {statistics.median(info):.1f} µs, "
+                          f"warn {statistics.median(warn):.1f} µs; warn / info paired per round: "
+                          f"min {paired[0]:.3f}, median {statistics.median(paired):.3f}, "
+                          f"max {paired[-1]:.3f}")
             if args.traces:
                 traced, info = results["baton-traces"], results["baton-info"]
                 paired = sorted(t / i for t, i in zip(traced, info))

@@ -661,7 +661,7 @@ fn first_start_writes_a_random_admin_password_readable_only_by_its_owner() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &manifest(ORCHESTRATOR));
     assert!(!server.data.join("admin-password").exists());
-    assert!(server.log().contains("BATON_ADMIN_PASSWORD"));
+    server.wait_log("BATON_ADMIN_PASSWORD");
     drop(server);
 
     let dir = tempfile::tempdir().unwrap();

@@ -155,12 +155,8 @@ fn scaffold_build_deploy_change_redeploy_without_a_restart() {
     deploy(&[]);
     assert_eq!(hello()["from"], "hello-world, changed");
     // Both versions were swapped into the one running server.
-    assert_eq!(
-        server.log().matches("handler swapped").count(),
-        1,
-        "{}",
-        server.log()
-    );
+    let log = server.wait_log("handler swapped");
+    assert_eq!(log.matches("handler swapped").count(), 1, "{log}");
 
     let (ok, out, err) = server.cli(&["handlers", "--server", &server.base], None);
     assert!(ok, "{err}");

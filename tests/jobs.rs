@@ -367,11 +367,7 @@ fn kill_9_in_the_middle_of_100_jobs_loses_none() {
         }
     }
     assert!(interrupted >= 1, "the kill came while no job ran");
-    assert!(
-        server.log().contains("recovered jobs interrupted"),
-        "{}",
-        server.log()
-    );
+    server.wait_log("recovered jobs interrupted");
 }
 
 #[test]

@@ -458,13 +458,7 @@ fn a_batch_survives_kill_9_and_its_interrupted_task_runs_again() {
         "{lines:#?}"
     );
     assert!(!lines.iter().any(|l| l.contains("delete")), "{lines:#?}");
-    assert!(
-        server
-            .log()
-            .contains("killed the process group an interrupted attempt left behind"),
-        "{}",
-        server.log()
-    );
+    server.wait_log("killed the process group an interrupted attempt left behind");
 }
 
 #[test]

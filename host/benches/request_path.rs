@@ -16,9 +16,8 @@ use baton::host_calls::jobs::JobsState;
 use baton::runtime::bindings::types;
 use baton::runtime::registry::HandlerSlot;
 use baton::server::listen::ConnInfo;
-use baton::server::{ListenerCtx, ListenerService};
+
 use criterion::{Criterion, criterion_group, criterion_main};
-use std::sync::Arc;
 use tower::ServiceExt;
 
 fn request(path: &str) -> types::Request {
@@ -41,15 +40,6 @@ fn jobs(app: &App, slot: &HandlerSlot) -> JobsState {
     JobsState::for_request(app.jobs.clone(), slot.name.clone())
 }
 
-/// A GET as a client on 127.0.0.1 would send it.
-fn http_get(path: &str, token: &str) -> axum::http::Request<Body> {
-    axum::http::Request::get(path)
-        .header("host", "127.0.0.1:8143")
-        .header("x-authentication", token)
-        .body(Body::empty())
-        .unwrap()
-}
-
 fn bench(c: &mut Criterion) {
     let wasm = support::test_components().join("faulty.wasm");
     let (rt, _dir, app) = support::app_in_process(&support::manifest(&format!(
@@ -64,17 +54,7 @@ fn bench(c: &mut Criterion) {
         .block_on(app.auth.issue("admin", TokenKind::Access, 3600))
         .expect("a token for the bench");
     let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), None);
-    let service = ListenerService::new(
-        Arc::new(ListenerCtx {
-            app: app.clone(),
-            mounts: None,
-            exclude: Vec::new(),
-            scheme: "http",
-            local_addr: "127.0.0.1:8143".parse().unwrap(),
-            public_url: None,
-        }),
-        true,
-    );
+    let service = support::listener_service(&app);
 
     let mut group = c.benchmark_group("request_path");
     for (name, path) in [
@@ -83,7 +63,7 @@ fn bench(c: &mut Criterion) {
     ] {
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {
-                let resp = service.call(http_get(path, &token), &conn).await;
+                let resp = service.call(support::http_get(path, &token), &conn).await;
                 assert_eq!(resp.status(), 200);
             })
         });
@@ -98,7 +78,7 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let resp = native_full
                 .clone()
-                .oneshot(http_get("/faulty/ok", &token))
+                .oneshot(support::http_get("/faulty/ok", &token))
                 .await
                 .unwrap();
             assert_eq!(resp.status(), 200);

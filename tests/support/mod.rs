@@ -160,6 +160,32 @@ pub fn app_in_process(
     (rt, dir, app)
 }
 
+/// The listener's service for `app` as a plain-HTTP listener on
+/// 127.0.0.1:8143 serving every mount runs it (for the benches).
+pub fn listener_service(app: &Arc<baton::app::App>) -> baton::server::ListenerService {
+    baton::server::ListenerService::new(
+        Arc::new(baton::server::ListenerCtx {
+            app: app.clone(),
+            mounts: None,
+            exclude: Vec::new(),
+            scheme: "http",
+            local_addr: "127.0.0.1:8143".parse().unwrap(),
+            public_url: None,
+        }),
+        true,
+    )
+}
+
+/// A GET as a client on 127.0.0.1 would send it, with `token` (for the
+/// benches, which call the listener's service in process).
+pub fn http_get(path: &str, token: &str) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::get(path)
+        .header("host", "127.0.0.1:8143")
+        .header("x-authentication", token)
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
 /// Installs the standard library of `target` (a wasm target the tests
 /// build for) unless it is there, as `host/build.rs` does for the shipped
 /// handlers; fails saying what to run when it cannot.

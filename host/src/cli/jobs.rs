@@ -147,6 +147,7 @@ fn follow(c: &AdminClient, id: &str) -> anyhow::Result<()> {
             if state == "succeeded" {
                 return Ok(());
             }
+            crate::telemetry::writer::flush();
             std::process::exit(1);
         }
         std::thread::sleep(Duration::from_millis(250));

@@ -12,7 +12,7 @@ use crate::manifest::public_url;
 use crate::runtime::InvokeError;
 use crate::runtime::bindings::types;
 use crate::runtime::registry::HandlerSlot;
-use crate::telemetry::traces;
+use crate::telemetry::{access, traces};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -55,7 +55,10 @@ pub async fn dispatch(ctx: &ListenerCtx, conn: &ConnInfo, req: axum::extract::Re
         .hyphenated()
         .encode_lower(&mut uuid::Uuid::encode_buffer())
         .to_owned();
+    // A root span: nothing encloses a request (a collector's parent comes
+    // from `traceparent`), and a root skips the look-up of the current span.
     let span = tracing::info_span!(
+        parent: None,
         "request",
         id = %request_id,
         method = %req.method(),
@@ -67,6 +70,12 @@ pub async fn dispatch(ctx: &ListenerCtx, conn: &ConnInfo, req: axum::extract::Re
     traces::begin_request(&span, req.headers());
     let started = Instant::now();
     let method = req.method().clone();
+    // For the access line, which is written after `req` is gone.
+    let path = if span.is_disabled() {
+        String::new()
+    } else {
+        req.uri().path().to_owned()
+    };
     let routed = ctx
         .app
         .registry
@@ -94,15 +103,16 @@ pub async fn dispatch(ctx: &ListenerCtx, conn: &ConnInfo, req: axum::extract::Re
     let metrics = slot.as_ref().map_or(unrouted_metrics(), |s| &s.metrics);
     metrics.request(&method, resp.status().as_u16(), took);
     traces::end_request(&span, &request_id, resp.status().as_u16());
-    if !span.is_disabled() {
-        span.in_scope(|| {
-            tracing::info!(
-                status = resp.status().as_u16(),
-                micros = took.as_micros() as u64,
-                "served"
-            )
-        });
-    }
+    access::served(
+        &span,
+        &access::Served {
+            id: &request_id,
+            method: method.as_str(),
+            path: &path,
+            status: resp.status().as_u16(),
+            took,
+        },
+    );
     resp
 }
 

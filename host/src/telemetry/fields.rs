@@ -83,13 +83,13 @@ mod tests {
 
     #[test]
     fn otel_fields_are_left_out_and_the_rest_written_as_the_default_format_does() {
-        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-        let sink = out.clone();
+        let sink = crate::telemetry::TestSink::default();
+        let out = sink.clone();
         let layer = tracing_subscriber::fmt::layer()
             .with_ansi(false)
             .without_time()
             .fmt_fields(WithoutOtelFields)
-            .with_writer(move || Sink(sink.clone()));
+            .with_writer(move || sink.clone());
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!(
@@ -103,24 +103,12 @@ mod tests {
             let _e = span.enter();
             tracing::info!(status = 200, otel.name = "x", "served");
         });
-        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let text = out.text();
         assert!(
             text.contains(r#"request{id="r1" trace_id="abc"}: "#),
             "{text}"
         );
         assert!(text.contains("served status=200"), "{text}");
         assert!(!text.contains("otel"), "{text}");
-    }
-
-    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Sink {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
     }
 }

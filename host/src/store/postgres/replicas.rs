@@ -150,6 +150,8 @@ async fn keep_renewing(member: Weak<Member>) {
                     "this replica's lease was taken over (it could not renew it in time): \
                      its jobs run on another replica now; stopping"
                 );
+                // `exit` skips destructors: write the lines out first.
+                crate::telemetry::writer::flush();
                 std::process::exit(LEASE_LOST_EXIT);
             }
             Err(e) => {
