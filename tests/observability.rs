@@ -580,6 +580,49 @@ fn json_logs_are_one_object_per_line_with_the_request_id() {
     }
 }
 
+/// Every text line written while a request is served names it, with
+/// `BATON_LOG`'s usual directives (the request scope) as with a span-scoped
+/// one (the `request` span): the same prefix, the level's line included.
+#[test]
+fn text_lines_in_a_request_name_it_whether_a_span_or_a_scope_does() {
+    for directives in ["info", "warn,[request]=info"] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start_with_env(
+            dir.path(),
+            &faulty_manifest(""),
+            &[("BATON_LOG", directives)],
+        );
+        let resp = server
+            .client()
+            .get(server.url("/faulty/trap"))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 500);
+        let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+        let named = format!("request{{id={id} method=GET path=/faulty/trap}}: ");
+        let log = server.wait_log_line("the `served` line", |l| {
+            l.contains(&format!(
+                "{named}baton::server::dispatch: served status=500 "
+            ))
+        });
+        let failed = log
+            .lines()
+            .find(|l| l.contains("handler failed: "))
+            .unwrap_or_else(|| panic!("{directives}: no `handler failed` line:\n{log}"));
+        assert!(
+            failed.contains(&format!(
+                " ERROR {named}baton::server::dispatch: handler failed: "
+            )),
+            "{directives}: {failed}"
+        );
+        // Lines outside a request name none (at `warn` there is none).
+        if directives == "info" {
+            let listening = log.lines().find(|l| l.contains(" listening ")).unwrap();
+            assert!(!listening.contains("request{"), "{listening}");
+        }
+    }
+}
+
 #[test]
 fn queued_log_lines_are_written_out_at_shutdown() {
     let dir = tempfile::tempdir().unwrap();

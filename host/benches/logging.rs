@@ -2,8 +2,9 @@
 //! the listener's service (route, token check, fresh instance, `handle`,
 //! response) under the subscriber `baton serve` installs without traces, at
 //! `BATON_LOG=warn` (no line per request) and at the default `info` (one
-//! `served` line per request): text (the access line written directly, as
-//! `baton serve` does, and through the fmt layer) and JSON, in one run. The
+//! `served` line per request): text (as `baton serve` writes it, with a
+//! `request` span instead of the request scope, and all through the fmt
+//! layer) and JSON, in one run. The
 //! lines go through the server's own log writer into a file, as `baton
 //! serve 2>file` writes them. Without sockets the request is cheaper than over
 //! HTTP, so the `info`/`warn` ratio here is a floor for the load test's.
@@ -24,7 +25,7 @@ mod support;
 use baton::auth::tokens::TokenKind;
 use baton::server::ListenerService;
 use baton::server::listen::ConnInfo;
-use baton::telemetry::{LogFormat, access, log_dispatch, writer};
+use baton::telemetry::{LogFormat, access, log_dispatch, scope, writer};
 use criterion::Criterion;
 use std::time::{Duration, Instant};
 use tracing::Dispatch;
@@ -68,11 +69,25 @@ impl Setup {
     }
 }
 
+/// How the text lines of a request are put together.
+#[derive(Clone, Copy)]
+enum Text {
+    /// As `baton serve` writes plain text: the access line directly, the
+    /// request named by a request scope.
+    Served,
+    /// The access line directly, the request named by a `request` span (as
+    /// with a span-scoped directive in `BATON_LOG`).
+    WithSpan,
+    /// Every line through the fmt layer, in a `request` span.
+    FmtLayer,
+}
+
 /// The subscriber of a server at `level` in `format` writing through `w`,
-/// the access line written directly when `direct` (as `telemetry::init`
-/// sets it for text lines without colours).
-fn subscriber(level: &str, format: LogFormat, direct: bool, w: &writer::LogWriter) -> Dispatch {
+/// with text lines put together as `text` says.
+fn subscriber(level: &str, format: LogFormat, text: Text, w: &writer::LogWriter) -> Dispatch {
+    let direct = !matches!(text, Text::FmtLayer);
     access::write_directly(direct.then(|| w.clone()));
+    scope::use_scopes(matches!(text, Text::Served));
     log_dispatch(
         tracing_subscriber::EnvFilter::new(level),
         format,
@@ -84,26 +99,42 @@ fn subscriber(level: &str, format: LogFormat, direct: bool, w: &writer::LogWrite
 fn one_by_one(c: &mut Criterion, s: &Setup) {
     let mut group = c.benchmark_group("logging");
     // `warn` first and last: the machine's drift shows as their difference.
-    for (name, level, format, direct) in [
-        ("full_host_path_at_warn", "warn", LogFormat::Text, true),
-        ("full_host_path_at_info", "info", LogFormat::Text, true),
+    for (name, level, format, text) in [
+        (
+            "full_host_path_at_warn",
+            "warn",
+            LogFormat::Text,
+            Text::Served,
+        ),
+        (
+            "full_host_path_at_info",
+            "info",
+            LogFormat::Text,
+            Text::Served,
+        ),
+        (
+            "full_host_path_at_info_with_request_span",
+            "info",
+            LogFormat::Text,
+            Text::WithSpan,
+        ),
         (
             "full_host_path_at_info_line_through_fmt_layer",
             "info",
             LogFormat::Text,
-            false,
+            Text::FmtLayer,
         ),
         (
             "full_host_path_at_info_json",
             "info",
             LogFormat::Json,
-            false,
+            Text::FmtLayer,
         ),
         (
             "full_host_path_at_warn_again",
             "warn",
             LogFormat::Text,
-            true,
+            Text::Served,
         ),
     ] {
         let file = std::fs::File::create(&s.log_file).unwrap();
@@ -111,7 +142,7 @@ fn one_by_one(c: &mut Criterion, s: &Setup) {
             writer::start(Box::new(file), writer::WriterLimits::default(), false).unwrap();
         // One subscriber alive at a time, so that each callsite's cached
         // interest is what a server at this level has.
-        let dispatch = subscriber(level, format, direct, &w);
+        let dispatch = subscriber(level, format, text, &w);
         tracing::dispatcher::with_default(&dispatch, || {
             group.bench_function(name, |b| b.to_async(&s.rt).iter(|| s.request()));
         });
@@ -143,7 +174,7 @@ fn interleaved(s: &Setup) {
             let level = ["warn", "info"][i];
             // A fresh subscriber per turn, the other dropped: the cached
             // interest is a server's at this level.
-            let dispatch = subscriber(level, LogFormat::Text, true, &w);
+            let dispatch = subscriber(level, LogFormat::Text, Text::Served, &w);
             took[i] = tracing::dispatcher::with_default(&dispatch, || {
                 s.rt.block_on(async {
                     let started = Instant::now();

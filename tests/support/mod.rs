@@ -274,9 +274,11 @@ impl Server {
     /// Like [`Server::spawn`], leaving the admin password to the server.
     #[allow(clippy::zombie_processes)]
     pub fn spawn_without_admin_password(mut cmd: Command, data: PathBuf) -> Server {
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .env("BATON_LOG", "info");
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        // `info` unless the test chose a level.
+        if !cmd.get_envs().any(|(k, _)| k == "BATON_LOG") {
+            cmd.env("BATON_LOG", "info");
+        }
         let mut child = cmd.spawn().expect("spawning baton");
         let stderr = Arc::new(Mutex::new(String::new()));
         let err_pipe = child.stderr.take().unwrap();

@@ -12,7 +12,8 @@ use crate::manifest::public_url;
 use crate::runtime::InvokeError;
 use crate::runtime::bindings::types;
 use crate::runtime::registry::HandlerSlot;
-use crate::telemetry::{access, traces};
+use crate::telemetry::scope::RequestLog;
+use crate::telemetry::traces;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -55,41 +56,24 @@ pub async fn dispatch(ctx: &ListenerCtx, conn: &ConnInfo, req: axum::extract::Re
         .hyphenated()
         .encode_lower(&mut uuid::Uuid::encode_buffer())
         .to_owned();
-    // A root span: nothing encloses a request (a collector's parent comes
-    // from `traceparent`), and a root skips the look-up of the current span.
-    let span = tracing::info_span!(
-        parent: None,
-        "request",
-        id = %request_id,
-        method = %req.method(),
-        path = %req.uri().path(),
-        trace_id = tracing::field::Empty,
-        otel.name = tracing::field::Empty,
-        otel.kind = tracing::field::Empty,
-    );
-    traces::begin_request(&span, req.headers());
+    let log = RequestLog::open(&request_id, req.method(), req.uri().path());
+    traces::begin_request(log.span(), req.headers());
     let started = Instant::now();
     let method = req.method().clone();
-    // For the access line, which is written after `req` is gone.
-    let path = if span.is_disabled() {
-        String::new()
-    } else {
-        req.uri().path().to_owned()
-    };
     let routed = ctx
         .app
         .registry
         .route_where(req.uri().path(), |name| ctx.serves(name));
     let (resp, slot) = match routed {
         Some((slot, rel_path)) => {
-            traces::route_request(&span, &method, Some((&slot.name, &slot.mount)));
-            let resp = serve(ctx, conn, req, &slot, rel_path, &request_id)
-                .instrument(span.clone())
+            traces::route_request(log.span(), &method, Some((&slot.name, &slot.mount)));
+            let resp = log
+                .within(serve(ctx, conn, req, &slot, rel_path, &request_id))
                 .await;
             (resp, Some(slot))
         }
         None => {
-            traces::route_request(&span, &method, None);
+            traces::route_request(log.span(), &method, None);
             let resp = HostError::new(
                 StatusCode::NOT_FOUND,
                 "not-found",
@@ -102,17 +86,8 @@ pub async fn dispatch(ctx: &ListenerCtx, conn: &ConnInfo, req: axum::extract::Re
     let took = started.elapsed();
     let metrics = slot.as_ref().map_or(unrouted_metrics(), |s| &s.metrics);
     metrics.request(&method, resp.status().as_u16(), took);
-    traces::end_request(&span, &request_id, resp.status().as_u16());
-    access::served(
-        &span,
-        &access::Served {
-            id: &request_id,
-            method: method.as_str(),
-            path: &path,
-            status: resp.status().as_u16(),
-            took,
-        },
-    );
+    traces::end_request(log.span(), &request_id, resp.status().as_u16());
+    log.served(resp.status().as_u16(), took);
     resp
 }
 

@@ -41,11 +41,9 @@ pub struct Served<'a> {
 }
 
 /// Logs `served` for the request of `span` (the `request` span, whose
-/// fields are `id`, `method` and `path` from `line`).
+/// fields are `id`, `method` and `path` from `line`; disabled when the
+/// request logs through a [request scope](super::scope)).
 pub fn served(span: &Span, line: &Served<'_>) {
-    if span.is_disabled() {
-        return;
-    }
     let enabled = || tracing::enabled!(target: "baton::server::dispatch", tracing::Level::INFO);
     match &*DIRECT.load() {
         // A span-scoped directive (`BATON_LOG=warn,[request]=info`) can only
@@ -125,7 +123,7 @@ fn push_time(buf: &mut String, now: SystemTime) {
 /// characters escaped (the fmt layer leaves a span field's newline as it
 /// is), so that a line cannot be split or forged. A path hyper accepted
 /// has none.
-fn push_plain(buf: &mut String, s: &str) {
+pub(super) fn push_plain(buf: &mut String, s: &str) {
     // Printable ASCII (every valid path) is pushed as it is; anything else
     // is looked at character by character.
     if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
@@ -233,6 +231,7 @@ mod tests {
 
     #[test]
     fn the_direct_line_follows_the_filter_span_scoped_directives_included() {
+        let _switches = crate::telemetry::switches_lock();
         for (filter, written) in [
             ("info", true),
             ("warn,[request]=info", true),

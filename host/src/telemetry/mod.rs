@@ -5,8 +5,10 @@
 //! or JSON, and every line goes to stderr through [`writer`]: a logger only
 //! appends its line to a buffer, and one thread writes it out (at once on a
 //! quiet server; under load, the lines of up to 50 ms in one write), so no
-//! request waits on a write or wakes a thread. No line is dropped. The
-//! access log's line skips the fmt layer in the common setup ([`access`]).
+//! request waits on a write or wakes a thread. No line is dropped. In the
+//! common setup (plain text, no traces) the access log's line skips the fmt
+//! layer ([`access`]) and a request is named in its lines without a span
+//! ([`scope`]).
 //!
 //! Traces ([`traces`]): with `[telemetry] otlp_endpoint`, an OpenTelemetry
 //! layer beside the log layer exports Baton's spans (requests, job attempts,
@@ -15,6 +17,7 @@
 
 pub mod access;
 mod fields;
+pub mod scope;
 pub mod traces;
 pub mod writer;
 
@@ -78,7 +81,11 @@ pub fn log_dispatch(
         .with_env_filter(filter)
         .with_writer(writer);
     match format {
-        LogFormat::Text => builder.with_ansi(ansi).finish().into(),
+        LogFormat::Text => builder
+            .with_ansi(ansi)
+            .event_format(scope::ScopedText::default())
+            .finish()
+            .into(),
         LogFormat::Json => builder.json().with_current_span(true).finish().into(),
     }
 }
@@ -90,6 +97,7 @@ pub fn log_dispatch(
 pub fn init(telemetry: Option<&TelemetryConfig>) -> anyhow::Result<TelemetryGuard> {
     use std::io::IsTerminal;
     let format = LogFormat::from_env(std::env::var("BATON_LOG_FORMAT").ok().as_deref())?;
+    let directives = std::env::var("BATON_LOG").unwrap_or_default();
     let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, log_writer) = writer::start(
@@ -108,6 +116,7 @@ pub fn init(telemetry: Option<&TelemetryConfig>) -> anyhow::Result<TelemetryGuar
         None => {
             if format == LogFormat::Text && !ansi {
                 access::write_directly(Some(writer.clone()));
+                scope::use_scopes(!scope::has_span_directive(&directives));
             }
             let _ = log_dispatch(filter, format, ansi, writer).try_init();
         }
@@ -175,6 +184,14 @@ impl std::io::Write for TestSink {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// Held by the tests that turn the process-wide logging switches
+/// ([`access::write_directly`], [`scope::use_scopes`]), one at a time.
+#[cfg(test)]
+pub(crate) fn switches_lock() -> std::sync::MutexGuard<'static, ()> {
+    static SWITCHES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SWITCHES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
