@@ -4,7 +4,9 @@
 //! revocation on one reach the other within 2 s; `kill -9` of the replica
 //! running a 300-node deploy leaves it to the other, which finishes it with
 //! every node once and gapless events; limits hold across replicas; a
-//! force stop through one replica ends the run in progress on the other.
+//! force stop through one replica ends the run in progress on the other; a
+//! schedule made through one fires once per tick, and on the other after
+//! `kill -9` of the first.
 
 #[path = "support/orchestrator.rs"]
 mod orch;
@@ -323,4 +325,77 @@ fn a_force_stop_through_one_replica_ends_the_run_in_progress_on_the_other() {
     std::thread::sleep(Duration::from_millis(500));
     let runs = std::fs::read_to_string(&log).unwrap();
     assert!(runs.contains("start n1") && !runs.contains("end"), "{runs}");
+}
+
+/// Runs of the jobs of schedule `name` so far, as `server` reads them
+/// (`tests/components/jobber` counts them in kv, which replicas share).
+fn ticks(server: &Server, name: &str) -> u64 {
+    server.get_json("/jobber/ticks")[name]
+        .as_str()
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// A run-time schedule made through A fires once per tick while both
+/// replicas serve (never once per replica), and B fires it after A is
+/// killed. The count is bounded from above only (a slow machine fires
+/// fewer ticks, never more), so no timing is asserted.
+#[test]
+fn a_schedule_made_on_one_replica_fires_on_the_other_after_a_kill_9() {
+    let url = support::postgres::database();
+    let root = tempfile::tempdir().unwrap();
+    let wasm = test_components().join("jobber.wasm");
+    let manifest = manifest(&format!(
+        "[[handler]]\nname = \"jobber\"\nwasm = \"{}\"\nmount = \"/jobber\"\npolicy = \"public\"\n\
+         [handler.capabilities]\nexec = [\"sleep\"]\n\n[storage]\nurl = \"{url}\"\nlease_ms = 2000\n",
+        wasm.display()
+    ));
+    let (a_dir, b_dir) = (root.path().join("a"), root.path().join("b"));
+    std::fs::create_dir_all(&a_dir).unwrap();
+    std::fs::create_dir_all(&b_dir).unwrap();
+    let a = Server::start(&a_dir, &manifest);
+    let b = Server::start(&b_dir, &manifest);
+
+    const EVERY_MS: u64 = 500;
+    let made = Instant::now();
+    let resp = client()
+        .put(a.url("/jobber/schedules/beat"))
+        .json(&json!({"every_ms": EVERY_MS, "job": {"kind": "tick"}}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // At most one run per period (and the first at once), whichever
+    // replica fires it.
+    let at_most = |n: u64| {
+        let periods = made.elapsed().as_millis() as u64 / EVERY_MS;
+        assert!(
+            n <= periods + 2,
+            "{n} runs in {periods} periods: a tick fired more than once"
+        );
+    };
+    // Both serve for longer than B's schedule re-read (every 10 s).
+    std::thread::sleep(Duration::from_secs(12));
+    let before_kill = ticks(&b, "beat");
+    assert!(before_kill >= 1, "the schedule never fired");
+    at_most(before_kill);
+
+    a.kill9();
+    let after_kill = ticks(&b, "beat");
+    poll("B firing the schedule A made", || {
+        let n = ticks(&b, "beat");
+        if n >= after_kill + 3 {
+            Ok(())
+        } else {
+            Err(format!("{n} runs, {after_kill} when A was killed"))
+        }
+    });
+    at_most(ticks(&b, "beat"));
+    let listed = b.get_json("/jobber/schedules");
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "beat"),
+        "{listed}"
+    );
 }
