@@ -16,7 +16,6 @@ use baton::host_calls::jobs::JobsState;
 use baton::runtime::bindings::types;
 use baton::runtime::registry::HandlerSlot;
 use baton::server::listen::ConnInfo;
-
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt;
 

@@ -142,43 +142,20 @@ pub(super) fn push_plain(buf: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::TestSink as Sink;
-    use crate::telemetry::writer::{self, WriterLimits};
+    use crate::telemetry::TestLog;
+    use crate::telemetry::scope::RequestLog;
+    use axum::http::Method;
 
-    /// The line the fmt layer writes for the same request, time stamp cut.
+    /// The line the fmt layer writes for the same request in its
+    /// `request` span, time stamp cut.
     fn through_fmt_layer(line: &Served<'_>) -> String {
-        let sink = Sink::default();
-        let (w, guard) =
-            writer::start(Box::new(sink.clone()), WriterLimits::default(), false).unwrap();
-        let dispatch = crate::telemetry::log_dispatch(
-            tracing_subscriber::EnvFilter::new("info"),
-            crate::telemetry::LogFormat::Text,
-            false,
-            w,
-        );
-        tracing::dispatcher::with_default(&dispatch, || {
-            let span = tracing::info_span!(
-                target: "baton::server::dispatch",
-                "request",
-                id = %line.id,
-                method = %line.method,
-                path = %line.path,
-                trace_id = tracing::field::Empty,
-                otel.name = tracing::field::Empty,
-                otel.kind = tracing::field::Empty,
-            );
-            span.in_scope(|| {
-                tracing::info!(
-                    target: "baton::server::dispatch",
-                    status = line.status,
-                    micros = line.took.as_micros() as u64,
-                    "served"
-                )
-            });
+        let _switches = crate::telemetry::switches_lock();
+        let log = TestLog::text("info");
+        log.run(|| {
+            let method = Method::from_bytes(line.method.as_bytes()).unwrap();
+            RequestLog::open(line.id, &method, line.path).served(line.status, line.took);
         });
-        drop(guard);
-        let text = sink.text();
-        without_time(&text).to_string()
+        without_time(&log.finish()).to_string()
     }
 
     fn without_time(line: &str) -> &str {
@@ -237,30 +214,13 @@ mod tests {
             ("warn,[request]=info", true),
             ("info,baton::server::dispatch=warn", false),
         ] {
-            let sink = Sink::default();
-            let (w, guard) =
-                writer::start(Box::new(sink.clone()), WriterLimits::default(), false).unwrap();
-            write_directly(Some(w.clone()));
-            let dispatch = crate::telemetry::log_dispatch(
-                tracing_subscriber::EnvFilter::new(filter),
-                crate::telemetry::LogFormat::Text,
-                false,
-                w,
-            );
-            tracing::dispatcher::with_default(&dispatch, || {
-                let span = tracing::info_span!("request", id = "r1", method = "GET", path = "/x");
-                let line = Served {
-                    id: "r1",
-                    method: "GET",
-                    path: "/x",
-                    status: 200,
-                    took: Duration::ZERO,
-                };
-                served(&span, &line);
+            let log = TestLog::text(filter);
+            write_directly(Some(log.writer()));
+            log.run(|| {
+                RequestLog::open("r1", &Method::GET, "/x").served(200, Duration::ZERO);
             });
             write_directly(None);
-            drop(guard);
-            let text = sink.text();
+            let text = log.finish();
             assert_eq!(
                 text.contains("served status=200"),
                 written,

@@ -186,6 +186,59 @@ impl std::io::Write for TestSink {
     }
 }
 
+/// A plain-text subscriber as `baton serve` builds it, writing through a
+/// log writer into a [`TestSink`] that a test reads back.
+#[cfg(test)]
+pub(crate) struct TestLog {
+    sink: TestSink,
+    writer: writer::LogWriter,
+    guard: writer::WriterGuard,
+    dispatch: tracing::Dispatch,
+}
+
+#[cfg(test)]
+impl TestLog {
+    /// Lines under `filter` (a `BATON_LOG` value).
+    pub(crate) fn text(filter: &str) -> TestLog {
+        let sink = TestSink::default();
+        let (writer, guard) = writer::start(
+            Box::new(sink.clone()),
+            writer::WriterLimits::default(),
+            false,
+        )
+        .unwrap();
+        let dispatch = log_dispatch(
+            tracing_subscriber::EnvFilter::new(filter),
+            LogFormat::Text,
+            false,
+            writer.clone(),
+        );
+        TestLog {
+            sink,
+            writer,
+            guard,
+            dispatch,
+        }
+    }
+
+    /// The writer the lines go through (for [`access::write_directly`]).
+    pub(crate) fn writer(&self) -> writer::LogWriter {
+        self.writer.clone()
+    }
+
+    /// Runs `f` with this subscriber as the thread's.
+    pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        tracing::dispatcher::with_default(&self.dispatch, f)
+    }
+
+    /// Everything logged, once the writer has written it all.
+    pub(crate) fn finish(self) -> String {
+        drop(self.dispatch);
+        drop(self.guard);
+        self.sink.text()
+    }
+}
+
 /// Held by the tests that turn the process-wide logging switches
 /// ([`access::write_directly`], [`scope::use_scopes`]), one at a time.
 #[cfg(test)]

@@ -77,7 +77,6 @@ impl RequestFields {
 pub struct RequestLog {
     span: Span,
     fields: Option<Arc<RequestFields>>,
-    scoped: bool,
 }
 
 impl RequestLog {
@@ -97,7 +96,6 @@ impl RequestLog {
             return RequestLog {
                 span: Span::none(),
                 fields: on.then(fields),
-                scoped: true,
             };
         }
         // A root span: nothing encloses a request (a collector's parent
@@ -117,7 +115,6 @@ impl RequestLog {
         RequestLog {
             fields: (!span.is_disabled()).then(fields),
             span,
-            scoped: false,
         }
     }
 
@@ -130,7 +127,9 @@ impl RequestLog {
     pub fn within<F: Future>(&self, fut: F) -> InRequest<Instrumented<F>> {
         InRequest {
             inner: fut.instrument(self.span.clone()),
-            scope: if self.scoped {
+            // Fields without a span are a request scope's (with a span,
+            // fields exist only while it is enabled).
+            scope: if self.span.is_disabled() {
                 self.fields.clone()
             } else {
                 None
@@ -247,25 +246,16 @@ fn current_prefix() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::TestSink as Sink;
-    use crate::telemetry::writer::{self, WriterLimits};
+    use crate::telemetry::TestLog;
 
     /// Serves a pretend request logging through a span or a scope under
     /// `filter`: its lines, time stamps cut.
     fn lines(scoped: bool, filter: &str) -> Vec<String> {
         let _switches = crate::telemetry::switches_lock();
-        let sink = Sink::default();
-        let (w, guard) =
-            writer::start(Box::new(sink.clone()), WriterLimits::default(), false).unwrap();
-        let dispatch = crate::telemetry::log_dispatch(
-            tracing_subscriber::EnvFilter::new(filter),
-            crate::telemetry::LogFormat::Text,
-            false,
-            w.clone(),
-        );
-        access::write_directly(Some(w));
+        let test_log = TestLog::text(filter);
+        access::write_directly(Some(test_log.writer()));
         use_scopes(scoped);
-        tracing::dispatcher::with_default(&dispatch, || {
+        test_log.run(|| {
             let log = RequestLog::open("r-1", &Method::POST, "/orchestrator/v1/jobs");
             let fut = log.within(async {
                 tracing::warn!(target: "baton::server::dispatch", "outside any other span");
@@ -285,8 +275,8 @@ mod tests {
         });
         use_scopes(false);
         access::write_directly(None);
-        drop(guard);
-        sink.text()
+        test_log
+            .finish()
             .lines()
             .map(|l| l.split_once(' ').unwrap().1.to_string())
             .collect()
@@ -321,13 +311,7 @@ mod tests {
     fn the_scope_is_the_threads_only_while_the_request_is_polled() {
         let _switches = crate::telemetry::switches_lock();
         use_scopes(true);
-        let dispatch = tracing::Dispatch::new(
-            tracing_subscriber::fmt()
-                .with_env_filter("info")
-                .with_writer(std::io::sink)
-                .finish(),
-        );
-        tracing::dispatcher::with_default(&dispatch, || {
+        TestLog::text("info").run(|| {
             let log = RequestLog::open("r-2", &Method::GET, "/health");
             let mut fut = std::pin::pin!(log.within(async {
                 let inside = current_prefix();
