@@ -10,11 +10,14 @@
 
 #[path = "support/orchestrator.rs"]
 mod orch;
+#[path = "support/scheduler.rs"]
+mod scheduler;
 mod support;
 #[path = "support/tracked.rs"]
 mod tracked;
 
 use orch::*;
+use scheduler::*;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -43,12 +46,20 @@ fn two_replicas(agent: &str, lease_ms: u64) -> (tempfile::TempDir, Server, Serve
     let url = support::postgres::database();
     let root = tempfile::tempdir().unwrap();
     let manifest = replica_manifest(root.path(), &url, agent, lease_ms);
-    let (a_dir, b_dir) = (root.path().join("a"), root.path().join("b"));
+    let (a, b) = start_two(root.path(), &manifest);
+    (root, a, b)
+}
+
+/// Replicas A and B of `manifest`, with data directories `a` and `b` in
+/// `root`.
+fn start_two(root: &Path, manifest: &str) -> (Server, Server) {
+    let (a_dir, b_dir) = (root.join("a"), root.join("b"));
     std::fs::create_dir_all(&a_dir).unwrap();
     std::fs::create_dir_all(&b_dir).unwrap();
-    let a = Server::start(&a_dir, &manifest);
-    let b = Server::start(&b_dir, &manifest);
-    (root, a, b)
+    (
+        Server::start(&a_dir, manifest),
+        Server::start(&b_dir, manifest),
+    )
 }
 
 /// Polls `check` every 50 ms for at most `limit`; how long it took.
@@ -327,14 +338,6 @@ fn a_force_stop_through_one_replica_ends_the_run_in_progress_on_the_other() {
     assert!(runs.contains("start n1") && !runs.contains("end"), "{runs}");
 }
 
-/// Runs of the jobs of schedule `name` so far, as `server` reads them
-/// (`tests/components/jobber` counts them in kv, which replicas share).
-fn ticks(server: &Server, name: &str) -> u64 {
-    server.get_json("/jobber/ticks")[name]
-        .as_str()
-        .map_or(0, |n| n.parse().unwrap())
-}
-
 /// A run-time schedule made through A fires once per tick while both
 /// replicas serve (never once per replica), and B fires it after A is
 /// killed. The count is bounded from above only (a slow machine fires
@@ -343,17 +346,8 @@ fn ticks(server: &Server, name: &str) -> u64 {
 fn a_schedule_made_on_one_replica_fires_on_the_other_after_a_kill_9() {
     let url = support::postgres::database();
     let root = tempfile::tempdir().unwrap();
-    let wasm = test_components().join("jobber.wasm");
-    let manifest = manifest(&format!(
-        "[[handler]]\nname = \"jobber\"\nwasm = \"{}\"\nmount = \"/jobber\"\npolicy = \"public\"\n\
-         [handler.capabilities]\nexec = [\"sleep\"]\n\n[storage]\nurl = \"{url}\"\nlease_ms = 2000\n",
-        wasm.display()
-    ));
-    let (a_dir, b_dir) = (root.path().join("a"), root.path().join("b"));
-    std::fs::create_dir_all(&a_dir).unwrap();
-    std::fs::create_dir_all(&b_dir).unwrap();
-    let a = Server::start(&a_dir, &manifest);
-    let b = Server::start(&b_dir, &manifest);
+    let manifest = schedules_manifest(&format!("\n[storage]\nurl = \"{url}\"\nlease_ms = 2000\n"));
+    let (a, b) = start_two(root.path(), &manifest);
 
     const EVERY_MS: u64 = 500;
     let made = Instant::now();

@@ -6,20 +6,14 @@
 //! schedules follow the manifest and cannot be changed by the handler; bad
 //! timings are refused with the reason.
 
+#[path = "support/scheduler.rs"]
+mod scheduler;
 mod support;
 
+use scheduler::*;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::*;
-
-fn jobber(schedules: &str) -> String {
-    let wasm = test_components().join("jobber.wasm");
-    manifest(&format!(
-        "[[handler]]\nname = \"jobber\"\nwasm = \"{}\"\nmount = \"/jobber\"\npolicy = \"public\"\n\
-         [handler.capabilities]\nexec = [\"sleep\"]\n{schedules}",
-        wasm.display()
-    ))
-}
 
 fn put(server: &Server, name: &str, body: Value) -> (u16, Value) {
     let resp = client()
@@ -38,13 +32,6 @@ fn delete(server: &Server, name: &str) -> (u16, Value) {
         .unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().unwrap_or(Value::Null))
-}
-
-/// Runs of the scheduled jobs of `name` so far.
-fn ticks(server: &Server, name: &str) -> u64 {
-    server.get_json("/jobber/ticks")[name]
-        .as_str()
-        .map_or(0, |n| n.parse().unwrap())
 }
 
 fn schedule(server: &Server, name: &str) -> Value {
@@ -71,7 +58,7 @@ fn wait_ticks(server: &Server, name: &str, at_least: u64) -> u64 {
 #[test]
 fn runtime_schedules_fire_skip_while_busy_and_stop_when_removed() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &jobber(""));
+    let server = Server::start(dir.path(), &schedules_manifest(""));
     let (status, info) = put(
         &server,
         "fast",
@@ -156,7 +143,7 @@ fn runtime_schedules_fire_skip_while_busy_and_stop_when_removed() {
 #[test]
 fn a_schedule_survives_kill_9_and_runs_a_missed_tick_once() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &jobber(""));
+    let server = Server::start(dir.path(), &schedules_manifest(""));
     let (status, _) = put(
         &server,
         "slowly",
@@ -168,7 +155,7 @@ fn a_schedule_survives_kill_9_and_runs_a_missed_tick_once() {
     // Three periods pass while the server is down.
     std::thread::sleep(Duration::from_millis(9500));
     let restarted = jobs_now_ms();
-    let server = Server::start(dir.path(), &jobber(""));
+    let server = Server::start(dir.path(), &schedules_manifest(""));
     let n = wait_ticks(&server, "slowly", 2);
     let s = schedule(&server, "slowly");
     assert_eq!(n, 2, "the missed ticks ran once, not three times: {s}");
@@ -192,7 +179,7 @@ fn manifest_schedules_follow_the_manifest_and_the_handler_cannot_change_them() {
     let dir = tempfile::tempdir().unwrap();
     let declared = "[[handler.schedule]]\nname = \"m\"\ninterval = \"300ms\"\nkind = \"tick\"\nkeep_jobs = 2\n\
                     [[handler.schedule]]\ncron = \"* * * * * *\"\nkind = \"tick\"\ninput = \"{}\"\n";
-    let server = Server::start(dir.path(), &jobber(declared));
+    let server = Server::start(dir.path(), &schedules_manifest(declared));
     wait_ticks(&server, "m", 2);
     // Named after its kind; six fields: every second.
     wait_ticks(&server, "tick", 2);
@@ -237,7 +224,7 @@ fn manifest_schedules_follow_the_manifest_and_the_handler_cannot_change_them() {
     assert_eq!(status, 400);
 
     // Reloaded without them: both stop.
-    std::fs::write(dir.path().join("baton.toml"), jobber("")).unwrap();
+    std::fs::write(dir.path().join("baton.toml"), schedules_manifest("")).unwrap();
     server.hangup();
     server.wait_log("manifest reloaded");
     assert_eq!(server.get_json("/jobber/schedules"), json!([]));
@@ -247,7 +234,7 @@ fn manifest_schedules_follow_the_manifest_and_the_handler_cannot_change_them() {
     assert_eq!(ticks(&server, "m"), after);
 
     // A bad timing stops the start, naming the entry.
-    let bad = jobber("[[handler.schedule]]\ncron = \"every day\"\nkind = \"tick\"\n");
+    let bad = schedules_manifest("[[handler.schedule]]\ncron = \"every day\"\nkind = \"tick\"\n");
     std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
     let err = serve_manifest_fails(dir.path(), "bad.toml");
     assert!(err.contains("handler[0].schedule[0]"), "{err}");
